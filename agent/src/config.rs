@@ -1,0 +1,34 @@
+//! The agent's command line, parsed once and passed by reference (no globals).
+
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LauncherKind {
+    /// Launch through the pre-started single-threaded fork server.
+    Zygote,
+    /// Launch by re-exec'ing this binary per container, as the Kata agent does (baseline).
+    Reexec,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// zagent: a container guest agent serving the Kata agent protocol over ttrpc.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "zagent", version)]
+pub struct AgentConfig {
+    /// Where to listen: unix:///path or vsock://CID:PORT (vsock://-1:1024 is Kata's default).
+    #[arg(long, default_value = "unix:///run/zagent/zagent.sock")]
+    pub listen: String,
+    #[arg(long, value_enum, default_value_t = LauncherKind::Zygote)]
+    pub launcher: LauncherKind,
+    /// Per-container state (exec.fifo, the launch config) lives in DIR/<id>/.
+    #[arg(long, default_value = "/run/zagent")]
+    pub state_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}

@@ -1,0 +1,103 @@
+//! One container's record: its lifecycle state with typed transitions, its processes by exec id
+//! (the init process under the exec id CreateContainer gave), its cgroup and state dir.
+//! Stopped is not stored: a container is Stopped once its init process has an exit status.
+
+use crate::error::AgentError;
+use crate::io::Stdio;
+use crate::reaper::PidFd;
+use jail::cgroups::Cgroup;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Created,
+    Running,
+    Stopped,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Running => "running",
+            State::Stopped => "stopped",
+        }
+    }
+}
+
+pub struct Process {
+    pub exec_id: String,
+    pub pid: i32,
+    pub pidfd: PidFd,
+    pub exit: watch::Receiver<Option<i32>>,
+    pub stdio: Stdio,
+}
+
+impl Process {
+    pub fn exit_code(&self) -> Option<i32> {
+        *self.exit.borrow()
+    }
+
+    /// Waits for the exit status without holding any lock.
+    pub async fn wait(&self) -> i32 {
+        let mut rx = self.exit.clone();
+        let result = rx.wait_for(|c| c.is_some()).await.map(|c| c.unwrap_or(-1));
+        result.unwrap_or(-1)
+    }
+}
+
+pub struct Container {
+    pub id: String,
+    started: bool,
+    pub init: Arc<Process>,
+    pub processes: HashMap<String, Arc<Process>>,
+    pub cgroup: Cgroup,
+    pub state_dir: PathBuf,
+    pub fifo: PathBuf,
+    /// The agent's end of the init child's sync socket, read once more at start to learn
+    /// whether execve succeeded.
+    pub sync: Option<(crate::child_sync::SyncSocket, zygote::sequence::LaunchState)>,
+}
+
+impl Container {
+    pub fn new(id: String, init: Process, cgroup: Cgroup, state_dir: PathBuf, fifo: PathBuf) -> Self {
+        let init = Arc::new(init);
+        let mut processes = HashMap::new();
+        processes.insert(init.exec_id.clone(), init.clone());
+        Container { id, started: false, init, processes, cgroup, state_dir, fifo, sync: None }
+    }
+
+    pub fn state(&self) -> State {
+        match (self.init.exit_code(), self.started) {
+            (Some(_), _) => State::Stopped,
+            (None, true) => State::Running,
+            (None, false) => State::Created,
+        }
+    }
+
+    /// Created -> Running; anything else is FAILED_PRECONDITION.
+    pub fn check_startable(&self) -> Result<(), AgentError> {
+        match self.state() {
+            State::Created => Ok(()),
+            s => Err(AgentError::State { id: self.id.clone(), state: s.name(), op: "start" }),
+        }
+    }
+
+    pub fn mark_started(&mut self) {
+        self.started = true;
+    }
+
+    /// The process for `exec_id`; "" means the init process, as in Kata.
+    pub fn process(&self, exec_id: &str) -> Result<Arc<Process>, AgentError> {
+        if exec_id.is_empty() {
+            return Ok(self.init.clone());
+        }
+        self.processes.get(exec_id).cloned().ok_or_else(|| AgentError::ProcessNotFound {
+            id: self.id.clone(),
+            exec_id: exec_id.into(),
+        })
+    }
+}

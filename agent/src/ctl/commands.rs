@@ -1,0 +1,191 @@
+//! One function per zagent-ctl verb. Bundles are read here: config.json is parsed as an OCI
+//! spec, root.path made absolute against the bundle dir, and the spec sent in CreateContainer.
+
+use crate::client::{connect, ctx, named, Clients};
+use crate::Cmd;
+use anyhow::{bail, Context};
+use std::path::Path;
+use tokio::io::AsyncWriteExt;
+use wire::agent;
+
+pub async fn dispatch(addr: &str, cmd: Cmd) -> anyhow::Result<u8> {
+    match cmd {
+        Cmd::Spec { bundle } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                bail!("{} already exists", path.display());
+            }
+            crate::spec::default_spec()?.save(&path)?;
+            return Ok(0);
+        }
+        Cmd::Bundle { dir } => {
+            crate::bundle::make_bundle(&dir)?;
+            println!("{}", dir.display());
+            return Ok(0);
+        }
+        _ => {}
+    }
+    let c = connect(addr).await?;
+    match cmd {
+        Cmd::Check => check(&c).await,
+        Cmd::Create { id, bundle } => create(&c, &id, &bundle, None).await.map(|_| 0),
+        Cmd::Start { id } => start(&c, &id).await.map(|_| 0),
+        Cmd::Kill { id, signal } => kill(&c, &id, signal.as_deref()).await.map(|_| 0),
+        Cmd::Wait { id } => {
+            let status = wait(&c, &id).await?;
+            println!("{status}");
+            Ok(status_byte(status))
+        }
+        Cmd::Rm { id, force } => rm(&c, &id, force).await.map(|_| 0),
+        Cmd::Ps => ps(&c).await.map(|_| 0),
+        Cmd::Run { bundle, id, args } => run(&c, &bundle, id, args).await,
+        Cmd::Spec { .. } | Cmd::Bundle { .. } => unreachable!("handled above"),
+    }
+}
+
+fn status_byte(status: i32) -> u8 {
+    u8::try_from(status).unwrap_or(255)
+}
+
+async fn check(c: &Clients) -> anyhow::Result<u8> {
+    let h = named("Check", c.health.check(ctx(), &Default::default()).await)?;
+    let v = named("Version", c.health.version(ctx(), &Default::default()).await)?;
+    println!("status: {:?}\nagent_version: {}\ngrpc_version: {}", h.status.enum_value_or_default(), v.agent_version, v.grpc_version);
+    Ok(0)
+}
+
+/// Reads the bundle's spec with root.path made absolute and, if given, args replaced.
+fn load_spec(bundle: &Path, args: Option<Vec<String>>) -> anyhow::Result<oci_spec::runtime::Spec> {
+    let bundle = std::fs::canonicalize(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
+    let mut spec = oci_spec::runtime::Spec::load(bundle.join("config.json"))
+        .with_context(|| format!("reading {}/config.json", bundle.display()))?;
+    if let Some(mut root) = spec.root().clone() {
+        if root.path().is_relative() {
+            root.set_path(bundle.join(root.path()));
+            spec.set_root(Some(root));
+        }
+    }
+    if let (Some(args), Some(mut process)) = (args, spec.process().clone()) {
+        process.set_args(Some(args));
+        spec.set_process(Some(process));
+    }
+    Ok(spec)
+}
+
+async fn create(c: &Clients, id: &str, bundle: &Path, args: Option<Vec<String>>) -> anyhow::Result<()> {
+    let spec = load_spec(bundle, args)?;
+    let mut req = agent::CreateContainerRequest::new();
+    req.container_id = id.into();
+    req.exec_id = id.into();
+    req.OCI = protobuf::MessageField::some(wire::oci::spec_to_grpc(&spec));
+    named("CreateContainer", c.agent.create_container(ctx(), &req).await)?;
+    Ok(())
+}
+
+async fn start(c: &Clients, id: &str) -> anyhow::Result<()> {
+    let mut req = agent::StartContainerRequest::new();
+    req.container_id = id.into();
+    named("StartContainer", c.agent.start_container(ctx(), &req).await)?;
+    Ok(())
+}
+
+fn parse_signal(s: &str) -> anyhow::Result<u32> {
+    if let Ok(n) = s.parse::<u32>() {
+        return Ok(n);
+    }
+    let name = s.to_ascii_uppercase();
+    let name = if name.starts_with("SIG") { name } else { format!("SIG{name}") };
+    let sig: nix::sys::signal::Signal = name.parse().with_context(|| format!("unknown signal {s:?}"))?;
+    Ok(sig as u32)
+}
+
+async fn kill(c: &Clients, id: &str, signal: Option<&str>) -> anyhow::Result<()> {
+    let mut req = agent::SignalProcessRequest::new();
+    req.container_id = id.into();
+    req.signal = parse_signal(signal.unwrap_or("TERM"))?;
+    named("SignalProcess", c.agent.signal_process(ctx(), &req).await)?;
+    Ok(())
+}
+
+async fn wait(c: &Clients, id: &str) -> anyhow::Result<i32> {
+    let mut req = agent::WaitProcessRequest::new();
+    req.container_id = id.into();
+    Ok(named("WaitProcess", c.agent.wait_process(ctx(), &req).await)?.status)
+}
+
+async fn rm(c: &Clients, id: &str, force: bool) -> anyhow::Result<()> {
+    if !force {
+        let list = named("ListContainers", c.admin.list_containers(ctx(), &Default::default()).await)?;
+        if let Some(info) = list.containers.iter().find(|i| i.id == id) {
+            if info.state == "running" {
+                bail!("container {id} is running: stop it first or use --force");
+            }
+        }
+    }
+    let mut req = agent::RemoveContainerRequest::new();
+    req.container_id = id.into();
+    named("RemoveContainer", c.agent.remove_container(ctx(), &req).await)?;
+    Ok(())
+}
+
+async fn ps(c: &Clients) -> anyhow::Result<()> {
+    let list = named("ListContainers", c.admin.list_containers(ctx(), &Default::default()).await)?;
+    println!("{:<32} {:>8} {:<8} {}", "ID", "PID", "STATE", "EXIT");
+    for i in &list.containers {
+        let exit = if i.has_exit_status { i.exit_status.to_string() } else { String::new() };
+        println!("{:<32} {:>8} {:<8} {}", i.id, i.pid, i.state, exit);
+    }
+    Ok(())
+}
+
+async fn run(c: &Clients, bundle: &Path, id: Option<String>, args: Vec<String>) -> anyhow::Result<u8> {
+    let id = id.unwrap_or_else(|| format!("run-{}-{}", std::process::id(), nanos()));
+    let args = if args.is_empty() { None } else { Some(args) };
+    create(c, &id, bundle, args).await?;
+    let result = run_created(c, &id).await;
+    let removed = rm(c, &id, true).await;
+    let status = result?;
+    removed?;
+    Ok(status_byte(status))
+}
+
+async fn run_created(c: &Clients, id: &str) -> anyhow::Result<i32> {
+    start(c, id).await?;
+    let mut close = agent::CloseStdinRequest::new();
+    close.container_id = id.into();
+    named("CloseStdin", c.agent.close_stdin(ctx(), &close).await)?;
+    let out = copy_stream(c, id, false);
+    let err = copy_stream(c, id, true);
+    let (out, err) = tokio::join!(out, err);
+    out?;
+    err?;
+    wait(c, id).await
+}
+
+/// Copies ReadStdout or ReadStderr to our own stdout or stderr until EOF (empty data).
+async fn copy_stream(c: &Clients, id: &str, stderr: bool) -> anyhow::Result<()> {
+    let mut req = agent::ReadStreamRequest::new();
+    req.container_id = id.into();
+    req.len = 64 * 1024;
+    loop {
+        let data = if stderr {
+            named("ReadStderr", c.agent.read_stderr(ctx(), &req).await)?.data
+        } else {
+            named("ReadStdout", c.agent.read_stdout(ctx(), &req).await)?.data
+        };
+        if data.is_empty() {
+            return Ok(());
+        }
+        if stderr {
+            tokio::io::stderr().write_all(&data).await?;
+        } else {
+            let mut o = tokio::io::stdout();
+            o.write_all(&data).await?;
+            o.flush().await?;
+        }
+    }
+}
+
+fn nanos() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+}

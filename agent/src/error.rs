@@ -1,0 +1,93 @@
+//! AgentError: every way an RPC can fail, with the one mapping to ttrpc codes. Handlers return
+//! it; the boundary logs it once and converts it.
+
+use jail::cgroups::CgroupError;
+use jail::validate::ValidateError;
+use ttrpc::Code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("invalid container id {0:?}: use 1-256 characters from [A-Za-z0-9_.+-], not \".\" or \"..\"")]
+    InvalidId(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("invalid spec: {0}")]
+    Validate(#[from] ValidateError),
+    #[error("not supported yet: {0}")]
+    Unsupported(String),
+    #[error("container {0:?} already exists")]
+    Exists(String),
+    #[error("container {0:?} not found")]
+    NotFound(String),
+    #[error("process {exec_id:?} not found in container {id:?}")]
+    ProcessNotFound { id: String, exec_id: String },
+    #[error("container {id:?} is {state}: cannot {op}")]
+    State { id: String, state: &'static str, op: &'static str },
+    #[error("process has already finished")]
+    Finished,
+    #[error("launch: {0}")]
+    Launch(#[from] crate::launcher::LaunchError),
+    #[error("container setup failed at step {step:?} ({errno_name}): {message}")]
+    Jail { step: String, errno: i32, errno_name: String, message: String },
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] CgroupError),
+    #[error("{what}: {source}")]
+    Io { what: String, #[source] source: std::io::Error },
+    #[error("timed out: {0}")]
+    Timeout(String),
+}
+
+impl AgentError {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> AgentError {
+        AgentError::Io { what: what.into(), source }
+    }
+
+    pub fn jail(step: &str, errno: i32, message: &str) -> AgentError {
+        let errno_name = format!("{}", nix::errno::Errno::from_raw(errno));
+        AgentError::Jail { step: step.into(), errno, errno_name, message: message.into() }
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            AgentError::InvalidId(_) | AgentError::InvalidArgument(_) | AgentError::Validate(_) => {
+                Code::INVALID_ARGUMENT
+            }
+            AgentError::Unsupported(_) => Code::UNIMPLEMENTED,
+            AgentError::Exists(_) | AgentError::Cgroup(CgroupError::Exists(_)) => Code::ALREADY_EXISTS,
+            AgentError::NotFound(_) | AgentError::ProcessNotFound { .. } | AgentError::Finished => {
+                Code::NOT_FOUND
+            }
+            AgentError::State { .. } | AgentError::Jail { .. } => Code::FAILED_PRECONDITION,
+            AgentError::Launch(e) if e.is_unavailable() => Code::UNAVAILABLE,
+            AgentError::Timeout(_) => Code::DEADLINE_EXCEEDED,
+            AgentError::Launch(_) | AgentError::Cgroup(_) | AgentError::Io { .. } => Code::INTERNAL,
+        }
+    }
+}
+
+impl From<AgentError> for ttrpc::Error {
+    fn from(e: AgentError) -> ttrpc::Error {
+        ttrpc::Error::RpcStatus(ttrpc::get_status(e.code(), e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_the_kind_of_failure() {
+        assert_eq!(AgentError::InvalidId("".into()).code(), Code::INVALID_ARGUMENT);
+        assert_eq!(AgentError::Exists("a".into()).code(), Code::ALREADY_EXISTS);
+        assert_eq!(AgentError::NotFound("a".into()).code(), Code::NOT_FOUND);
+        let st = AgentError::State { id: "a".into(), state: "running", op: "start" };
+        assert_eq!(st.code(), Code::FAILED_PRECONDITION);
+        let j = AgentError::jail("mount", libc::ENOENT, "mount /x");
+        assert_eq!(j.code(), Code::FAILED_PRECONDITION);
+        assert!(j.to_string().contains("ENOENT"), "{j}");
+        match ttrpc::Error::from(j) {
+            ttrpc::Error::RpcStatus(s) => assert!(s.message.contains("mount")),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! `zagent`: the agent daemon. `zagent zygote` (exec'd by the agent itself) is dispatched
+//! first, before any thread or runtime exists, so the zygote stays single-threaded.
+
+mod child_sync;
+mod config;
+mod container;
+mod error;
+mod exec_fifo;
+mod io;
+mod launcher;
+mod lifecycle;
+mod reaper;
+mod registry;
+mod rpc;
+mod selfexe;
+mod server;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("zygote")) {
+        return match zygote::serve(0) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zagent zygote: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cfg = config::AgentConfig::parse();
+    init_logging(cfg.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zagent: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(server::run(&cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "zagent failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ZAGENT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => builder.init(),
+        config::LogFormat::Json => builder.json().init(),
+    }
+}

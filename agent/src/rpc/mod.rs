@@ -1,0 +1,132 @@
+//! The ttrpc services. Each handler converts the request, calls one plain function on `Agent`
+//! and converts the result; errors are logged once here and mapped by `From<AgentError>`.
+//! RPCs not implemented here fall through to the generated defaults (an error, never a fake
+//! success).
+
+mod admin;
+mod health;
+mod stdio;
+
+pub use admin::AdminService;
+pub use health::HealthService;
+
+use crate::error::AgentError;
+use crate::lifecycle::Agent;
+use protobuf::well_known_types::empty::Empty;
+use std::sync::{Arc, Mutex};
+use ttrpc::r#async::TtrpcContext;
+use wire::agent;
+
+pub struct AgentRpc {
+    pub agent: Arc<Agent>,
+    /// The sandbox CreateSandbox recorded (its id), if any.
+    sandbox: Mutex<Option<String>>,
+}
+
+impl AgentRpc {
+    pub fn new(agent: Arc<Agent>) -> AgentRpc {
+        AgentRpc { agent, sandbox: Mutex::new(None) }
+    }
+}
+
+/// Logs a failed RPC once and converts its error.
+pub(crate) fn reply<T>(rpc: &str, id: &str, r: Result<T, AgentError>) -> ttrpc::Result<T> {
+    r.map_err(|e| {
+        tracing::warn!(rpc, id, code = ?e.code(), error = %e, "rpc failed");
+        e.into()
+    })
+}
+
+fn spec_of(req: &agent::CreateContainerRequest) -> Result<oci_spec::runtime::Spec, AgentError> {
+    let spec = req.OCI.as_ref().ok_or_else(|| AgentError::InvalidArgument("no OCI spec".into()))?;
+    wire::oci::spec_from_grpc(spec).map_err(|e| AgentError::InvalidArgument(e.to_string()))
+}
+
+#[async_trait::async_trait]
+impl wire::agent_ttrpc::AgentService for AgentRpc {
+    async fn create_container(&self, _: &TtrpcContext, req: agent::CreateContainerRequest) -> ttrpc::Result<Empty> {
+        tracing::debug!(id = req.container_id, "CreateContainer");
+        let r = match spec_of(&req) {
+            Ok(spec) => self.agent.create(req.container_id.clone(), req.exec_id.clone(), spec).await,
+            Err(e) => Err(e),
+        };
+        reply("CreateContainer", &req.container_id, r.map(|_| Empty::new()))
+    }
+
+    async fn start_container(&self, _: &TtrpcContext, req: agent::StartContainerRequest) -> ttrpc::Result<Empty> {
+        let r = self.agent.start(&req.container_id).await;
+        reply("StartContainer", &req.container_id, r.map(|_| Empty::new()))
+    }
+
+    async fn signal_process(&self, _: &TtrpcContext, req: agent::SignalProcessRequest) -> ttrpc::Result<Empty> {
+        let r = self.agent.signal(&req.container_id, &req.exec_id, req.signal).await;
+        reply("SignalProcess", &req.container_id, r.map(|_| Empty::new()))
+    }
+
+    async fn wait_process(&self, _: &TtrpcContext, req: agent::WaitProcessRequest) -> ttrpc::Result<agent::WaitProcessResponse> {
+        let r = self.agent.wait(&req.container_id, &req.exec_id).await;
+        let r = r.map(|status| agent::WaitProcessResponse { status, ..Default::default() });
+        reply("WaitProcess", &req.container_id, r)
+    }
+
+    async fn remove_container(&self, _: &TtrpcContext, req: agent::RemoveContainerRequest) -> ttrpc::Result<Empty> {
+        let r = self.agent.remove(&req.container_id).await;
+        reply("RemoveContainer", &req.container_id, r.map(|_| Empty::new()))
+    }
+
+    async fn write_stdin(&self, _: &TtrpcContext, req: agent::WriteStreamRequest) -> ttrpc::Result<agent::WriteStreamResponse> {
+        let r = stdio::write(&self.agent, &req.container_id, &req.exec_id, &req.data).await;
+        let r = r.map(|len| agent::WriteStreamResponse { len: len as u32, ..Default::default() });
+        reply("WriteStdin", &req.container_id, r)
+    }
+
+    async fn read_stdout(&self, _: &TtrpcContext, req: agent::ReadStreamRequest) -> ttrpc::Result<agent::ReadStreamResponse> {
+        let r = stdio::read(&self.agent, &req, crate::io::Stream::Stdout).await;
+        reply("ReadStdout", &req.container_id, r)
+    }
+
+    async fn read_stderr(&self, _: &TtrpcContext, req: agent::ReadStreamRequest) -> ttrpc::Result<agent::ReadStreamResponse> {
+        let r = stdio::read(&self.agent, &req, crate::io::Stream::Stderr).await;
+        reply("ReadStderr", &req.container_id, r)
+    }
+
+    async fn close_stdin(&self, _: &TtrpcContext, req: agent::CloseStdinRequest) -> ttrpc::Result<Empty> {
+        let r = stdio::close(&self.agent, &req.container_id, &req.exec_id).await;
+        reply("CloseStdin", &req.container_id, r.map(|_| Empty::new()))
+    }
+
+    async fn create_sandbox(&self, _: &TtrpcContext, req: agent::CreateSandboxRequest) -> ttrpc::Result<Empty> {
+        reply("CreateSandbox", &req.sandbox_id, self.record_sandbox(&req).map(|_| Empty::new()))
+    }
+
+    async fn destroy_sandbox(&self, _: &TtrpcContext, _: agent::DestroySandboxRequest) -> ttrpc::Result<Empty> {
+        let r = self.agent.remove_all().await;
+        if r.is_ok() {
+            *self.sandbox.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        reply("DestroySandbox", "", r.map(|_| Empty::new()))
+    }
+}
+
+impl AgentRpc {
+    /// CreateSandbox records the sandbox. It refuses what it cannot honour (storages, kernel
+    /// modules, a shared sandbox pid namespace) instead of pretending; it does not change the
+    /// machine's hostname or DNS, which on a shared test host would be wrong.
+    fn record_sandbox(&self, req: &agent::CreateSandboxRequest) -> Result<(), AgentError> {
+        if !req.storages.is_empty() {
+            return Err(AgentError::Unsupported("sandbox storages".into()));
+        }
+        if !req.kernel_modules.is_empty() {
+            return Err(AgentError::Unsupported("sandbox kernel modules".into()));
+        }
+        if req.sandbox_pidns {
+            return Err(AgentError::Unsupported("a shared sandbox pid namespace".into()));
+        }
+        let mut sandbox = self.sandbox.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = sandbox.as_ref() {
+            return Err(AgentError::Exists(format!("sandbox {existing}")));
+        }
+        *sandbox = Some(req.sandbox_id.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+//! WriteStdin / CloseStdin / ReadStdout / ReadStderr: find the process, then let `io::Stdio`
+//! do the work with no container lock held (a read may wait for output for a long time).
+
+use crate::container::Process;
+use crate::error::AgentError;
+use crate::io::Stream;
+use crate::lifecycle::Agent;
+use std::sync::Arc;
+use wire::agent;
+
+async fn process(agent: &Agent, id: &str, exec_id: &str) -> Result<Arc<Process>, AgentError> {
+    let entry = agent.registry.get(id)?;
+    let p = entry.lock().await.process(exec_id)?;
+    Ok(p)
+}
+
+pub async fn write(agent: &Agent, id: &str, exec_id: &str, data: &[u8]) -> Result<usize, AgentError> {
+    process(agent, id, exec_id).await?.stdio.write_stdin(data).await
+}
+
+pub async fn close(agent: &Agent, id: &str, exec_id: &str) -> Result<(), AgentError> {
+    process(agent, id, exec_id).await?.stdio.close_stdin().await;
+    Ok(())
+}
+
+pub async fn read(agent: &Agent, req: &agent::ReadStreamRequest, which: Stream) -> Result<agent::ReadStreamResponse, AgentError> {
+    let p = process(agent, &req.container_id, &req.exec_id).await?;
+    let data = p.stdio.read(which, req.len as usize).await?;
+    Ok(agent::ReadStreamResponse { data, ..Default::default() })
+}

@@ -1,0 +1,73 @@
+//! Binds the listener, registers the services, and runs until SIGTERM or SIGINT; then stops
+//! accepting, removes every container it still has (kill, reap, cgroup, state dir) and exits.
+
+use crate::config::{AgentConfig, LauncherKind};
+use crate::launcher::{zygote::ZygoteLauncher, Launcher};
+use crate::lifecycle::Agent;
+use crate::rpc::{AdminService, AgentRpc, HealthService};
+use anyhow::{bail, Context};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
+
+pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("creating state dir {}", cfg.state_dir.display()))?;
+    let layout = jail::cgroups::Layout::detect(Path::new("/proc/self/mountinfo"))
+        .context("detecting the cgroup layout")?;
+    let launcher: Arc<dyn Launcher> = match cfg.launcher {
+        LauncherKind::Zygote => Arc::new(ZygoteLauncher::start().await.context("starting the zygote")?),
+        LauncherKind::Reexec => bail!("--launcher reexec is not implemented yet"),
+    };
+    let agent = Arc::new(Agent {
+        registry: Default::default(),
+        launcher,
+        layout,
+        state_dir: cfg.state_dir.clone(),
+    });
+    let services = wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));
+    let health = wire::health_ttrpc::create_health(Arc::new(HealthService));
+    let admin = wire::zagent_ttrpc::create_admin(Arc::new(AdminService(agent.clone())));
+    let socket_path = prepare_unix_path(&cfg.listen)?;
+    let mut server = ttrpc::r#async::Server::new()
+        .bind(&cfg.listen)
+        .with_context(|| format!("binding {}", cfg.listen))?
+        .register_service(services)
+        .register_service(health)
+        .register_service(admin);
+    server.start().await.context("starting the ttrpc server")?;
+    tracing::info!(listen = cfg.listen, launcher = ?cfg.launcher, "zagent serving");
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("shutting down");
+    let _ = server.shutdown().await;
+    if let Err(e) = agent.remove_all().await {
+        tracing::error!(error = %e, "removing containers at shutdown");
+    }
+    if let Some(p) = socket_path {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}
+
+/// For unix:// addresses: makes the parent dir and removes a stale socket file.
+fn prepare_unix_path(listen: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let Some(path) = listen.strip_prefix("unix://") else { return Ok(None) };
+    if path.starts_with('@') {
+        return Ok(None); // abstract socket: nothing on disk
+    }
+    let path = Path::new(path);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing stale socket {}", path.display()))
+        }
+        _ => Ok(Some(path.to_owned())),
+    }
+}

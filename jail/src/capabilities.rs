@@ -1,0 +1,97 @@
+//! Capabilities (part of step 16) and no_new_privs (step 18), in runc's order so that all five
+//! sets come out exactly as configured, also for a non-root uid: shrink the bounding set while
+//! still privileged, keep the permitted set across the uid change (PR_SET_KEEPCAPS), then set
+//! effective/permitted/inheritable in one capset and rebuild the ambient set.
+//! Capabilities travel as 64-bit masks (bit n = capability n), so capabilities this crate's
+//! `caps` dependency does not know by name are still applied; `caps` only names them in errors.
+
+use crate::error::JailError;
+use crate::sys;
+use nix::errno::Errno;
+use wire::zygote::Capabilities;
+
+/// "CAP_SYS_ADMIN", or "capability 45" for one newer than the `caps` crate.
+pub fn cap_name(n: u32) -> String {
+    caps::all()
+        .into_iter()
+        .find(|c| u32::from(c.index()) == n)
+        .map_or_else(|| format!("capability {n}"), |c| format!("{c:?}"))
+}
+
+fn err(what: String) -> impl FnOnce(Errno) -> JailError {
+    move |errno| JailError::Capabilities { what, errno }
+}
+
+/// Drops every capability the kernel knows that is not in `bounding`.
+pub fn drop_bounding(bounding: u64) -> Result<(), JailError> {
+    for cap in 0..64u32 {
+        if bounding & (1 << cap) != 0 {
+            continue;
+        }
+        match sys::capbset_read(cap) {
+            Ok(false) => {}
+            Ok(true) => sys::capbset_drop(cap)
+                .map_err(err(format!("drop {} from the bounding set", cap_name(cap))))?,
+            // Past the kernel's last capability.
+            Err(Errno::EINVAL) => break,
+            Err(e) => return Err(err(format!("read bounding set ({})", cap_name(cap)))(e)),
+        }
+    }
+    Ok(())
+}
+
+/// PR_SET_KEEPCAPS around the uid change: without it, setresuid to a non-zero uid empties the
+/// permitted set and capset could no longer grant anything.
+pub fn keep_across_setuid(keep: bool) -> Result<(), JailError> {
+    nix::sys::prctl::set_keepcaps(keep).map_err(err(format!("set keepcaps to {keep}")))
+}
+
+/// The effective, permitted and inheritable sets exactly, then the ambient set exactly (each
+/// ambient capability must be permitted and inheritable, or the kernel says EPERM).
+pub fn apply(c: &Capabilities) -> Result<(), JailError> {
+    sys::capset(c.effective, c.permitted, c.inheritable).map_err(err(format!(
+        "capset effective {:#x} permitted {:#x} inheritable {:#x}",
+        c.effective, c.permitted, c.inheritable
+    )))?;
+    sys::ambient_clear_all().map_err(err("clear the ambient set".into()))?;
+    for cap in (0..64u32).filter(|n| c.ambient & (1 << n) != 0) {
+        sys::ambient_raise(cap).map_err(err(format!("raise ambient {}", cap_name(cap))))?;
+    }
+    Ok(())
+}
+
+/// Step 18.
+pub fn set_no_new_privs(enabled: bool) -> Result<(), JailError> {
+    if !enabled {
+        return Ok(());
+    }
+    nix::sys::prctl::set_no_new_privs().map_err(|errno| JailError::NoNewPrivs { errno })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_known_and_unknown_capabilities() {
+        assert_eq!(cap_name(21), "CAP_SYS_ADMIN");
+        assert_eq!(cap_name(0), "CAP_CHOWN");
+        assert_eq!(cap_name(63), "capability 63");
+    }
+
+    #[test]
+    fn raising_ambient_without_inheritable_names_the_cap() {
+        // Unprivileged and harmless: only lowers what the test thread may keep.
+        std::thread::spawn(|| {
+            let e = apply(&Capabilities {
+                ambient: 1 << 10,
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert_eq!((e.step(), e.errno()), ("capabilities", libc::EPERM));
+            assert_eq!(e.to_string(), "raise ambient CAP_NET_BIND_SERVICE: EPERM");
+        })
+        .join()
+        .unwrap();
+    }
+}

@@ -1,0 +1,443 @@
+//! Cgroups, owned by the agent side: detecting the host's cgroup layout, creating a
+//! container's cgroup with its limits applied before the child is cloned (the child only
+//! writes "0" into the `cgroup.procs` files), and listing, signalling, measuring and removing
+//! what is in it. Plain file I/O against an injectable root, so that tests run on a fake tree.
+//!
+//! Nothing outside the path given to `Layout::create` is ever created, written or removed,
+//! with two exceptions: v2 controllers are enabled in the ancestors' `cgroup.subtree_control`,
+//! and the v1 cpuset values are copied into parents that `create` made itself.
+
+mod mountinfo;
+mod v1;
+mod v2;
+
+#[cfg(test)]
+mod root_test;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The limits a container's cgroup is created with. For every field `None` means "leave the
+/// kernel's default"; -1 in `memory_limit`, `memory_swap`, `pids_limit` and `cpu_quota` means
+/// unlimited. `memory_swap` is OCI's memory+swap total.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub memory_limit: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub pids_limit: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+}
+
+/// Best-effort usage figures; `None` where the kernel does not provide the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupStats {
+    pub memory_usage: Option<u64>,
+    pub memory_max_usage: Option<u64>,
+    pub pids_current: Option<u64>,
+    pub cpu_usage_ns: Option<u64>,
+}
+
+/// One mounted v1 hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mount: PathBuf,
+    /// Controller names as in the mount options ("cpu", "cpuacct", "name=systemd", ...).
+    pub controllers: Vec<String>,
+}
+
+impl Hierarchy {
+    pub fn has(&self, controller: &str) -> bool {
+        self.controllers.iter().any(|c| c == controller)
+    }
+}
+
+/// Where the host's cgroups are mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    V1(Vec<Hierarchy>),
+    V2 { root: PathBuf },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("reading {mountinfo:?}: {source}")]
+    Detect {
+        mountinfo: PathBuf,
+        source: io::Error,
+    },
+    #[error("{mountinfo:?} line {line} is malformed")]
+    Mountinfo { mountinfo: PathBuf, line: usize },
+    #[error("no cgroup controllers are mounted according to {0:?}")]
+    NotMounted(PathBuf),
+    #[error("cgroup path {0:?} must be relative and non-empty, without '.' or '..'")]
+    InvalidPath(PathBuf),
+    #[error("the {controller} cgroup controller is not available, but {needed_for} is set")]
+    MissingController {
+        controller: &'static str,
+        needed_for: &'static str,
+    },
+    #[error("cgroup {0:?} already exists")]
+    Exists(PathBuf),
+    #[error("creating cgroup {path:?}: {source}")]
+    Create { path: PathBuf, source: io::Error },
+    #[error("writing {value:?} to {file:?}: {source}")]
+    Write {
+        file: PathBuf,
+        value: String,
+        source: io::Error,
+    },
+    #[error("reading {file:?}: {source}")]
+    Read { file: PathBuf, source: io::Error },
+    #[error("removing cgroup {path:?}: {source}")]
+    Remove { path: PathBuf, source: io::Error },
+    #[error("sending signal {signal} to pid {pid}: {source}")]
+    Kill {
+        pid: i32,
+        signal: i32,
+        source: nix::errno::Errno,
+    },
+}
+
+impl Layout {
+    /// Parses a mountinfo file (normally /proc/self/mountinfo). cgroup v1 mounts give `V1` (a
+    /// cgroup2 mount alongside, as on hybrid hosts, is ignored when v1 controllers exist); a
+    /// cgroup2 mount alone gives `V2`.
+    pub fn detect(mountinfo: &Path) -> Result<Layout, CgroupError> {
+        mountinfo::detect(mountinfo)
+    }
+
+    /// Creates `rel` (e.g. "zagent/c1") in every v1 hierarchy or under the v2 root, parents
+    /// included, and applies `res`. An existing `rel` is `CgroupError::Exists`. On any failure,
+    /// whatever this call created is removed again.
+    pub fn create(&self, rel: &Path, res: &Resources) -> Result<Cgroup, CgroupError> {
+        check_rel(rel)?;
+        match self {
+            Layout::V1(hierarchies) => v1::create(hierarchies, rel, res),
+            Layout::V2 { root } => v2::create(root, rel, res),
+        }
+    }
+}
+
+/// Which directory of a v1 cgroup holds which figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Flavor {
+    V1 {
+        memory: Option<usize>,
+        pids: Option<usize>,
+        cpuacct: Option<usize>,
+    },
+    V2,
+}
+
+/// A cgroup made by `Layout::create`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cgroup {
+    /// The leaf in every hierarchy (v1) or the one unified dir (v2).
+    dirs: Vec<PathBuf>,
+    /// The parents between the base(s) and the leaf, deepest first: `remove` takes away the
+    /// ones some `create` of this process made, once they are empty.
+    parents: Vec<PathBuf>,
+    flavor: Flavor,
+}
+
+impl Cgroup {
+    /// Each directory's `cgroup.procs`: the files the child writes "0" into.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// The processes in the cgroup, read from the pids hierarchy if there is one (v1; else the
+    /// first hierarchy) or the unified dir (v2). Pids the reader cannot see (0) are left out.
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let dir = match self.flavor {
+            Flavor::V1 { pids: Some(i), .. } => &self.dirs[i],
+            _ => &self.dirs[0],
+        };
+        let file = dir.join("cgroup.procs");
+        let text = read(&file)?;
+        let mut pids = Vec::new();
+        for word in text.split_whitespace() {
+            let pid: i32 = word.parse().map_err(|_| invalid_data(&file, word))?;
+            if pid > 0 {
+                pids.push(pid);
+            }
+        }
+        Ok(pids)
+    }
+
+    /// Signals every process in the cgroup. SIGKILL on v2 uses `cgroup.kill` where the kernel
+    /// has it; otherwise the list is read and each pid signalled, and for SIGKILL this repeats
+    /// (catching children forked meanwhile) until the cgroup is empty or 20 rounds passed.
+    pub fn kill_all(&self, signal: i32) -> Result<(), CgroupError> {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        if self.flavor == Flavor::V2 && signal == libc::SIGKILL {
+            let file = self.dirs[0].join("cgroup.kill");
+            if file.exists() {
+                return write(&file, "1");
+            }
+        }
+        let kill_err = |pid, source| CgroupError::Kill {
+            pid,
+            signal,
+            source,
+        };
+        let sig = Signal::try_from(signal).map_err(|e| kill_err(0, e))?;
+        let rounds = if sig == Signal::SIGKILL { 20 } else { 1 };
+        for round in 0..rounds {
+            let pids = self.pids()?;
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                match kill(Pid::from_raw(pid), sig) {
+                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                    Err(e) => return Err(kill_err(pid, e)),
+                }
+            }
+            if round + 1 < rounds {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the cgroup: the leaf dirs (with any child cgroups the container made), retrying
+    /// EBUSY for up to a second since the kernel may lag behind the last exit, then the parents
+    /// a `create` of this process made (this one's or a sibling's), if they are empty. Blocks:
+    /// call it off the async runtime. Already gone is fine.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        let mut first_err = None;
+        for dir in &self.dirs {
+            if let Err(e) = remove_leaf(dir) {
+                first_err.get_or_insert(e);
+            }
+        }
+        let mut made = lock_tree();
+        for parent in &self.parents {
+            if !made.contains(parent) {
+                continue;
+            }
+            match rmdir(parent) {
+                Ok(()) => {}
+                // Another container's cgroup lives there: its remove will come back for it.
+                Err(e) if is_busy(&e) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    first_err.get_or_insert(CgroupError::Remove {
+                        path: parent.clone(),
+                        source,
+                    });
+                    continue;
+                }
+            }
+            made.remove(parent);
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    pub fn stats(&self) -> Result<CgroupStats, CgroupError> {
+        match self.flavor {
+            Flavor::V1 {
+                memory,
+                pids,
+                cpuacct,
+            } => {
+                let dir = |i: Option<usize>| i.map(|i| self.dirs[i].as_path());
+                v1::stats(dir(memory), dir(pids), dir(cpuacct))
+            }
+            Flavor::V2 => v2::stats(&self.dirs[0]),
+        }
+    }
+}
+
+/// The parent dirs `create` made in this process and no `remove` has taken away yet: only
+/// those are ever removed, by whichever container leaves them empty. Holding the lock also
+/// serialises creation and removal of shared parents: without it, one container's `remove`
+/// could take away a parent another's `create` just found, and a v1 cpuset parent could be
+/// seen before its values are copied in.
+static MADE_PARENTS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+fn lock_tree() -> MutexGuard<'static, BTreeSet<PathBuf>> {
+    MADE_PARENTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Ends a `create` holding the tree lock: a failed one takes back every dir it made (`made`
+/// is in creation order, so reversed it is children first), a successful one records the
+/// parents it made.
+fn finish(
+    tree: &mut BTreeSet<PathBuf>,
+    made: Vec<PathBuf>,
+    result: Result<Cgroup, CgroupError>,
+) -> Result<Cgroup, CgroupError> {
+    match &result {
+        Ok(cgroup) => tree.extend(made.into_iter().filter(|d| !cgroup.dirs.contains(d))),
+        Err(_) => {
+            for dir in made.iter().rev() {
+                // Best effort: the error being reported is the one that made us roll back.
+                let _ = rmdir(dir);
+            }
+        }
+    }
+    result
+}
+
+/// The dirs between `base` and `base/rel`, deepest first.
+fn parents_within(base: &Path, rel: &Path) -> Vec<PathBuf> {
+    let leaf = base.join(rel);
+    leaf.ancestors()
+        .skip(1)
+        .take(rel.components().count() - 1)
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+fn check_rel(rel: &Path) -> Result<(), CgroupError> {
+    let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
+    if rel.as_os_str().is_empty() || !plain {
+        return Err(CgroupError::InvalidPath(rel.to_owned()));
+    }
+    Ok(())
+}
+
+/// Makes `base/rel`, parents first, appending every dir it creates to `made`. A parent that
+/// already exists is fine; the leaf existing is `Exists`.
+fn make_dirs(base: &Path, rel: &Path, made: &mut Vec<PathBuf>) -> Result<PathBuf, CgroupError> {
+    let mut path = base.to_path_buf();
+    let count = rel.components().count();
+    for (i, part) in rel.components().enumerate() {
+        path.push(part);
+        match std::fs::create_dir(&path) {
+            Ok(()) => made.push(path.clone()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if i + 1 == count {
+                    return Err(CgroupError::Exists(path));
+                }
+            }
+            Err(source) => return Err(CgroupError::Create { path, source }),
+        }
+    }
+    Ok(path)
+}
+
+fn remove_leaf(dir: &Path) -> Result<(), CgroupError> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match remove_tree(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    path: dir.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Child cgroups first: a container with its own cgroup namespace may have made some.
+fn remove_tree(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            match remove_tree(&entry.path()) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+    }
+    rmdir(dir)
+}
+
+/// rmdir(2) of a cgroup. cgroupfs never says ENOTEMPTY (a cgroup with children or processes
+/// is EBUSY, its control files do not count), so ENOTEMPTY means a plain directory tree as
+/// used by the tests: there the files written stand in for control files and go with it.
+fn rmdir(dir: &Path) -> io::Result<()> {
+    match std::fs::remove_dir(dir) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
+            let entries = std::fs::read_dir(dir)?.collect::<io::Result<Vec<_>>>()?;
+            if entries
+                .iter()
+                .any(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+            {
+                return Err(e);
+            }
+            for entry in entries {
+                std::fs::remove_file(entry.path())?;
+            }
+            std::fs::remove_dir(dir)
+        }
+        other => other,
+    }
+}
+
+fn is_busy(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::ENOTEMPTY))
+}
+
+/// Creates the file in a fake tree, truncates and writes it in cgroupfs.
+fn write(file: &Path, value: &str) -> Result<(), CgroupError> {
+    std::fs::write(file, value).map_err(|source| CgroupError::Write {
+        file: file.to_owned(),
+        value: value.to_owned(),
+        source,
+    })
+}
+
+fn read(file: &Path) -> Result<String, CgroupError> {
+    std::fs::read_to_string(file).map_err(|source| CgroupError::Read {
+        file: file.to_owned(),
+        source,
+    })
+}
+
+/// A missing file is `None`: the kernel only has some files with some options.
+fn read_u64(file: &Path) -> Result<Option<u64>, CgroupError> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => {
+            let text = text.trim();
+            text.parse().map(Some).map_err(|_| invalid_data(file, text))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CgroupError::Read {
+            file: file.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn invalid_data(file: &Path, text: &str) -> CgroupError {
+    let msg = format!("unexpected content {text:?}");
+    CgroupError::Read {
+        file: file.to_owned(),
+        source: io::Error::new(io::ErrorKind::InvalidData, msg),
+    }
+}
+
+/// "max" for unlimited (any value <= 0), else the number.
+fn max_or(value: i64) -> String {
+    if value > 0 {
+        value.to_string()
+    } else {
+        "max".to_owned()
+    }
+}

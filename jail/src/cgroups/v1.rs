@@ -1,0 +1,156 @@
+//! cgroup v1: the container's cgroup is one directory per mounted hierarchy, and each limit
+//! goes into the hierarchy that owns its controller.
+
+use super::{
+    finish, lock_tree, make_dirs, max_or, parents_within, read, read_u64, write, Cgroup,
+    CgroupError, CgroupStats, Flavor, Hierarchy, Resources,
+};
+use std::path::{Path, PathBuf};
+
+pub(super) fn create(
+    hierarchies: &[Hierarchy],
+    rel: &Path,
+    res: &Resources,
+) -> Result<Cgroup, CgroupError> {
+    check_controllers(hierarchies, res)?;
+    let mut tree = lock_tree();
+    let mut made = Vec::new();
+    let result = build(hierarchies, rel, res, &mut made);
+    finish(&mut tree, made, result)
+}
+
+/// Refuses before anything is created when a limit has no hierarchy to go into.
+fn check_controllers(hierarchies: &[Hierarchy], res: &Resources) -> Result<(), CgroupError> {
+    let needs = [
+        (
+            "memory",
+            "memory limit",
+            res.memory_limit.is_some() || res.memory_swap.is_some(),
+        ),
+        ("pids", "pids limit", res.pids_limit.is_some()),
+        ("cpu", "cpu shares/quota/period", cpu_set(res)),
+        (
+            "cpuset",
+            "cpuset cpus/mems",
+            res.cpuset_cpus.is_some() || res.cpuset_mems.is_some(),
+        ),
+    ];
+    for (controller, needed_for, needed) in needs {
+        if needed && !hierarchies.iter().any(|h| h.has(controller)) {
+            return Err(CgroupError::MissingController {
+                controller,
+                needed_for,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn cpu_set(res: &Resources) -> bool {
+    res.cpu_shares.is_some() || res.cpu_quota.is_some() || res.cpu_period.is_some()
+}
+
+fn build(
+    hierarchies: &[Hierarchy],
+    rel: &Path,
+    res: &Resources,
+    made: &mut Vec<PathBuf>,
+) -> Result<Cgroup, CgroupError> {
+    let mut dirs = Vec::with_capacity(hierarchies.len());
+    let mut parents = Vec::new();
+    let index = |controller| {
+        hierarchies
+            .iter()
+            .position(|h: &Hierarchy| h.has(controller))
+    };
+    for h in hierarchies {
+        let start = made.len();
+        let leaf = make_dirs(&h.mount, rel, made)?;
+        // On success the leaf was created, so it is the last entry; the rest are parents.
+        let created = made[start..].to_vec();
+        if h.has("cpuset") {
+            fill_cpusets(&created, res)?;
+        }
+        apply(h, &leaf, res)?;
+        parents.extend(parents_within(&h.mount, rel));
+        dirs.push(leaf);
+    }
+    let flavor = Flavor::V1 {
+        memory: index("memory"),
+        pids: index("pids"),
+        cpuacct: index("cpuacct"),
+    };
+    Ok(Cgroup {
+        dirs,
+        parents,
+        flavor,
+    })
+}
+
+/// A new v1 cpuset starts with empty cpus and mems, and joining it then fails with ENOSPC:
+/// every cpuset dir this call made gets its parent's values, except where the leaf has its own.
+fn fill_cpusets(created: &[PathBuf], res: &Resources) -> Result<(), CgroupError> {
+    for (i, dir) in created.iter().enumerate() {
+        let is_leaf = i + 1 == created.len();
+        for (file, own) in [
+            ("cpuset.cpus", &res.cpuset_cpus),
+            ("cpuset.mems", &res.cpuset_mems),
+        ] {
+            let value = match own {
+                Some(value) if is_leaf => value.clone(),
+                _ => match dir.parent() {
+                    Some(parent) => read(&parent.join(file))?.trim().to_owned(),
+                    None => continue,
+                },
+            };
+            write(&dir.join(file), &value)?;
+        }
+    }
+    Ok(())
+}
+
+fn apply(h: &Hierarchy, leaf: &Path, res: &Resources) -> Result<(), CgroupError> {
+    if h.has("memory") {
+        if let Some(limit) = res.memory_limit {
+            write(&leaf.join("memory.limit_in_bytes"), &limit.to_string())?;
+        }
+        // memsw only exists with swap accounting; without it there is no swap limit to set.
+        let memsw = "memory.memsw.limit_in_bytes";
+        if let Some(swap) = res.memory_swap.filter(|_| h.mount.join(memsw).exists()) {
+            write(&leaf.join(memsw), &swap.to_string())?;
+        }
+    }
+    if h.has("pids") {
+        if let Some(limit) = res.pids_limit {
+            write(&leaf.join("pids.max"), &max_or(limit))?;
+        }
+    }
+    if h.has("cpu") {
+        if let Some(shares) = res.cpu_shares {
+            write(&leaf.join("cpu.shares"), &shares.to_string())?;
+        }
+        // Period first: the kernel checks a quota against the period in force.
+        if let Some(period) = res.cpu_period {
+            write(&leaf.join("cpu.cfs_period_us"), &period.to_string())?;
+        }
+        if let Some(quota) = res.cpu_quota {
+            let quota = if quota > 0 { quota } else { -1 };
+            write(&leaf.join("cpu.cfs_quota_us"), &quota.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn stats(
+    memory: Option<&Path>,
+    pids: Option<&Path>,
+    cpuacct: Option<&Path>,
+) -> Result<CgroupStats, CgroupError> {
+    let get = |dir: Option<&Path>, file| dir.map_or(Ok(None), |d| read_u64(&d.join(file)));
+    Ok(CgroupStats {
+        memory_usage: get(memory, "memory.usage_in_bytes")?,
+        memory_max_usage: get(memory, "memory.max_usage_in_bytes")?,
+        pids_current: get(pids, "pids.current")?,
+        cpu_usage_ns: get(cpuacct, "cpuacct.usage")?,
+    })
+}

@@ -1,0 +1,198 @@
+//! cgroup v2: the container's cgroup is one directory under the unified root; the controllers
+//! it needs are enabled in every ancestor's `cgroup.subtree_control` on the way down.
+
+use super::{
+    finish, lock_tree, make_dirs, max_or, parents_within, read_u64, write, Cgroup, CgroupError,
+    CgroupStats, Flavor, Resources,
+};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// v2's default `cpu.max` period (µs), used when only a quota is given.
+const DEFAULT_PERIOD: u64 = 100_000;
+
+pub(super) fn create(root: &Path, rel: &Path, res: &Resources) -> Result<Cgroup, CgroupError> {
+    let mut tree = lock_tree();
+    let mut made = Vec::new();
+    let result = build(root, rel, res, &mut made);
+    finish(&mut tree, made, result)
+}
+
+/// Controllers a limit needs, and what for; memory and pids are also wanted for `stats`.
+fn required(res: &Resources) -> Vec<(&'static str, &'static str)> {
+    let needs = [
+        (
+            "memory",
+            "memory limit",
+            res.memory_limit.is_some() || res.memory_swap.is_some(),
+        ),
+        ("pids", "pids limit", res.pids_limit.is_some()),
+        ("cpu", "cpu shares/quota/period", {
+            res.cpu_shares.is_some() || res.cpu_quota.is_some() || res.cpu_period.is_some()
+        }),
+        (
+            "cpuset",
+            "cpuset cpus/mems",
+            res.cpuset_cpus.is_some() || res.cpuset_mems.is_some(),
+        ),
+    ];
+    needs
+        .into_iter()
+        .filter(|n| n.2)
+        .map(|(c, what, _)| (c, what))
+        .collect()
+}
+
+fn build(
+    root: &Path,
+    rel: &Path,
+    res: &Resources,
+    made: &mut Vec<PathBuf>,
+) -> Result<Cgroup, CgroupError> {
+    let required = required(res);
+    let root_available = list(&root.join("cgroup.controllers"))?;
+    if let Some(&(controller, needed_for)) = required
+        .iter()
+        .find(|r| !root_available.iter().any(|a| a == r.0))
+    {
+        return Err(CgroupError::MissingController {
+            controller,
+            needed_for,
+        });
+    }
+    let mut enable: Vec<&str> = required.iter().map(|r| r.0).collect();
+    for extra in ["memory", "pids"] {
+        if !enable.contains(&extra) && root_available.iter().any(|a| a == extra) {
+            enable.push(extra);
+        }
+    }
+    let leaf = make_dirs(root, rel, made)?;
+    enable_controllers(root, rel, &enable)?;
+    apply(&leaf, res)?;
+    let parents = parents_within(root, rel);
+    Ok(Cgroup {
+        dirs: vec![leaf],
+        parents,
+        flavor: Flavor::V2,
+    })
+}
+
+/// Enables `enable` in the `cgroup.subtree_control` of the root and of every dir down to the
+/// leaf's parent. Each level then offers its child what the root offers, since a level's
+/// available controllers are exactly what its parent enabled.
+fn enable_controllers(root: &Path, rel: &Path, enable: &[&str]) -> Result<(), CgroupError> {
+    let mut level = root.to_path_buf();
+    let parents = rel.components().count() - 1;
+    for part in std::iter::once(None).chain(rel.components().take(parents).map(Some)) {
+        if let Some(part) = part {
+            level.push(part);
+        }
+        let control = level.join("cgroup.subtree_control");
+        let enabled = list(&control)?;
+        if enable.iter().all(|c| enabled.iter().any(|e| e == c)) {
+            continue;
+        }
+        // Already enabled ones are repeated: a no-op for the kernel, and a fake tree's file
+        // (which a write replaces) still lists them afterwards.
+        let mut all: Vec<&str> = enabled.iter().map(String::as_str).collect();
+        all.extend(enable.iter().filter(|c| !enabled.iter().any(|e| e == *c)));
+        let value = all
+            .iter()
+            .map(|c| format!("+{c}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        write(&control, &value)?;
+    }
+    Ok(())
+}
+
+fn apply(leaf: &Path, res: &Resources) -> Result<(), CgroupError> {
+    if let Some(limit) = res.memory_limit {
+        write(&leaf.join("memory.max"), &max_or(limit))?;
+    }
+    if let Some(swap) = res.memory_swap {
+        write(
+            &leaf.join("memory.swap.max"),
+            &swap_max(swap, res.memory_limit),
+        )?;
+    }
+    if let Some(limit) = res.pids_limit {
+        write(&leaf.join("pids.max"), &max_or(limit))?;
+    }
+    if let Some(shares) = res.cpu_shares {
+        write(
+            &leaf.join("cpu.weight"),
+            &shares_to_weight(shares).to_string(),
+        )?;
+    }
+    if res.cpu_quota.is_some() || res.cpu_period.is_some() {
+        let quota = max_or(res.cpu_quota.unwrap_or(-1));
+        let period = res.cpu_period.unwrap_or(DEFAULT_PERIOD);
+        write(&leaf.join("cpu.max"), &format!("{quota} {period}"))?;
+    }
+    if let Some(cpus) = &res.cpuset_cpus {
+        write(&leaf.join("cpuset.cpus"), cpus)?;
+    }
+    if let Some(mems) = &res.cpuset_mems {
+        write(&leaf.join("cpuset.mems"), mems)?;
+    }
+    Ok(())
+}
+
+/// OCI's swap is memory+swap; v2's `memory.swap.max` is swap alone.
+fn swap_max(swap: i64, memory: Option<i64>) -> String {
+    match memory {
+        _ if swap <= 0 => "max".to_owned(),
+        Some(memory) if memory > 0 => (swap - memory).max(0).to_string(),
+        // No memory limit to subtract (validation refuses this): the total bounds swap too.
+        _ => swap.to_string(),
+    }
+}
+
+/// v1 shares (2..=262144) onto v2 weight (1..=10000), the conversion runc and crun use.
+pub(super) fn shares_to_weight(shares: u64) -> u64 {
+    let shares = shares.clamp(2, 262_144);
+    1 + ((shares - 2) * 9999) / 262_142
+}
+
+pub(super) fn stats(dir: &Path) -> Result<CgroupStats, CgroupError> {
+    Ok(CgroupStats {
+        memory_usage: read_u64(&dir.join("memory.current"))?,
+        memory_max_usage: read_u64(&dir.join("memory.peak"))?,
+        pids_current: read_u64(&dir.join("pids.current"))?,
+        cpu_usage_ns: cpu_usage_usec(&dir.join("cpu.stat"))?.map(|us| us.saturating_mul(1000)),
+    })
+}
+
+fn cpu_usage_usec(file: &Path) -> Result<Option<u64>, CgroupError> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(CgroupError::Read {
+                file: file.to_owned(),
+                source,
+            })
+        }
+    };
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .find(|(key, _)| *key == "usage_usec")
+        .and_then(|(_, value)| value.trim().parse().ok()))
+}
+
+/// A controller list file; missing reads as empty (a level not created yet has none).
+fn list(file: &Path) -> Result<Vec<String>, CgroupError> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => Ok(text
+            .split_whitespace()
+            .map(|w| w.trim_start_matches('+').to_owned())
+            .collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(CgroupError::Read {
+            file: file.to_owned(),
+            source,
+        }),
+    }
+}

@@ -1,0 +1,25 @@
+//! The jail: everything that runs between the zygote's clone and the container's execve, plus
+//! the agent-side pieces that prepare for it (spec validation into a plain launch config, and
+//! cgroup creation). It guarantees that a child either reaches `ready` with the jail built in
+//! the documented order (see `init`), or reports the step that failed with its errno.
+
+pub mod cgroups;
+pub mod init;
+pub mod validate;
+
+// The child side's steps; only `init` (and the error type) is the public face.
+mod capabilities;
+mod devices;
+pub mod error;
+mod identity;
+mod mountinfo;
+mod mounts;
+mod namespaces;
+mod paths;
+mod process;
+mod rlimits;
+mod rootfs;
+mod sys;
+mod system;
+#[cfg(test)]
+mod test_util;

@@ -1,0 +1,136 @@
+//! The rootfs as a whole: propagation of "/" in the new mount namespace (step 3), the bind of
+//! the rootfs onto itself (4), pivot_root into it (7), and what is done to paths after the
+//! pivot: masked paths (8), read-only paths (9) and the read-only root (10). After the pivot,
+//! paths are plain paths: "/" is the container's root, so symlinks cannot lead out of it.
+
+use crate::error::JailError;
+use crate::mounts::{self, Root};
+use crate::{mountinfo, sys};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{MntFlags, MsFlags};
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+
+const NONE: Option<&str> = None;
+
+/// Step 3: `propagation` (0 means the default MS_REC|MS_SLAVE) on "/", so that nothing mounted
+/// from here on reaches the host. With shared propagation asked for, the rootfs's parent mount is
+/// made private (pivot_root refuses a shared parent, and the bind must not propagate out).
+pub fn set_propagation(propagation: u64, rootfs: &Path) -> Result<(), JailError> {
+    let flags = match propagation {
+        0 => MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        p => mounts::flags(p),
+    };
+    let err = |what: String| move |errno| JailError::Propagation { what, errno };
+    nix::mount::mount(NONE, "/", NONE, flags, NONE).map_err(err(format!("{flags:?}")))?;
+    if !flags.contains(MsFlags::MS_SHARED) {
+        return Ok(());
+    }
+    let real = rootfs.canonicalize().map_err(|e| JailError::Propagation {
+        what: format!("shared: resolve rootfs {}", rootfs.display()),
+        errno: mounts::io_errno(&e),
+    })?;
+    let table = mountinfo::read().map_err(|e| JailError::Propagation {
+        what: "shared: read /proc/self/mountinfo".into(),
+        errno: mounts::io_errno(&e),
+    })?;
+    let Some(parent) = mountinfo::containing(&table, &real).filter(|m| m.is_shared()) else {
+        return Ok(());
+    };
+    let at = parent.mount_point.clone();
+    nix::mount::mount(NONE, &at, NONE, MsFlags::MS_PRIVATE, NONE).map_err(err(format!(
+        "shared: make rootfs parent mount {} private",
+        at.display()
+    )))
+}
+
+/// Step 4: bind the rootfs onto itself so that it is a mount point pivot_root accepts, then open
+/// it (after the bind, so that the fd is on the new mount).
+pub fn bind_rootfs(rootfs: &Path) -> Result<Root, JailError> {
+    let err = |errno| JailError::RootfsBind {
+        rootfs: rootfs.to_path_buf(),
+        errno,
+    };
+    nix::mount::mount(
+        Some(rootfs),
+        rootfs,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .map_err(err)?;
+    let fd = sys::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(err)?;
+    let real = std::fs::read_link(sys::fd_path(fd.as_fd())).unwrap_or_else(|_| rootfs.into());
+    Ok(Root { fd, real })
+}
+
+/// Step 7: pivot_root(".", ".") inside the rootfs stacks the old root on top of the new one;
+/// detaching it leaves only the container's tree. The old root is made a slave first so that
+/// the detach cannot propagate to the host's mounts.
+pub fn pivot(root: Root) -> Result<(), JailError> {
+    let err = |what: &str| {
+        let what = format!("{what} (rootfs {})", root.real.display());
+        move |errno| JailError::PivotRoot { what, errno }
+    };
+    nix::unistd::fchdir(root.fd.as_raw_fd()).map_err(err("fchdir to the rootfs"))?;
+    nix::unistd::pivot_root(".", ".").map_err(err("pivot_root"))?;
+    nix::mount::mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
+        .map_err(err("make the old root a slave"))?;
+    nix::mount::umount2(".", MntFlags::MNT_DETACH).map_err(err("detach the old root"))?;
+    nix::unistd::chdir("/").map_err(err("chdir to the new /"))
+}
+
+/// Step 8: a masked directory gets an empty read-only tmpfs, anything else /dev/null on top.
+pub fn mask(paths: &[PathBuf]) -> Result<(), JailError> {
+    for p in paths {
+        let err = |errno| JailError::MaskedPaths {
+            path: p.clone(),
+            errno,
+        };
+        let meta = match std::fs::metadata(p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(err(mounts::io_errno(&e))),
+        };
+        let done = if meta.is_dir() {
+            nix::mount::mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, NONE)
+        } else {
+            nix::mount::mount(Some("/dev/null"), p, NONE, MsFlags::MS_BIND, NONE)
+        };
+        done.map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Step 9: bind each path onto itself, then remount it read-only keeping its other flags.
+pub fn make_readonly(paths: &[PathBuf]) -> Result<(), JailError> {
+    for p in paths {
+        let err = |errno| JailError::ReadonlyPaths {
+            path: p.clone(),
+            errno,
+        };
+        let rec_bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+        match nix::mount::mount(Some(p.as_path()), p, NONE, rec_bind, NONE) {
+            Ok(()) => {}
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(err(e)),
+        }
+        remount_readonly(p, MsFlags::MS_REC).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Step 10: "/" read-only.
+pub fn make_root_readonly() -> Result<(), JailError> {
+    remount_readonly(Path::new("/"), MsFlags::empty())
+        .map_err(|errno| JailError::ReadonlyRoot { errno })
+}
+
+/// A bind remount adds MS_RDONLY but would otherwise clear nosuid/nodev/noexec and the atime
+/// mode; repeat the flags the mount has now.
+fn remount_readonly(path: &Path, extra: MsFlags) -> Result<(), Errno> {
+    let current = nix::sys::statvfs::statvfs(path)?.flags();
+    let flags = MsFlags::MS_RDONLY | extra | mounts::kept_flags(current, MsFlags::empty());
+    mounts::remount_bind(path, flags)
+}

@@ -1,0 +1,202 @@
+//! The few raw system calls the jail needs that nix 0.29 does not offer in a usable form:
+//! openat2, fd-returning opens as `OwnedFd`, capset, the capability prctls, close_range,
+//! setrlimit with a numeric resource, and setdomainname. This module owns every `libc` call and
+//! every `unsafe` block of the jail's child side; each wrapper returns the kernel's errno.
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// `struct open_how` of openat2(2). libc's version is `#[non_exhaustive]`, so we mirror the
+/// (stable, versioned-by-size) kernel ABI ourselves.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+pub const RESOLVE_NO_MAGICLINKS: u64 = libc::RESOLVE_NO_MAGICLINKS;
+pub const RESOLVE_NO_SYMLINKS: u64 = libc::RESOLVE_NO_SYMLINKS;
+pub const RESOLVE_BENEATH: u64 = libc::RESOLVE_BENEATH;
+pub const RESOLVE_IN_ROOT: u64 = libc::RESOLVE_IN_ROOT;
+
+/// A path as a C string; an interior NUL can never name a real file, so it is EINVAL.
+pub fn cpath(path: &Path) -> Result<CString, Errno> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)
+}
+
+/// The magic link through which mount(2) and chmod(2) reach exactly the inode behind `fd`.
+pub fn fd_path(fd: BorrowedFd<'_>) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+fn owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: every caller passes an fd that a successful open call has just returned to us;
+    // nothing else refers to it, so this `OwnedFd` is its only owner.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// openat2(2); O_CLOEXEC is always added.
+pub fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlag,
+    mode: u32,
+    resolve: u64,
+) -> Result<OwnedFd, Errno> {
+    let path = cpath(path)?;
+    let how = OpenHow {
+        flags: (flags | OFlag::O_CLOEXEC).bits() as u64,
+        mode: u64::from(mode),
+        resolve,
+    };
+    // SAFETY: `path` is a NUL-terminated string and `how` a fully initialised open_how whose
+    // size we pass; the kernel only reads both during the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    let fd = Errno::result(ret)?;
+    Ok(owned(fd as RawFd))
+}
+
+/// openat(2) relative to `dir`; O_CLOEXEC is always added.
+pub fn openat(dir: BorrowedFd<'_>, path: &Path, flags: OFlag, mode: u32) -> Result<OwnedFd, Errno> {
+    let mode = Mode::from_bits_truncate(mode as libc::mode_t);
+    let fd = nix::fcntl::openat(Some(dir.as_raw_fd()), path, flags | OFlag::O_CLOEXEC, mode)?;
+    Ok(owned(fd))
+}
+
+/// open(2) of an absolute path; O_CLOEXEC is always added.
+pub fn open(path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+    let fd = nix::fcntl::open(path, flags | OFlag::O_CLOEXEC, Mode::empty())?;
+    Ok(owned(fd))
+}
+
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// capset(2) of the calling thread with all three sets at once, as 64-bit masks.
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Errno> {
+    let mut header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let split = |m: u64| [m as u32, (m >> 32) as u32];
+    let (e, p, i) = (split(effective), split(permitted), split(inheritable));
+    let data = [
+        CapData {
+            effective: e[0],
+            permitted: p[0],
+            inheritable: i[0],
+        },
+        CapData {
+            effective: e[1],
+            permitted: p[1],
+            inheritable: i[1],
+        },
+    ];
+    // SAFETY: version 3 takes a header and an array of exactly two data structs, which is what
+    // we pass; the kernel may write the preferred version into `header`, which is ours.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> Result<i32, Errno> {
+    // SAFETY: only called with options whose extra arguments are plain integers (capability
+    // numbers and sub-commands), never pointers.
+    let ret = unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    Errno::result(ret)
+}
+
+/// PR_CAPBSET_READ: Ok(true/false), or EINVAL when `cap` is beyond the kernel's last cap.
+pub fn capbset_read(cap: u32) -> Result<bool, Errno> {
+    prctl(libc::PR_CAPBSET_READ, cap.into(), 0).map(|v| v == 1)
+}
+
+pub fn capbset_drop(cap: u32) -> Result<(), Errno> {
+    prctl(libc::PR_CAPBSET_DROP, cap.into(), 0).map(drop)
+}
+
+pub fn ambient_clear_all() -> Result<(), Errno> {
+    prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as _, 0).map(drop)
+}
+
+pub fn ambient_raise(cap: u32) -> Result<(), Errno> {
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_RAISE as _,
+        cap.into(),
+    )
+    .map(drop)
+}
+
+/// close_range(first, ~0, CLOSE_RANGE_CLOEXEC), by syscall number so that it does not depend
+/// on the C library's version.
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: close_range takes three integers; with CLOSE_RANGE_CLOEXEC it only sets flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// setrlimit(2) with the numeric `RLIMIT_*` resource of the launch config.
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<(), Errno> {
+    let limit = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `limit` is an initialised rlimit64 the kernel only reads; the old-limit pointer is
+    // null, which prlimit64 accepts.
+    let ret = unsafe { libc::prlimit64(0, resource as _, &limit, std::ptr::null_mut()) };
+    Errno::result(ret).map(drop)
+}
+
+pub fn setdomainname(name: &str) -> Result<(), Errno> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which the kernel only reads.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(ret).map(drop)
+}
+
+/// _exit(2), for the test harness's forked children: no atexit handlers, no flushing of
+/// buffers that belong to the parent's threads.
+#[cfg(test)]
+pub fn exit_immediately(status: i32) -> ! {
+    // SAFETY: _exit takes an integer, touches none of our memory and never returns.
+    unsafe { libc::_exit(status) }
+}

@@ -1,0 +1,158 @@
+//! `linux.cgroupsPath` and `linux.resources`: where the container's cgroup goes and which
+//! limits it gets, checked so that the kernel never has to reject a value in a confusing way.
+//!
+//! Conventions (runc's): 0 means "not set" for memory, cpu shares, quota and period; -1 means
+//! unlimited. Only the limits in `cgroups::Resources` are applied; other resource sections
+//! (devices, blockIO, hugepageLimits, network, rdma, unified, ...) are not enforced.
+
+use super::ValidateError;
+use crate::cgroups::Resources;
+use oci_spec::runtime::{Linux, LinuxCpu, LinuxMemory};
+use std::path::{Component, Path, PathBuf};
+
+/// The default parent of every container cgroup.
+pub const DEFAULT_CGROUP_PARENT: &str = "zagent";
+
+pub(super) fn convert(
+    id: &str,
+    linux: Option<&Linux>,
+) -> Result<(PathBuf, Resources), ValidateError> {
+    let path = match linux.and_then(|l| l.cgroups_path().as_ref()) {
+        Some(path) => cgroups_path(path)?,
+        None => Path::new(DEFAULT_CGROUP_PARENT).join(id),
+    };
+    let mut res = Resources::default();
+    if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
+        if let Some(memory) = r.memory() {
+            self::memory(memory, &mut res)?;
+        }
+        if let Some(pids) = r.pids() {
+            res.pids_limit = match pids.limit() {
+                n if n > 0 => Some(n),
+                0 | -1 => Some(-1),
+                n => {
+                    return Err(bad(
+                        "pids.limit",
+                        n,
+                        "must be positive, or -1 for unlimited",
+                    ))
+                }
+            };
+        }
+        if let Some(cpu) = r.cpu() {
+            self::cpu(cpu, &mut res)?;
+        }
+    }
+    Ok((path, res))
+}
+
+/// An absolute cgroupsPath is taken relative to the cgroup root(s), like runc does.
+fn cgroups_path(given: &Path) -> Result<PathBuf, ValidateError> {
+    let err = |reason| ValidateError::CgroupsPath {
+        path: given.to_owned(),
+        reason,
+    };
+    let text = given.to_str().ok_or_else(|| err("is not valid UTF-8"))?;
+    if text.contains(':') {
+        return Err(ValidateError::SystemdCgroupsPath(given.to_owned()));
+    }
+    super::check_str_nul("linux.cgroupsPath", text)?;
+    let rel = text.strip_prefix('/').unwrap_or(text);
+    if rel.split('/').any(|part| part == "." || part == "..") {
+        return Err(err("must not contain '.' or '..' components"));
+    }
+    let rel: PathBuf = Path::new(rel).components().collect();
+    if rel.as_os_str().is_empty() {
+        return Err(err("names no cgroup below the root"));
+    }
+    if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(err("must be a plain path"));
+    }
+    Ok(rel)
+}
+
+fn bad(field: &'static str, value: impl ToString, reason: &'static str) -> ValidateError {
+    ValidateError::Resource {
+        field,
+        value: value.to_string(),
+        reason,
+    }
+}
+
+/// 0 is "not set", -1 unlimited; anything else below 0 is nonsense.
+fn limit(field: &'static str, value: Option<i64>) -> Result<Option<i64>, ValidateError> {
+    match value {
+        None | Some(0) => Ok(None),
+        Some(n) if n > 0 || n == -1 => Ok(Some(n)),
+        Some(n) => Err(bad(field, n, "must be positive, or -1 for unlimited")),
+    }
+}
+
+fn memory(memory: &LinuxMemory, res: &mut Resources) -> Result<(), ValidateError> {
+    res.memory_limit = limit("memory.limit", memory.limit())?;
+    res.memory_swap = limit("memory.swap", memory.swap())?;
+    // OCI's swap is memory+swap; the kernel refuses (v1) or we cannot convert (v2) a total
+    // that is below, or set without, the memory limit.
+    if let Some(swap) = res.memory_swap.filter(|s| *s > 0) {
+        match res.memory_limit {
+            Some(limit) if limit > 0 && swap < limit => {
+                return Err(bad("memory.swap", swap, "must not be below memory.limit"));
+            }
+            Some(limit) if limit > 0 => {}
+            _ => return Err(bad("memory.swap", swap, "needs a memory.limit")),
+        }
+    }
+    Ok(())
+}
+
+fn cpu(cpu: &LinuxCpu, res: &mut Resources) -> Result<(), ValidateError> {
+    res.cpu_shares = match cpu.shares() {
+        None | Some(0) => None,
+        // The kernel clamps v1 shares into this range silently; the v2 weight conversion
+        // needs it.
+        Some(n) if (2..=262_144).contains(&n) => Some(n),
+        Some(n) => return Err(bad("cpu.shares", n, "must be between 2 and 262144")),
+    };
+    res.cpu_quota = match cpu.quota() {
+        None | Some(0) => None,
+        Some(-1) => Some(-1),
+        Some(n) if n >= 1000 => Some(n),
+        Some(n) => return Err(bad("cpu.quota", n, "must be at least 1000 (µs), or -1")),
+    };
+    res.cpu_period = match cpu.period() {
+        None | Some(0) => None,
+        Some(n) if (1000..=1_000_000).contains(&n) => Some(n),
+        Some(n) => {
+            return Err(bad(
+                "cpu.period",
+                n,
+                "must be between 1000 and 1000000 (µs)",
+            ))
+        }
+    };
+    res.cpuset_cpus = cpu_list("cpu.cpus", cpu.cpus().as_deref())?;
+    res.cpuset_mems = cpu_list("cpu.mems", cpu.mems().as_deref())?;
+    Ok(())
+}
+
+/// A kernel list ("0-3,5"); empty means "not set".
+fn cpu_list(field: &'static str, value: Option<&str>) -> Result<Option<String>, ValidateError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let number = |s: &str| -> Option<u32> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    let valid = value.split(',').all(|part| match part.split_once('-') {
+        Some((lo, hi)) => matches!((number(lo), number(hi)), (Some(lo), Some(hi)) if lo <= hi),
+        None => number(part).is_some(),
+    });
+    if !valid {
+        return Err(bad(
+            field,
+            format!("{value:?}"),
+            "is not a list like \"0-3,5\"",
+        ));
+    }
+    Ok(Some(value.to_owned()))
+}

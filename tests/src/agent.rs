@@ -1,0 +1,201 @@
+//! An agent under test: `zagent` on a unix socket in a temp dir with its own state dir, a
+//! ttrpc client with one method per RPC, and a drop that stops the agent (SIGTERM, then
+//! SIGKILL after a grace period) so no test leaves an agent behind.
+
+use oci_spec::runtime::Spec;
+use protobuf::MessageField;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use ttrpc::context;
+use wire::agent as pb;
+use wire::agent_ttrpc::AgentServiceClient;
+use wire::health_ttrpc::HealthClient;
+use wire::zagent_ttrpc::AdminClient;
+
+pub struct TestAgent {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    pub state_dir: PathBuf,
+    pub client: AgentServiceClient,
+    pub health: HealthClient,
+    pub admin: AdminClient,
+}
+
+pub type RpcResult<T> = Result<T, ttrpc::Error>;
+
+/// The ttrpc code of a failed call (or UNKNOWN for transport errors).
+pub fn code<T: std::fmt::Debug>(r: &RpcResult<T>) -> ttrpc::Code {
+    match r {
+        Err(ttrpc::Error::RpcStatus(s)) => s.code(),
+        Err(_) => ttrpc::Code::UNKNOWN,
+        Ok(v) => panic!("expected an error, got Ok({v:?})"),
+    }
+}
+
+/// The message of a failed call.
+pub fn message<T>(r: &RpcResult<T>) -> String {
+    match r {
+        Err(ttrpc::Error::RpcStatus(s)) => s.message.clone(),
+        Err(e) => e.to_string(),
+        Ok(_) => String::new(),
+    }
+}
+
+fn ctx() -> context::Context {
+    context::with_timeout(Duration::from_secs(60).as_nanos() as i64)
+}
+
+impl TestAgent {
+    pub async fn start() -> TestAgent {
+        crate::require_root();
+        let dir = tempfile::Builder::new().prefix("zagent-agent").tempdir().expect("tempdir");
+        let sock = dir.path().join("agent.sock");
+        let state_dir = dir.path().join("state");
+        let addr = format!("unix://{}", sock.display());
+        let child = Command::new(crate::bin("zagent"))
+            .args(["--listen", &addr, "--state-dir"])
+            .arg(&state_dir)
+            .env("ZAGENT_LOG", std::env::var("ZAGENT_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn zagent");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            if let Ok(c) = ttrpc::r#async::Client::connect(&addr).await {
+                let h = HealthClient::new(c.clone());
+                if h.check(ctx(), &Default::default()).await.is_ok() {
+                    break c;
+                }
+            }
+            assert!(Instant::now() < deadline, "zagent did not come up on {addr}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        TestAgent {
+            child: Some(child),
+            addr,
+            state_dir,
+            client: AgentServiceClient::new(client.clone()),
+            health: HealthClient::new(client.clone()),
+            admin: AdminClient::new(client),
+            dir,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).expect("agent running")
+    }
+
+    pub async fn create(&self, id: &str, spec: &Spec) -> RpcResult<()> {
+        let mut req = pb::CreateContainerRequest::new();
+        req.container_id = id.into();
+        req.exec_id = id.into();
+        req.OCI = MessageField::some(wire::oci::spec_to_grpc(spec));
+        self.create_raw(req).await
+    }
+
+    pub async fn create_raw(&self, req: pb::CreateContainerRequest) -> RpcResult<()> {
+        self.client.create_container(ctx(), &req).await.map(|_| ())
+    }
+
+    pub async fn start_container(&self, id: &str) -> RpcResult<()> {
+        let mut req = pb::StartContainerRequest::new();
+        req.container_id = id.into();
+        self.client.start_container(ctx(), &req).await.map(|_| ())
+    }
+
+    pub async fn signal(&self, id: &str, signal: u32) -> RpcResult<()> {
+        let mut req = pb::SignalProcessRequest::new();
+        req.container_id = id.into();
+        req.signal = signal;
+        self.client.signal_process(ctx(), &req).await.map(|_| ())
+    }
+
+    pub async fn wait(&self, id: &str) -> RpcResult<i32> {
+        let mut req = pb::WaitProcessRequest::new();
+        req.container_id = id.into();
+        self.client.wait_process(ctx(), &req).await.map(|r| r.status)
+    }
+
+    pub async fn remove(&self, id: &str) -> RpcResult<()> {
+        let mut req = pb::RemoveContainerRequest::new();
+        req.container_id = id.into();
+        self.client.remove_container(ctx(), &req).await.map(|_| ())
+    }
+
+    /// All of stdout (or stderr) until EOF.
+    pub async fn read_all(&self, id: &str, stderr: bool) -> RpcResult<Vec<u8>> {
+        let mut req = pb::ReadStreamRequest::new();
+        req.container_id = id.into();
+        req.len = 1 << 16;
+        let mut all = Vec::new();
+        loop {
+            let data = if stderr {
+                self.client.read_stderr(ctx(), &req).await?.data
+            } else {
+                self.client.read_stdout(ctx(), &req).await?.data
+            };
+            if data.is_empty() {
+                return Ok(all);
+            }
+            all.extend(data);
+        }
+    }
+
+    /// The container's (state, pid, exit status) from zagent.Admin.
+    pub async fn info(&self, id: &str) -> Option<(String, i32, Option<i32>)> {
+        let list = self.admin.list_containers(ctx(), &Default::default()).await.expect("ListContainers");
+        list.containers.iter().find(|c| c.id == id).map(|c| {
+            (c.state.clone(), c.pid, c.has_exit_status.then_some(c.exit_status))
+        })
+    }
+
+    /// Create, start, collect stdout and stderr, wait, remove.
+    pub async fn run(&self, id: &str, spec: &Spec) -> (i32, String, String) {
+        self.create(id, spec).await.expect("create");
+        self.start_container(id).await.expect("start");
+        let (out, err) = tokio::join!(self.read_all(id, false), self.read_all(id, true));
+        let status = self.wait(id).await.expect("wait");
+        self.remove(id).await.expect("remove");
+        let s = |v: RpcResult<Vec<u8>>| String::from_utf8_lossy(&v.expect("read")).into_owned();
+        (status, s(out), s(err))
+    }
+
+    /// zagent-ctl with --addr of this agent.
+    pub fn ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(crate::bin("zagent-ctl"))
+            .arg("--addr")
+            .arg(&self.addr)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run zagent-ctl")
+    }
+
+    /// Stops the agent with SIGTERM (it removes its containers) and waits for it.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("agent running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().expect("wait");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+    }
+}

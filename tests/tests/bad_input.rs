@@ -1,0 +1,192 @@
+//! Tier 2 (root): bad input gets the right ttrpc code, the agent keeps serving, and nothing
+//! (process, state dir, cgroup) is left behind.
+
+use std::path::Path;
+use tests::agent::{code, message, TestAgent};
+use tests::{bundle, unique_id};
+use ttrpc::Code;
+
+/// The agent still answers, and nothing of `id` is left.
+async fn assert_clean(a: &TestAgent, id: &str) {
+    a.health.check(ttrpc::context::with_timeout(0), &Default::default()).await.expect("agent still serves");
+    assert!(a.info(id).await.is_none(), "{id} still registered");
+    assert!(!a.state_dir.join(id).exists(), "state dir of {id} left behind");
+    for h in ["memory", "pids", "cpu"] {
+        let dir = format!("/sys/fs/cgroup/{h}/zagent/{id}");
+        assert!(!Path::new(&dir).exists(), "{dir} left behind");
+    }
+    assert!(tests::procs::zombies_of(a.pid()).is_empty(), "zombies");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_ids_are_invalid_argument() {
+    let a = TestAgent::start().await;
+    let spec = bundle::spec(&["true"]);
+    for id in ["", ".", "..", "a/b", "a\0b", &"x".repeat(257)] {
+        let r = a.create(id, &spec).await;
+        assert_eq!(code(&r), Code::INVALID_ARGUMENT, "id {id:?}: {}", message(&r));
+    }
+    assert_clean(&a, "a").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_create_is_already_exists_and_the_first_is_untouched() {
+    let a = TestAgent::start().await;
+    let id = unique_id("dup");
+    a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
+    let r = a.create(&id, &bundle::spec(&["true"])).await;
+    assert_eq!(code(&r), Code::ALREADY_EXISTS, "{}", message(&r));
+    assert_eq!(a.info(&id).await.unwrap().0, "created");
+    a.start_container(&id).await.unwrap();
+    let r = a.create(&id, &bundle::spec(&["true"])).await;
+    assert_eq!(code(&r), Code::ALREADY_EXISTS);
+    assert_eq!(a.info(&id).await.unwrap().0, "running");
+    a.remove(&id).await.unwrap();
+    assert_clean(&a, &id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_ids_are_not_found() {
+    let a = TestAgent::start().await;
+    assert_eq!(code(&a.start_container("nope").await), Code::NOT_FOUND);
+    assert_eq!(code(&a.signal("nope", 9).await), Code::NOT_FOUND);
+    assert_eq!(code(&a.wait("nope").await), Code::NOT_FOUND);
+    assert_eq!(code(&a.remove("nope").await), Code::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_twice_or_after_stop_is_failed_precondition() {
+    let a = TestAgent::start().await;
+    let id = unique_id("twice");
+    a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
+    a.start_container(&id).await.unwrap();
+    assert_eq!(code(&a.start_container(&id).await), Code::FAILED_PRECONDITION);
+    assert_eq!(a.info(&id).await.unwrap().0, "running");
+    a.signal(&id, 9).await.unwrap();
+    assert_eq!(a.wait(&id).await.unwrap(), 137);
+    assert_eq!(code(&a.start_container(&id).await), Code::FAILED_PRECONDITION);
+    assert_eq!(a.info(&id).await.unwrap().0, "stopped");
+    // An invalid signal number, and a signal to a finished process.
+    assert_eq!(code(&a.signal(&id, 200).await), Code::INVALID_ARGUMENT);
+    assert_eq!(code(&a.signal(&id, 15).await), Code::NOT_FOUND);
+    a.remove(&id).await.unwrap();
+    assert_clean(&a, &id).await;
+}
+
+/// Each case edits the protobuf spec the way a careless host could send it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_specs_are_invalid_argument_and_launch_nothing() {
+    use wire::agent::CreateContainerRequest;
+    let a = TestAgent::start().await;
+    let base = wire::oci::spec_to_grpc(&bundle::spec(&["true"]));
+    type Edit = fn(&mut wire::oci::Spec);
+    let cases: Vec<(&str, Option<Edit>)> = vec![
+        ("no spec", None),
+        ("no process", Some(|s| s.Process = Default::default())),
+        ("empty args", Some(|s| s.Process.mut_or_insert_default().Args.clear())),
+        ("relative rootfs", Some(|s| s.Root.mut_or_insert_default().Path = "rootfs".into())),
+        ("missing rootfs", Some(|s| s.Root.mut_or_insert_default().Path = "/nonexistent/rootfs".into())),
+        ("no root", Some(|s| s.Root = Default::default())),
+        ("relative cwd", Some(|s| s.Process.mut_or_insert_default().Cwd = "tmp".into())),
+        ("cwd under /proc/self/fd", Some(|s| s.Process.mut_or_insert_default().Cwd = "/proc/self/fd/3".into())),
+        ("unknown capability", Some(|s| {
+            s.Process.mut_or_insert_default().Capabilities.mut_or_insert_default().Bounding.push("CAP_BOGUS".into())
+        })),
+        ("rlimit soft above hard", Some(|s| {
+            let r = &mut s.Process.mut_or_insert_default().Rlimits[0];
+            r.Soft = r.Hard + 1;
+        })),
+    ];
+    for (what, edit) in cases {
+        let id = unique_id("bad");
+        let mut req = CreateContainerRequest::new();
+        req.container_id = id.clone();
+        req.exec_id = id.clone();
+        if let Some(edit) = edit {
+            let mut spec = base.clone();
+            edit(&mut spec);
+            req.OCI = protobuf::MessageField::some(spec);
+        }
+        let r = a.create_raw(req).await;
+        assert_eq!(code(&r), Code::INVALID_ARGUMENT, "{what}: {}", message(&r));
+        assert_clean(&a, &id).await;
+    }
+    assert!(tests::procs::children(a.pid()).iter().all(|c| c.2 != "sh" && c.2 != "true"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bind_source_fails_create_with_step_and_errno() {
+    let a = TestAgent::start().await;
+    let id = unique_id("bind");
+    let mut spec = bundle::spec(&["true"]);
+    let mut mounts = spec.mounts().clone().unwrap();
+    mounts.push(
+        oci_spec::runtime::MountBuilder::default()
+            .destination("/mnt")
+            .typ("bind")
+            .source("/nonexistent/source")
+            .options(vec!["rbind".to_string(), "ro".to_string()])
+            .build()
+            .unwrap(),
+    );
+    spec.set_mounts(Some(mounts));
+    let r = a.create(&id, &spec).await;
+    assert_eq!(code(&r), Code::FAILED_PRECONDITION, "{}", message(&r));
+    let m = message(&r);
+    assert!(m.contains("mount") && m.contains("ENOENT"), "{m}");
+    assert_clean(&a, &id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proc_as_a_symlink_in_the_rootfs_fails_create() {
+    let a = TestAgent::start().await;
+    let root = tempfile::Builder::new().prefix("zagent-evil").tempdir().unwrap();
+    for d in ["bin", "dev", "sys", "tmp"] {
+        std::fs::create_dir(root.path().join(d)).unwrap();
+    }
+    std::fs::copy(bundle::rootfs().join("bin/busybox"), root.path().join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("/tmp", root.path().join("proc")).unwrap();
+    let mut spec = bundle::spec(&["true"]);
+    let mut r = spec.root().clone().unwrap();
+    r.set_path(root.path().to_owned());
+    spec.set_root(Some(r));
+    let id = unique_id("symlink");
+    let res = a.create(&id, &spec).await;
+    assert_eq!(code(&res), Code::FAILED_PRECONDITION, "{}", message(&res));
+    let m = message(&res);
+    assert!(m.contains("/proc") && m.contains("step"), "{m}");
+    assert_clean(&a, &id).await;
+    assert!(tests::procs::mounts_under(root.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_executable_fails_start_and_the_container_ends_stopped() {
+    let a = TestAgent::start().await;
+    let id = unique_id("noexec");
+    a.create(&id, &bundle::spec(&["/bin/does-not-exist"])).await.unwrap();
+    let r = a.start_container(&id).await;
+    assert_eq!(code(&r), Code::FAILED_PRECONDITION, "{}", message(&r));
+    assert!(message(&r).contains("ENOENT"), "{}", message(&r));
+    let (state, _, exit) = a.info(&id).await.unwrap();
+    assert_eq!(state, "stopped");
+    assert_eq!(exit, Some(127));
+    assert_eq!(a.wait(&id).await.unwrap(), 127);
+    a.remove(&id).await.unwrap();
+    assert_clean(&a, &id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_killed_while_parked_fails_start_promptly() {
+    let a = TestAgent::start().await;
+    let id = unique_id("parkkill");
+    a.create(&id, &bundle::spec(&["true"])).await.unwrap();
+    a.signal(&id, libc::SIGKILL as u32).await.unwrap();
+    assert_eq!(a.wait(&id).await.unwrap(), 137);
+    let t = std::time::Instant::now();
+    let r = a.start_container(&id).await;
+    assert_eq!(code(&r), Code::FAILED_PRECONDITION, "{}", message(&r));
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(a.info(&id).await.unwrap().0, "stopped");
+    a.remove(&id).await.unwrap();
+    assert_clean(&a, &id).await;
+}

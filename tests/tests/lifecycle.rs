@@ -1,0 +1,175 @@
+//! Tier 2 (root): the container lifecycle end to end through zagent, its zygote and the jail,
+//! driven over ttrpc and through zagent-ctl.
+
+use oci_spec::runtime::{LinuxBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder};
+use tests::agent::TestAgent;
+use tests::{bundle, procs, unique_id};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_run_prints_output_and_exits_with_the_container_status() {
+    let a = TestAgent::start().await;
+    let b = bundle::bundle_dir(&bundle::spec(&["echo", "hello"]));
+    let dir = b.path().to_str().unwrap();
+    let out = a.ctl(&["run", "--bundle", dir]);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    let out = a.ctl(&["run", "--bundle", dir, "--", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = a.ctl(&["run", "--bundle", dir, "--", "sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_reports_137_through_rpc_and_ctl_wait() {
+    let a = TestAgent::start().await;
+    let id = unique_id("kill");
+    a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
+    a.start_container(&id).await.unwrap();
+    a.signal(&id, libc::SIGKILL as u32).await.unwrap();
+    assert_eq!(a.wait(&id).await.unwrap(), 137);
+    let out = a.ctl(&["wait", &id]);
+    assert_eq!(out.status.code(), Some(137));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "137");
+    let out = a.ctl(&["rm", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(a.info(&id).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_child_is_a_child_of_zagent_until_start_then_pid_1() {
+    let a = TestAgent::start().await;
+    let id = unique_id("park");
+    a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
+    let (state, pid, _) = a.info(&id).await.unwrap();
+    assert_eq!(state, "created");
+    assert_eq!(procs::status_field(pid, "PPid").unwrap(), a.pid().to_string());
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(!exe.to_string_lossy().contains("busybox"), "parked child already exec'd: {exe:?}");
+    assert!(exe.to_string_lossy().contains("memfd:zagent"), "parked child runs {exe:?}");
+    a.start_container(&id).await.unwrap();
+    assert_eq!(a.info(&id).await.unwrap().0, "running");
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(exe.ends_with("bin/busybox"), "after start: {exe:?}");
+    let nspid = procs::status_field(pid, "NSpid").unwrap();
+    assert_eq!(nspid.split_whitespace().last(), Some("1"), "NSpid {nspid}");
+    a.remove(&id).await.unwrap();
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}")).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgroup_has_the_limits_and_exactly_the_processes_then_is_removed() {
+    let a = TestAgent::start().await;
+    let id = unique_id("cg");
+    let mut spec = bundle::spec(&["sleep", "100"]);
+    let resources = LinuxResourcesBuilder::default()
+        .memory(LinuxMemoryBuilder::default().limit(64i64 << 20).build().unwrap())
+        .pids(LinuxPidsBuilder::default().limit(16i64).build().unwrap())
+        .build()
+        .unwrap();
+    let mut linux = spec.linux().clone().unwrap_or_else(|| LinuxBuilder::default().build().unwrap());
+    linux.set_resources(Some(resources));
+    spec.set_linux(Some(linux));
+    a.create(&id, &spec).await.unwrap();
+    let (_, pid, _) = a.info(&id).await.unwrap();
+    let mem = format!("/sys/fs/cgroup/memory/zagent/{id}");
+    let pids = format!("/sys/fs/cgroup/pids/zagent/{id}");
+    // Parked, the child is already in its cgroup.
+    assert_eq!(read(&format!("{pids}/cgroup.procs")), pid.to_string());
+    a.start_container(&id).await.unwrap();
+    assert_eq!(read(&format!("{mem}/memory.limit_in_bytes")), (64u64 << 20).to_string());
+    assert_eq!(read(&format!("{pids}/pids.max")), "16");
+    assert_eq!(read(&format!("{pids}/cgroup.procs")), pid.to_string());
+    assert_eq!(read(&format!("{mem}/cgroup.procs")), pid.to_string());
+    a.remove(&id).await.unwrap();
+    for h in ["memory", "pids", "cpu", "freezer", "devices"] {
+        let dir = format!("/sys/fs/cgroup/{h}/zagent/{id}");
+        assert!(!std::path::Path::new(&dir).exists(), "{dir} left behind");
+    }
+}
+
+const PROBE: &str = "hostname; echo ---; ls /proc/self/fd; echo ---; \
+    grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status; echo ---; \
+    cat /proc/kcore | wc -c; ls /proc/acpi 2>/dev/null | wc -l; echo ---; \
+    (echo h > /proc/sysrq-trigger) 2>/dev/null && echo rw || echo ro; \
+    (touch /probe-file) 2>/dev/null && echo rw || echo ro; echo ---; \
+    cat /proc/mounts";
+
+fn sections(out: &str) -> Vec<String> {
+    out.split("---\n").map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inside_the_container_everything_is_as_the_spec_says() {
+    let a = TestAgent::start().await;
+    let mut spec = bundle::spec(&["sh", "-c", PROBE]);
+    spec.set_hostname(Some("probe-host".into()));
+    let (status, out, err) = a.run(&unique_id("probe"), &spec).await;
+    assert_eq!(status, 0, "stderr: {err}");
+    let s = sections(&out);
+    assert_eq!(s[0], "probe-host\n");
+    assert_eq!(s[1], "0\n1\n2\n3\n", "fds in the container");
+    let caps: Vec<&str> = s[2].lines().collect();
+    // runc's defaults: CAP_AUDIT_WRITE (29), CAP_KILL (5), CAP_NET_BIND_SERVICE (10).
+    assert_eq!(
+        caps,
+        [
+            "CapInh:\t0000000000000000",
+            "CapPrm:\t0000000020000420",
+            "CapEff:\t0000000020000420",
+            "CapBnd:\t0000000020000420",
+            "CapAmb:\t0000000000000000",
+            "NoNewPrivs:\t1",
+        ]
+    );
+    assert_eq!(s[3], "0\n0\n", "masked file reads empty, masked dir is empty");
+    assert_eq!(s[4], "ro\nro\n", "read-only path and read-only root");
+    let mounts = &s[5];
+    for m in ["proc /proc proc rw", "tmpfs /dev tmpfs rw,nosuid", "devpts /dev/pts devpts rw,nosuid,noexec",
+              "shm /dev/shm tmpfs rw,nosuid,nodev,noexec", "mqueue /dev/mqueue mqueue rw,nosuid,nodev,noexec",
+              "sysfs /sys sysfs ro,nosuid,nodev,noexec"] {
+        assert!(mounts.contains(m), "missing {m:?} in\n{mounts}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capabilities_and_no_new_privs_follow_a_different_spec() {
+    use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder};
+    let a = TestAgent::start().await;
+    let mut spec = bundle::spec(&["sh", "-c", "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status"]);
+    let set = |v: &[Capability]| v.iter().cloned().collect::<std::collections::HashSet<_>>();
+    let mut process = spec.process().clone().unwrap();
+    process.set_capabilities(Some(
+        LinuxCapabilitiesBuilder::default()
+            .bounding(set(&[Capability::Chown, Capability::SysAdmin, Capability::NetRaw]))
+            .permitted(set(&[Capability::Chown, Capability::NetRaw]))
+            .effective(set(&[Capability::Chown]))
+            .inheritable(set(&[Capability::NetRaw]))
+            .ambient(set(&[Capability::NetRaw]))
+            .build()
+            .unwrap(),
+    ));
+    process.set_no_new_privileges(Some(false));
+    spec.set_process(Some(process));
+    let (status, out, err) = a.run(&unique_id("caps"), &spec).await;
+    assert_eq!(status, 0, "stderr: {err}");
+    // CHOWN = 0, NET_RAW = 13, SYS_ADMIN = 21. The process runs as uid 0, so at execve the
+    // kernel grants permitted = effective = bounding | inheritable (capabilities(7)); the
+    // inheritable, ambient and bounding sets show the spec's values as they are.
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "CapInh:\t0000000000002000",
+            "CapPrm:\t0000000000202001",
+            "CapEff:\t0000000000202001",
+            "CapBnd:\t0000000000202001",
+            "CapAmb:\t0000000000002000",
+            "NoNewPrivs:\t0",
+        ]
+    );
+}

@@ -1,0 +1,58 @@
+//! The OCI runtime spec as the Kata agent protocol carries it: the generated `grpc.Spec`
+//! message tree from `protos/oci.proto` (re-exported here, so `wire::oci::Spec` is the
+//! protobuf message and `wire::agent::CreateContainerRequest::OCI` holds one), plus the
+//! conversions between it and [`oci_spec::runtime::Spec`].
+//!
+//! The protocol is lossy in both directions, and the rules below decide how:
+//!
+//! * proto3 scalars have no presence. Zero numbers and empty strings become `None` where
+//!   the OCI field is optional, and `None` is sent as zero/empty. Exceptions, chosen to
+//!   match what real specs carry: `terminal`, `noNewPrivileges` and `root.readonly`
+//!   always come back as `Some(bool)`; device `fileMode`/`uid`/`gid` always come back as
+//!   `Some`; a device-cgroup rule's missing major/minor (the wildcard) travels as `-1`.
+//! * Empty lists and maps become `None`, except `annotations` and
+//!   `linux.resources.devices`, which come back as `Some(empty)`, because that is what
+//!   [`oci_spec::runtime::Spec::default`] uses for them.
+//! * Nested messages do have presence and map to `Option` exactly.
+//! * Fields the protocol has no slot for are dropped when sending and come back as
+//!   `None`: `domainname`, `process.user.umask`, `process.commandLine`,
+//!   `process.ioPriority`, `process.scheduler`, `process.execCPUAffinity`, mount
+//!   ID mappings, `linux.netDevices`, `linux.personality`, `linux.timeOffsets`,
+//!   `linux.memoryPolicy`, memory `useHierarchy`/`checkBeforeUpdate`, cpu `idle`/`burst`,
+//!   `resources.rdma`/`unified`, seccomp `defaultErrnoRet`/`listenerPath`/
+//!   `listenerMetadata`, every intelRdt field except `l3CacheSchema`, and the
+//!   solaris/windows/vm/zos sections.
+//! * Signed/unsigned mismatches (hugepage limit) use two's-complement casts so that `-1`
+//!   ("unlimited") survives the round trip; console sizes above `u32::MAX` saturate.
+
+mod from_grpc;
+mod to_grpc;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod wire_tests;
+
+pub use crate::generated::oci::*;
+pub use from_grpc::{process_from_grpc, resources_from_grpc, spec_from_grpc};
+pub use to_grpc::{process_to_grpc, resources_to_grpc, spec_to_grpc};
+
+/// Why a protobuf spec could not be turned into an [`oci_spec::runtime::Spec`]: the
+/// host sent a string that names nothing OCI knows, or a number that does not fit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OciConvertError {
+    #[error("unknown namespace type {0:?}")]
+    UnknownNamespace(String),
+    #[error("unknown device type {0:?}")]
+    UnknownDeviceType(String),
+    #[error("unknown capability {0:?}")]
+    UnknownCapability(String),
+    #[error("unknown rlimit type {0:?}")]
+    UnknownRlimit(String),
+    #[error("unknown seccomp {kind} {value:?}")]
+    UnknownSeccomp { kind: &'static str, value: String },
+    #[error("{field} = {value} does not fit the OCI type")]
+    OutOfRange { field: &'static str, value: i128 },
+    #[error("oci-spec rejected a converted value: {0}")]
+    Build(String),
+}

@@ -1,0 +1,175 @@
+//! The zygote protocol's messages: what the agent asks the zygote (`Request`), what the zygote
+//! answers (`Reply`), what a container child reports on its own sync socket (`ChildEvent`), and
+//! the plain-data launch config the child builds its jail from.
+//!
+//! Everything here is plain data converted from the OCI spec (and validated) in the agent; no
+//! `oci_spec` type ever crosses this boundary, because its `skip_serializing_if` fields do not
+//! round-trip through a non-self-describing codec.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Bumped on every incompatible change of any message in this module.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame either side sends or accepts (checked before anything is decoded).
+pub const MAX_FRAME: usize = 192 * 1024;
+
+/// The largest number of fds one frame carries.
+pub const MAX_FDS: usize = 16;
+
+/// Agent -> zygote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// First frame on a new channel; the zygote answers `Reply::Hello`.
+    Hello { version: u32 },
+    /// Clone a container child. Fds, in this order: `LaunchFds::ORDER`, then one fd per entry of
+    /// `config.namespaces` that has `join: true`, in that order.
+    Launch(Box<ContainerConfig>),
+}
+
+/// Zygote -> agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    Hello { version: u32 },
+    /// The child exists. One fd comes with it: the child's pidfd.
+    Launched { pid: i32 },
+    /// The request was not carried out; nothing was cloned and every fd received was closed.
+    Refused { errno: i32, message: String },
+}
+
+/// Container child -> agent, on the child's own sync socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChildEvent {
+    /// The jail is built; the child now blocks on exec.fifo.
+    Ready,
+    /// A jail step (or the final execve) failed; the child exits right after sending this.
+    Failed { step: String, errno: i32, message: String },
+}
+
+/// Names of the fixed fd slots of a `Request::Launch`, in the order they travel.
+pub struct LaunchFds;
+
+impl LaunchFds {
+    pub const STDIN: usize = 0;
+    pub const STDOUT: usize = 1;
+    pub const STDERR: usize = 2;
+    /// The child's end of its sync socket (SOCK_SEQPACKET) to the agent.
+    pub const SYNC: usize = 3;
+    /// exec.fifo, opened O_RDWR so that the child alone holds a reader once the agent and the
+    /// zygote closed their copies.
+    pub const EXEC_FIFO: usize = 4;
+    pub const ORDER: [&'static str; 5] = ["stdin", "stdout", "stderr", "sync", "exec_fifo"];
+    pub const FIXED: usize = 5;
+}
+
+/// Everything the child needs to build the jail and exec the container's process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ContainerConfig {
+    pub id: String,
+    /// Absolute host path of the rootfs.
+    pub rootfs: PathBuf,
+    pub readonly_root: bool,
+    /// `MS_*` propagation flags for "/" inside the new mount namespace (default MS_REC|MS_SLAVE).
+    pub rootfs_propagation: u64,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub namespaces: Vec<Namespace>,
+    pub mounts: Vec<Mount>,
+    /// Mknod'ed (or, in a user namespace, bind-mounted) before pivot_root: the OCI default
+    /// devices plus the spec's `linux.devices`.
+    pub devices: Vec<Device>,
+    pub masked_paths: Vec<PathBuf>,
+    pub readonly_paths: Vec<PathBuf>,
+    pub sysctl: Vec<(String, String)>,
+    /// `cgroup.procs` files (absolute host paths) the child writes "0" into before anything else.
+    pub cgroup_procs: Vec<PathBuf>,
+    pub oom_score_adj: Option<i32>,
+    pub process: ProcessConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum NamespaceKind {
+    Mount,
+    Pid,
+    Uts,
+    Ipc,
+    Network,
+    Cgroup,
+    User,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespace {
+    pub kind: NamespaceKind,
+    /// false: a new namespace; true: join the one whose fd travels with the request.
+    pub join: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Mount {
+    /// Absolute path inside the container.
+    pub destination: PathBuf,
+    pub fstype: Option<String>,
+    /// For bind mounts an absolute host path; otherwise the fs's source string ("proc", ...).
+    pub source: Option<String>,
+    /// `MS_*` flags from the options (MS_BIND, MS_REC, MS_RDONLY, MS_NOSUID, ...).
+    pub flags: u64,
+    /// Propagation changes applied after the mount (MS_SHARED, MS_PRIVATE, ... each maybe |MS_REC).
+    pub propagation: Vec<u64>,
+    /// The options that are not flags, joined by ','.
+    pub data: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceKind {
+    Char,
+    Block,
+    Fifo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Absolute path inside the container.
+    pub path: PathBuf,
+    pub kind: DeviceKind,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ProcessConfig {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    /// Absolute path inside the container.
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub umask: Option<u32>,
+    pub terminal: bool,
+    pub capabilities: Capabilities,
+    pub rlimits: Vec<Rlimit>,
+    pub no_new_privileges: bool,
+}
+
+/// Capability sets as bit masks (bit n = capability number n).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Capabilities {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    /// `libc::RLIMIT_*`.
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
+}

@@ -1,0 +1,96 @@
+//! clone3 for container children: CLONE_PARENT (so the agent, not the zygote, is the parent and
+//! reaps them), CLONE_PIDFD (the agent waits on the pidfd, no pid-reuse races) and the new
+//! namespaces. `exit_signal` must be 0 with CLONE_PARENT; the child then inherits the zygote's
+//! own exit signal (SIGCHLD), which is what the agent expects.
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+use std::os::fd::{FromRawFd, OwnedFd};
+use wire::zygote::{Namespace, NamespaceKind};
+
+/// `struct clone_args` from linux/sched.h (version 2, with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+pub enum Forked {
+    Parent { pid: Pid, pidfd: OwnedFd },
+    Child,
+}
+
+/// Clone flags for the namespaces to create at clone time. The cgroup namespace is left to
+/// the child, which unshares it after joining its cgroup; joined namespaces are set by setns.
+pub fn namespace_flags(namespaces: &[Namespace]) -> u64 {
+    let mut flags = 0;
+    for ns in namespaces.iter().filter(|ns| !ns.join) {
+        flags |= match ns.kind {
+            NamespaceKind::Mount => libc::CLONE_NEWNS,
+            NamespaceKind::Pid => libc::CLONE_NEWPID,
+            NamespaceKind::Uts => libc::CLONE_NEWUTS,
+            NamespaceKind::Ipc => libc::CLONE_NEWIPC,
+            NamespaceKind::Network => libc::CLONE_NEWNET,
+            NamespaceKind::User => libc::CLONE_NEWUSER,
+            NamespaceKind::Cgroup => 0,
+        } as u64;
+    }
+    flags
+}
+
+/// Clones a child with `ns_flags`. Like fork, the child continues from here on a copy of our
+/// stack; that is sound only because the zygote has exactly one thread.
+pub fn clone_child(ns_flags: u64) -> Result<Forked, Errno> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: ns_flags | libc::CLONE_PARENT as u64 | libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        ..Default::default()
+    };
+    // SAFETY: `args` is a valid clone_args of the size we pass; no CLONE_VM and no stack, so the
+    // child gets a private copy of our address space and returns here like fork(); the pidfd
+    // pointer stays valid for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => {
+            // SAFETY: with CLONE_PIDFD the kernel stored a new fd in `pidfd` that only we own.
+            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+            Ok(Forked::Parent { pid: Pid::from_raw(pid as i32), pidfd })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_cover_new_namespaces_only() {
+        let ns = [
+            Namespace { kind: NamespaceKind::Mount, join: false },
+            Namespace { kind: NamespaceKind::Pid, join: false },
+            Namespace { kind: NamespaceKind::Network, join: true },
+            Namespace { kind: NamespaceKind::Cgroup, join: false },
+        ];
+        let f = namespace_flags(&ns);
+        assert_eq!(f, (libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64);
+    }
+}

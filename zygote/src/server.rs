@@ -1,0 +1,95 @@
+//! The zygote's loop: one request at a time, each answered before the next is read. A request
+//! that cannot be carried out is refused with its errno; the loop itself only ends when the
+//! agent closes the channel (so the zygote never outlives the agent).
+
+use crate::child;
+use crate::error::ZygoteError;
+use crate::fork::{self, Forked};
+use nix::sched::{setns, CloneFlags};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use wire::channel::{self, ChannelError};
+use wire::zygote::{ContainerConfig, LaunchFds, NamespaceKind, Reply, Request, PROTOCOL_VERSION};
+
+pub struct Server {
+    channel: OwnedFd,
+    /// Our own pid namespace, to restore `pid_for_children` after a launch that joined another.
+    own_pid_ns: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl Server {
+    pub fn new(channel: OwnedFd) -> Result<Server, ZygoteError> {
+        let own_pid_ns = nix::fcntl::open(
+            "/proc/self/ns/pid",
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|errno| ZygoteError::Sanitize { what: "open own pid ns", errno })?;
+        // SAFETY: open returned a fresh fd that nothing else owns.
+        let own_pid_ns = unsafe { std::os::fd::FromRawFd::from_raw_fd(own_pid_ns) };
+        Ok(Server { channel, own_pid_ns, buf: channel::buffer() })
+    }
+
+    /// Serves until the agent closes the channel.
+    pub fn run(mut self) -> Result<(), ZygoteError> {
+        loop {
+            let received = channel::recv::<Request>(self.channel.as_fd(), &mut self.buf, None);
+            let reply = match received {
+                Err(ChannelError::Closed) => return Ok(()),
+                Err(ChannelError::Io(e)) if e != nix::errno::Errno::EINTR => {
+                    return Err(ChannelError::Io(e).into())
+                }
+                Err(e) => self.refuse(&ZygoteError::from(e)),
+                Ok((req, fds)) => self.handle(req, fds),
+            };
+            // The pidfd (if any) is dropped with `reply` once sent.
+            let (msg, fds) = reply;
+            let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+            channel::send(self.channel.as_fd(), &msg, &borrowed)?;
+        }
+    }
+
+    fn refuse(&self, err: &ZygoteError) -> (Reply, Vec<OwnedFd>) {
+        (Reply::Refused { errno: err.errno(), message: err.to_string() }, Vec::new())
+    }
+
+    fn handle(&mut self, req: Request, fds: Vec<OwnedFd>) -> (Reply, Vec<OwnedFd>) {
+        match req {
+            Request::Hello { version } if version == PROTOCOL_VERSION => {
+                (Reply::Hello { version: PROTOCOL_VERSION }, Vec::new())
+            }
+            Request::Hello { version } => {
+                self.refuse(&ZygoteError::Version { got: version, want: PROTOCOL_VERSION })
+            }
+            Request::Launch(cfg) => match self.launch(&cfg, fds) {
+                Ok((pid, pidfd)) => (Reply::Launched { pid }, vec![pidfd]),
+                Err(e) => self.refuse(&e),
+            },
+        }
+    }
+
+    /// Clones the child; our copies of `fds` are closed when this returns, on every path.
+    fn launch(&self, cfg: &ContainerConfig, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), ZygoteError> {
+        let joined: Vec<NamespaceKind> =
+            cfg.namespaces.iter().filter(|n| n.join).map(|n| n.kind).collect();
+        let expected = LaunchFds::FIXED + joined.len();
+        if fds.len() != expected {
+            return Err(ZygoteError::FdCount { expected, got: fds.len() });
+        }
+        let pid_ns = joined.iter().position(|k| *k == NamespaceKind::Pid);
+        if let Some(i) = pid_ns {
+            setns(fds[LaunchFds::FIXED + i].as_fd(), CloneFlags::CLONE_NEWPID)
+                .map_err(ZygoteError::JoinPidNs)?;
+        }
+        let cloned = fork::clone_child(fork::namespace_flags(&cfg.namespaces));
+        if pid_ns.is_some() {
+            // Only pid_for_children changed; put it back before anything else can be cloned.
+            setns(self.own_pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
+                .map_err(ZygoteError::JoinPidNs)?;
+        }
+        match cloned.map_err(ZygoteError::Clone)? {
+            Forked::Child => child::run(cfg, fds, &joined, self.channel.as_fd()),
+            Forked::Parent { pid, pidfd } => Ok((pid.as_raw(), pidfd)),
+        }
+    }
+}
