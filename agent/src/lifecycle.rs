@@ -156,14 +156,18 @@ impl Agent {
             return Err(AgentError::Finished);
         }
         let is_init = Arc::ptr_eq(&p, &c.init);
+        let mut killed_all = false;
         if is_init && signal == libc::SIGKILL as u32 {
             // Kill every process of the container, not only its init (as runc kill --all).
-            if let Err(e) = c.cgroup.kill_all(libc::SIGKILL) {
-                tracing::warn!(id, error = %e, "killing the container's cgroup");
+            match c.cgroup.kill_all(libc::SIGKILL) {
+                Ok(()) => killed_all = true,
+                Err(e) => tracing::warn!(id, error = %e, "killing the container's cgroup"),
             }
         }
         match p.pidfd.signal(signal as i32) {
             Ok(()) => Ok(()),
+            // The cgroup kill got it first (and the reaper may have reaped it already).
+            Err(nix::errno::Errno::ESRCH) if killed_all => Ok(()),
             Err(nix::errno::Errno::ESRCH) => Err(AgentError::Finished),
             Err(e) => Err(AgentError::io("pidfd_send_signal", e.into())),
         }
@@ -182,7 +186,7 @@ impl Agent {
         let entry = self.registry.get(id)?;
         let c = entry.lock().await;
         kill_and_reap(&c).await?;
-        c.cgroup.remove()?;
+        remove_cgroup(c.cgroup.clone()).await?;
         if let Err(e) = std::fs::remove_dir_all(&c.state_dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 return Err(AgentError::io(format!("remove {}", c.state_dir.display()), e));
@@ -214,6 +218,15 @@ async fn kill_and_reap(c: &Container) -> Result<(), AgentError> {
             .await
             .map_err(|_| AgentError::Timeout(format!("process {} of {} did not die", p.pid, c.id)))?;
     }
+    Ok(())
+}
+
+/// Cgroup removal retries EBUSY for up to a second (the kernel lags behind the last exit), so
+/// it runs on the blocking pool, not on a runtime worker.
+async fn remove_cgroup(cg: Cgroup) -> Result<(), AgentError> {
+    tokio::task::spawn_blocking(move || cg.remove())
+        .await
+        .map_err(|e| AgentError::io("cgroup removal task", std::io::Error::other(e)))??;
     Ok(())
 }
 
@@ -281,7 +294,7 @@ impl Undo {
             let _ = tokio::time::timeout(KILL_TIMEOUT, exit.wait_for(|c| c.is_some())).await;
         }
         if let Some(cg) = self.cgroup {
-            if let Err(e) = cg.remove() {
+            if let Err(e) = remove_cgroup(cg).await {
                 tracing::error!(error = %e, "removing the cgroup of a failed create");
             }
         }

@@ -1,7 +1,8 @@
 //! The few raw system calls the jail needs that nix 0.29 does not offer in a usable form:
 //! openat2, fd-returning opens as `OwnedFd`, capset, the capability prctls, close_range,
 //! setrlimit with a numeric resource, and setdomainname. This module owns every `libc` call and
-//! every `unsafe` block of the jail's child side; each wrapper returns the kernel's errno.
+//! every `unsafe` block of the jail's child side (only the test harness forks elsewhere); each
+//! wrapper returns the kernel's errno.
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;

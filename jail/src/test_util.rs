@@ -11,10 +11,10 @@ use nix::sched::CloneFlags;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{dup2, fork, pipe2, ForkResult};
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use wire::zygote::ContainerConfig;
+use wire::zygote::{ContainerConfig, NamespaceKind};
 
 /// Fails (never skips) when not root, so that an unprivileged run of the ignored tests does not
 /// pass silently.
@@ -70,6 +70,15 @@ fn code(status: WaitStatus) -> i32 {
 }
 
 pub fn run_jailed(cfg: &ContainerConfig, unshare: CloneFlags) -> Run {
+    run_jailed_joining(cfg, unshare, &[])
+}
+
+/// `run_jailed`, also joining the namespaces behind `join` (fds inherited across the forks).
+pub fn run_jailed_joining(
+    cfg: &ContainerConfig,
+    unshare: CloneFlags,
+    join: &[(NamespaceKind, BorrowedFd<'_>)],
+) -> Run {
     let (r, w) = pipe2(OFlag::O_CLOEXEC).unwrap();
     // SAFETY: the child only makes system calls (plus the allocations `prepare` makes, which
     // glibc's fork-safe malloc allows) and leaves with `_exit`, never returning into the test
@@ -77,7 +86,7 @@ pub fn run_jailed(cfg: &ContainerConfig, unshare: CloneFlags) -> Run {
     match unsafe { fork() }.unwrap() {
         ForkResult::Child => {
             drop(r);
-            crate::sys::exit_immediately(middle(cfg, unshare, w))
+            crate::sys::exit_immediately(middle(cfg, unshare, join, w))
         }
         ForkResult::Parent { child } => {
             drop(w);
@@ -92,7 +101,12 @@ pub fn run_jailed(cfg: &ContainerConfig, unshare: CloneFlags) -> Run {
     }
 }
 
-fn middle(cfg: &ContainerConfig, unshare: CloneFlags, w: OwnedFd) -> i32 {
+fn middle(
+    cfg: &ContainerConfig,
+    unshare: CloneFlags,
+    join: &[(NamespaceKind, BorrowedFd<'_>)],
+    w: OwnedFd,
+) -> i32 {
     if nix::sched::unshare(unshare).is_err() {
         return 90;
     }
@@ -104,7 +118,7 @@ fn middle(cfg: &ContainerConfig, unshare: CloneFlags, w: OwnedFd) -> i32 {
             if !ok {
                 crate::sys::exit_immediately(92);
             }
-            match prepare(cfg, &[]) {
+            match prepare(cfg, join) {
                 Ok(prepared) => report_and_exit(exec(&prepared), 101),
                 Err(e) => report_and_exit(e, 100),
             }

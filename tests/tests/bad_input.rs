@@ -62,7 +62,9 @@ async fn start_twice_or_after_stop_is_failed_precondition() {
     a.start_container(&id).await.unwrap();
     assert_eq!(code(&a.start_container(&id).await), Code::FAILED_PRECONDITION);
     assert_eq!(a.info(&id).await.unwrap().0, "running");
-    a.signal(&id, 9).await.unwrap();
+    if let Err(e) = a.signal(&id, 9).await {
+        panic!("signal: {e:?}; info {:?}", a.info(&id).await);
+    }
     assert_eq!(a.wait(&id).await.unwrap(), 137);
     assert_eq!(code(&a.start_container(&id).await), Code::FAILED_PRECONDITION);
     assert_eq!(a.info(&id).await.unwrap().0, "stopped");

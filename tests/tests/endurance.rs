@@ -26,7 +26,7 @@ async fn two_hundred_cycles_leave_nothing_behind() {
     assert_eq!(after, fds, "agent fds before {fds}, after {after}");
     let zygote = procs::zygote_of(a.pid()).expect("zygote");
     assert_eq!(procs::threads(zygote), 1);
-    assert_eq!(procs::fd_count(zygote), 4, "zygote fds: stdio + its channel");
+    assert_eq!(procs::fd_count(zygote), 5, "zygote fds: stdio, its channel, its own pid ns");
     let children = procs::children(a.pid());
     assert_eq!(children.len(), 1, "only the zygote remains: {children:?}");
     assert!(procs::mounts_under(bundle::rootfs()).is_empty());

@@ -94,7 +94,7 @@ async fn cgroup_has_the_limits_and_exactly_the_processes_then_is_removed() {
 
 const PROBE: &str = "hostname; echo ---; ls /proc/self/fd; echo ---; \
     grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status; echo ---; \
-    cat /proc/kcore | wc -c; ls /proc/acpi 2>/dev/null | wc -l; echo ---; \
+    cat /proc/timer_list | wc -c; ls /proc/acpi 2>/dev/null | wc -l; echo ---; \
     (echo h > /proc/sysrq-trigger) 2>/dev/null && echo rw || echo ro; \
     (touch /probe-file) 2>/dev/null && echo rw || echo ro; echo ---; \
     cat /proc/mounts";

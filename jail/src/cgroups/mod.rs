@@ -315,6 +315,31 @@ fn check_rel(rel: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// The controllers the limits in `res` need, and what for.
+fn required_controllers(res: &Resources) -> Vec<(&'static str, &'static str)> {
+    let needs = [
+        (
+            "memory",
+            "memory limit",
+            res.memory_limit.is_some() || res.memory_swap.is_some(),
+        ),
+        ("pids", "pids limit", res.pids_limit.is_some()),
+        ("cpu", "cpu shares/quota/period", {
+            res.cpu_shares.is_some() || res.cpu_quota.is_some() || res.cpu_period.is_some()
+        }),
+        (
+            "cpuset",
+            "cpuset cpus/mems",
+            res.cpuset_cpus.is_some() || res.cpuset_mems.is_some(),
+        ),
+    ];
+    needs
+        .into_iter()
+        .filter(|n| n.2)
+        .map(|(c, what, _)| (c, what))
+        .collect()
+}
+
 /// Makes `base/rel`, parents first, appending every dir it creates to `made`. A parent that
 /// already exists is fine; the leaf existing is `Exists`.
 fn make_dirs(base: &Path, rel: &Path, made: &mut Vec<PathBuf>) -> Result<PathBuf, CgroupError> {

@@ -2,8 +2,8 @@
 //! goes into the hierarchy that owns its controller.
 
 use super::{
-    finish, lock_tree, make_dirs, max_or, parents_within, read, read_u64, write, Cgroup,
-    CgroupError, CgroupStats, Flavor, Hierarchy, Resources,
+    finish, lock_tree, make_dirs, max_or, parents_within, read, read_u64, required_controllers,
+    write, Cgroup, CgroupError, CgroupStats, Flavor, Hierarchy, Resources,
 };
 use std::path::{Path, PathBuf};
 
@@ -21,22 +21,8 @@ pub(super) fn create(
 
 /// Refuses before anything is created when a limit has no hierarchy to go into.
 fn check_controllers(hierarchies: &[Hierarchy], res: &Resources) -> Result<(), CgroupError> {
-    let needs = [
-        (
-            "memory",
-            "memory limit",
-            res.memory_limit.is_some() || res.memory_swap.is_some(),
-        ),
-        ("pids", "pids limit", res.pids_limit.is_some()),
-        ("cpu", "cpu shares/quota/period", cpu_set(res)),
-        (
-            "cpuset",
-            "cpuset cpus/mems",
-            res.cpuset_cpus.is_some() || res.cpuset_mems.is_some(),
-        ),
-    ];
-    for (controller, needed_for, needed) in needs {
-        if needed && !hierarchies.iter().any(|h| h.has(controller)) {
+    for (controller, needed_for) in required_controllers(res) {
+        if !hierarchies.iter().any(|h| h.has(controller)) {
             return Err(CgroupError::MissingController {
                 controller,
                 needed_for,
@@ -44,10 +30,6 @@ fn check_controllers(hierarchies: &[Hierarchy], res: &Resources) -> Result<(), C
         }
     }
     Ok(())
-}
-
-fn cpu_set(res: &Resources) -> bool {
-    res.cpu_shares.is_some() || res.cpu_quota.is_some() || res.cpu_period.is_some()
 }
 
 fn build(

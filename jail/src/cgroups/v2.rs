@@ -2,8 +2,8 @@
 //! it needs are enabled in every ancestor's `cgroup.subtree_control` on the way down.
 
 use super::{
-    finish, lock_tree, make_dirs, max_or, parents_within, read_u64, write, Cgroup, CgroupError,
-    CgroupStats, Flavor, Resources,
+    finish, lock_tree, make_dirs, max_or, parents_within, read_u64, required_controllers, write,
+    Cgroup, CgroupError, CgroupStats, Flavor, Resources,
 };
 use std::io;
 use std::path::{Path, PathBuf};
@@ -18,38 +18,13 @@ pub(super) fn create(root: &Path, rel: &Path, res: &Resources) -> Result<Cgroup,
     finish(&mut tree, made, result)
 }
 
-/// Controllers a limit needs, and what for; memory and pids are also wanted for `stats`.
-fn required(res: &Resources) -> Vec<(&'static str, &'static str)> {
-    let needs = [
-        (
-            "memory",
-            "memory limit",
-            res.memory_limit.is_some() || res.memory_swap.is_some(),
-        ),
-        ("pids", "pids limit", res.pids_limit.is_some()),
-        ("cpu", "cpu shares/quota/period", {
-            res.cpu_shares.is_some() || res.cpu_quota.is_some() || res.cpu_period.is_some()
-        }),
-        (
-            "cpuset",
-            "cpuset cpus/mems",
-            res.cpuset_cpus.is_some() || res.cpuset_mems.is_some(),
-        ),
-    ];
-    needs
-        .into_iter()
-        .filter(|n| n.2)
-        .map(|(c, what, _)| (c, what))
-        .collect()
-}
-
 fn build(
     root: &Path,
     rel: &Path,
     res: &Resources,
     made: &mut Vec<PathBuf>,
 ) -> Result<Cgroup, CgroupError> {
-    let required = required(res);
+    let required = required_controllers(res);
     let root_available = list(&root.join("cgroup.controllers"))?;
     if let Some(&(controller, needed_for)) = required
         .iter()

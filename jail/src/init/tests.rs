@@ -2,7 +2,9 @@
 //! They are `#[ignore]`d (they need root, and fail rather than pass without it); run them with
 //! `cargo test -p jail -- --ignored` as root.
 
-use crate::test_util::{busybox_rootfs, mounts_under, require_root, run_jailed};
+use crate::test_util::{
+    busybox_rootfs, mounts_under, require_root, run_jailed, run_jailed_joining,
+};
 use nix::mount::MsFlags as F;
 use nix::sched::CloneFlags as C;
 use std::path::Path;
@@ -320,7 +322,7 @@ fn failures_name_their_step_and_errno() {
 
 #[test]
 #[ignore = "requires root"]
-fn shared_rootfs_propagation_still_pivots() {
+fn shared_rootfs_propagation_and_a_joined_namespace() {
     require_root();
     let tmp = tempfile::tempdir().unwrap();
     let rootfs = busybox_rootfs(tmp.path());
@@ -328,7 +330,15 @@ fn shared_rootfs_propagation_still_pivots() {
     cfg.rootfs_propagation = (F::MS_SHARED | F::MS_REC).bits();
     cfg.mounts.truncate(2);
     cfg.process.capabilities.bounding = CAP_KILL;
-    let run = run_jailed(&cfg, UNSHARE);
+    // Join the test's own network namespace instead of creating one.
+    cfg.namespaces.retain(|n| n.kind != NamespaceKind::Network);
+    cfg.namespaces.push(Namespace {
+        kind: NamespaceKind::Network,
+        join: true,
+    });
+    let net = std::fs::File::open("/proc/self/ns/net").unwrap();
+    let join = [(NamespaceKind::Network, std::os::fd::AsFd::as_fd(&net))];
+    let run = run_jailed_joining(&cfg, UNSHARE - C::CLONE_NEWNET, &join);
     assert_eq!((run.code, run.failure()), (0, None), "{}", run.output);
     // uid 0 execs with its bounding set as permitted and effective.
     assert!(
