@@ -196,11 +196,16 @@ impl Agent {
         Ok(())
     }
 
+    /// Removes every container, going on past failures; returns the first one.
     pub async fn remove_all(&self) -> Result<(), AgentError> {
+        let mut first = None;
         for (id, _) in self.registry.all() {
-            self.remove(&id).await?;
+            if let Err(e) = self.remove(&id).await {
+                tracing::error!(id, error = %e, "removing container");
+                first.get_or_insert(e);
+            }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 }
 

@@ -25,7 +25,10 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         layout,
         state_dir: cfg.state_dir.clone(),
     });
-    let services = wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));
+    let mut services = wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));
+    for service in services.values_mut() {
+        service.methods.retain(|name, _| crate::rpc::SERVED.contains(&name.as_str()));
+    }
     let health = wire::health_ttrpc::create_health(Arc::new(HealthService));
     let admin = wire::zagent_ttrpc::create_admin(Arc::new(AdminService(agent.clone())));
     let socket_path = prepare_unix_path(&cfg.listen)?;

@@ -16,6 +16,9 @@ async fn assert_clean(a: &TestAgent, id: &str) {
         assert!(!Path::new(&dir).exists(), "{dir} left behind");
     }
     assert!(tests::procs::zombies_of(a.pid()).is_empty(), "zombies");
+    assert!(tests::procs::mounts_under(bundle::rootfs()).is_empty(), "mounts left on the rootfs");
+    let children = tests::procs::children(a.pid());
+    assert!(children.iter().all(|c| c.2 == "zagent-zygote"), "processes left: {children:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,6 +84,8 @@ async fn invalid_specs_are_invalid_argument_and_launch_nothing() {
     use wire::agent::CreateContainerRequest;
     let a = TestAgent::start().await;
     let base = wire::oci::spec_to_grpc(&bundle::spec(&["true"]));
+    assert_eq!(code(&a.create("warm-up", &bundle::spec(&[])).await), Code::INVALID_ARGUMENT);
+    let fds = tests::procs::fd_count(a.pid());
     type Edit = fn(&mut wire::oci::Spec);
     let cases: Vec<(&str, Option<Edit>)> = vec![
         ("no spec", None),
@@ -114,6 +119,7 @@ async fn invalid_specs_are_invalid_argument_and_launch_nothing() {
         assert_clean(&a, &id).await;
     }
     assert!(tests::procs::children(a.pid()).iter().all(|c| c.2 != "sh" && c.2 != "true"));
+    assert_eq!(tests::procs::fd_count(a.pid()), fds, "agent fds leaked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

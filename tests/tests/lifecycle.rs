@@ -69,6 +69,15 @@ async fn cgroup_has_the_limits_and_exactly_the_processes_then_is_removed() {
     let resources = LinuxResourcesBuilder::default()
         .memory(LinuxMemoryBuilder::default().limit(64i64 << 20).build().unwrap())
         .pids(LinuxPidsBuilder::default().limit(16i64).build().unwrap())
+        .cpu(
+            oci_spec::runtime::LinuxCpuBuilder::default()
+                .shares(512u64)
+                .quota(50_000i64)
+                .period(100_000u64)
+                .cpus("0")
+                .build()
+                .unwrap(),
+        )
         .build()
         .unwrap();
     let mut linux = spec.linux().clone().unwrap_or_else(|| LinuxBuilder::default().build().unwrap());
@@ -83,6 +92,11 @@ async fn cgroup_has_the_limits_and_exactly_the_processes_then_is_removed() {
     a.start_container(&id).await.unwrap();
     assert_eq!(read(&format!("{mem}/memory.limit_in_bytes")), (64u64 << 20).to_string());
     assert_eq!(read(&format!("{pids}/pids.max")), "16");
+    let cpu = format!("/sys/fs/cgroup/cpu/zagent/{id}");
+    assert_eq!(read(&format!("{cpu}/cpu.shares")), "512");
+    assert_eq!(read(&format!("{cpu}/cpu.cfs_quota_us")), "50000");
+    assert_eq!(read(&format!("{cpu}/cpu.cfs_period_us")), "100000");
+    assert_eq!(read(&format!("/sys/fs/cgroup/cpuset/zagent/{id}/cpuset.cpus")), "0");
     assert_eq!(read(&format!("{pids}/cgroup.procs")), pid.to_string());
     assert_eq!(read(&format!("{mem}/cgroup.procs")), pid.to_string());
     a.remove(&id).await.unwrap();
@@ -172,4 +186,87 @@ async fn capabilities_and_no_new_privs_follow_a_different_spec() {
             "NoNewPrivs:\t0",
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_are_joined_by_path() {
+    use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType};
+    let a = TestAgent::start().await;
+    let first = unique_id("nsa");
+    let mut spec = bundle::spec(&["sleep", "100"]);
+    spec.set_hostname(Some("host-a".into()));
+    a.create(&first, &spec).await.unwrap();
+    a.start_container(&first).await.unwrap();
+    let (_, pid, _) = a.info(&first).await.unwrap();
+    let mut spec = bundle::spec(&["sh", "-c", "hostname; echo $$"]);
+    spec.set_hostname(None);
+    let mut linux = spec.linux().clone().unwrap();
+    let mut nss = linux.namespaces().clone().unwrap();
+    for ns in nss.iter_mut() {
+        let name = match ns.typ() {
+            LinuxNamespaceType::Uts => "uts",
+            LinuxNamespaceType::Pid => "pid",
+            LinuxNamespaceType::Network => "net",
+            _ => continue,
+        };
+        *ns = LinuxNamespaceBuilder::default()
+            .typ(ns.typ())
+            .path(format!("/proc/{pid}/ns/{name}"))
+            .build()
+            .unwrap();
+    }
+    linux.set_namespaces(Some(nss));
+    spec.set_linux(Some(linux));
+    let (status, out, err) = a.run(&unique_id("nsb"), &spec).await;
+    assert_eq!(status, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "host-a", "joined uts namespace");
+    assert_ne!(lines[1], "1", "in the joined pid namespace the second container is not pid 1");
+    let host_ns = |p: &str| std::fs::read_link(p).unwrap();
+    assert_ne!(host_ns(&format!("/proc/{pid}/ns/pid")), host_ns("/proc/self/ns/pid"));
+    a.remove(&first).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_kills_every_process_in_the_cgroup_without_a_pid_namespace() {
+    use oci_spec::runtime::LinuxNamespaceType;
+    let a = TestAgent::start().await;
+    let id = unique_id("killall");
+    let mut spec = bundle::spec(&["sh", "-c", "sleep 100 & sleep 100 & wait"]);
+    let mut linux = spec.linux().clone().unwrap();
+    let nss: Vec<_> = linux
+        .namespaces()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.typ() != LinuxNamespaceType::Pid)
+        .collect();
+    linux.set_namespaces(Some(nss));
+    spec.set_linux(Some(linux));
+    a.create(&id, &spec).await.unwrap();
+    a.start_container(&id).await.unwrap();
+    let procs_file = format!("/sys/fs/cgroup/pids/zagent/{id}/cgroup.procs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let pids = loop {
+        let pids: Vec<i32> = read(&procs_file).lines().filter_map(|l| l.parse().ok()).collect();
+        if pids.len() == 3 || std::time::Instant::now() > deadline {
+            break pids;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(pids.len(), 3, "sh and two sleeps: {pids:?}");
+    a.signal(&id, libc::SIGKILL as u32).await.unwrap();
+    assert_eq!(a.wait(&id).await.unwrap(), 137);
+    for p in &pids {
+        let gone = (0..100).any(|_| {
+            let alive = std::path::Path::new(&format!("/proc/{p}")).exists()
+                && procs::status_field(*p, "State").is_some_and(|s| !s.starts_with('Z'));
+            if alive {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            !alive
+        });
+        assert!(gone, "process {p} survived the kill");
+    }
+    a.remove(&id).await.unwrap();
 }

@@ -41,6 +41,8 @@ pub fn sanitize(inherited: RawFd) -> Result<OwnedFd, ZygoteError> {
     nix::unistd::dup2(null, 0).map_err(wrap("dup2 /dev/null"))?;
     close_all_but(&[0, 1, 2, channel.as_raw_fd()])?;
     reset_signals().map_err(wrap("reset signals"))?;
+    // Exec'd from /proc/self/fd/N our comm would be "N"; name ourselves for ps and tests.
+    nix::sys::prctl::set_name(c"zagent-zygote").map_err(wrap("set name"))?;
     Ok(channel)
 }
 

@@ -82,14 +82,18 @@ impl Server {
                 .map_err(ZygoteError::JoinPidNs)?;
         }
         let cloned = fork::clone_child(fork::namespace_flags(&cfg.namespaces));
+        if let Ok(Forked::Child) = cloned {
+            // The child never comes back to this loop, whatever happens in it.
+            child::run(cfg, fds, &joined, self.channel.as_fd());
+        }
         if pid_ns.is_some() {
-            // Only pid_for_children changed; put it back before anything else can be cloned.
+            // Only our pid_for_children changed; put it back before anything else is cloned.
             setns(self.own_pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
                 .map_err(ZygoteError::JoinPidNs)?;
         }
         match cloned.map_err(ZygoteError::Clone)? {
-            Forked::Child => child::run(cfg, fds, &joined, self.channel.as_fd()),
             Forked::Parent { pid, pidfd } => Ok((pid.as_raw(), pidfd)),
+            Forked::Child => unreachable!("the child branch diverges above"),
         }
     }
 }

@@ -17,6 +17,22 @@ use std::sync::{Arc, Mutex};
 use ttrpc::r#async::TtrpcContext;
 use wire::agent;
 
+/// The AgentService methods zagent serves. `server` drops every other generated method from
+/// the service, so ttrpc answers them with UNIMPLEMENTED instead of the generated NOT_FOUND.
+pub const SERVED: &[&str] = &[
+    "CreateContainer",
+    "StartContainer",
+    "SignalProcess",
+    "WaitProcess",
+    "RemoveContainer",
+    "WriteStdin",
+    "ReadStdout",
+    "ReadStderr",
+    "CloseStdin",
+    "CreateSandbox",
+    "DestroySandbox",
+];
+
 pub struct AgentRpc {
     pub agent: Arc<Agent>,
     /// The sandbox CreateSandbox recorded (its id), if any.
