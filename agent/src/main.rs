@@ -19,11 +19,18 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("zygote")) {
-        return match zygote::serve(0) {
+    // The helpers run before anything else exists (no runtime, no threads, no logging).
+    let role = std::env::args_os().nth(1);
+    let helper = match role.as_ref().and_then(|r| r.to_str()) {
+        Some("zygote") => Some(zygote::serve(0)),
+        Some("init") => Some(zygote::serve_one(0)),
+        _ => None,
+    };
+    if let Some(result) = helper {
+        return match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("zagent zygote: {e}");
+                eprintln!("zagent {}: {e}", role.unwrap_or_default().to_string_lossy());
                 ExitCode::FAILURE
             }
         };

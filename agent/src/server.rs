@@ -2,10 +2,10 @@
 //! accepting, removes every container it still has (kill, reap, cgroup, state dir) and exits.
 
 use crate::config::{AgentConfig, LauncherKind};
-use crate::launcher::{zygote::ZygoteLauncher, Launcher};
+use crate::launcher::{reexec::ReexecLauncher, zygote::ZygoteLauncher, Launcher};
 use crate::lifecycle::Agent;
 use crate::rpc::{AdminService, AgentRpc, HealthService};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
@@ -15,9 +15,10 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         .with_context(|| format!("creating state dir {}", cfg.state_dir.display()))?;
     let layout = jail::cgroups::Layout::detect(Path::new("/proc/self/mountinfo"))
         .context("detecting the cgroup layout")?;
+    let exe = Arc::new(crate::selfexe::sealed_copy().context("sealing a copy of our binary")?);
     let launcher: Arc<dyn Launcher> = match cfg.launcher {
-        LauncherKind::Zygote => Arc::new(ZygoteLauncher::start().await.context("starting the zygote")?),
-        LauncherKind::Reexec => bail!("--launcher reexec is not implemented yet"),
+        LauncherKind::Zygote => Arc::new(ZygoteLauncher::start(exe).await.context("starting the zygote")?),
+        LauncherKind::Reexec => Arc::new(ReexecLauncher::new(exe)),
     };
     let agent = Arc::new(Agent {
         registry: Default::default(),

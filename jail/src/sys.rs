@@ -56,20 +56,31 @@ pub fn openat2(
         mode: u64::from(mode),
         resolve,
     };
-    // SAFETY: `path` is a NUL-terminated string and `how` a fully initialised open_how whose
-    // size we pass; the kernel only reads both during the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    let fd = Errno::result(ret)?;
-    Ok(owned(fd as RawFd))
+    // With RESOLVE_IN_ROOT/BENEATH the kernel answers EAGAIN when any mount or rename happened
+    // anywhere during the walk (other containers mount all the time): retry, bounded.
+    let mut attempts = 0;
+    loop {
+        // SAFETY: `path` is a NUL-terminated string and `how` a fully initialised open_how
+        // whose size we pass; the kernel only reads both during the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        match Errno::result(ret) {
+            Err(Errno::EAGAIN | Errno::EINTR) if attempts < OPENAT2_RETRIES => attempts += 1,
+            Err(e) => return Err(e),
+            Ok(fd) => return Ok(owned(fd as RawFd)),
+        }
+    }
 }
+
+/// How often openat2 is retried on EAGAIN before the error is reported.
+const OPENAT2_RETRIES: u32 = 1000;
 
 /// openat(2) relative to `dir`; O_CLOEXEC is always added.
 pub fn openat(dir: BorrowedFd<'_>, path: &Path, flags: OFlag, mode: u32) -> Result<OwnedFd, Errno> {

@@ -47,15 +47,52 @@ fn ctx() -> context::Context {
     context::with_timeout(Duration::from_secs(60).as_nanos() as i64)
 }
 
+/// Which launcher the agent under test uses; the suite runs against both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Launcher {
+    Zygote,
+    Reexec,
+}
+
+impl Launcher {
+    pub fn arg(self) -> &'static str {
+        match self {
+            Launcher::Zygote => "zygote",
+            Launcher::Reexec => "reexec",
+        }
+    }
+}
+
+/// Runs an `async fn name(l: Launcher)` test once per launcher: `name::zygote`, `name::reexec`.
+#[macro_export]
+macro_rules! both_launchers {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn zygote() {
+                super::$name($crate::agent::Launcher::Zygote).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn reexec() {
+                super::$name($crate::agent::Launcher::Reexec).await
+            }
+        }
+    };
+}
+
 impl TestAgent {
     pub async fn start() -> TestAgent {
+        TestAgent::start_with(Launcher::Zygote).await
+    }
+
+    pub async fn start_with(launcher: Launcher) -> TestAgent {
         crate::require_root();
         let dir = tempfile::Builder::new().prefix("zagent-agent").tempdir().expect("tempdir");
         let sock = dir.path().join("agent.sock");
         let state_dir = dir.path().join("state");
         let addr = format!("unix://{}", sock.display());
         let child = Command::new(crate::bin("zagent"))
-            .args(["--listen", &addr, "--state-dir"])
+            .args(["--listen", &addr, "--launcher", launcher.arg(), "--state-dir"])
             .arg(&state_dir)
             .env("ZAGENT_LOG", std::env::var("ZAGENT_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())

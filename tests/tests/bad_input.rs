@@ -2,7 +2,7 @@
 //! (process, state dir, cgroup) is left behind.
 
 use std::path::Path;
-use tests::agent::{code, message, TestAgent};
+use tests::agent::{code, message, Launcher, TestAgent};
 use tests::{bundle, unique_id};
 use ttrpc::Code;
 
@@ -19,11 +19,12 @@ async fn assert_clean(a: &TestAgent, id: &str) {
     assert!(tests::procs::mounts_under(bundle::rootfs()).is_empty(), "mounts left on the rootfs");
     let children = tests::procs::children(a.pid());
     assert!(children.iter().all(|c| c.2 == "zagent-zygote"), "processes left: {children:?}");
+    assert!(children.len() <= 1, "more than the zygote left: {children:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_ids_are_invalid_argument() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(invalid_ids_are_invalid_argument);
+async fn invalid_ids_are_invalid_argument(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let spec = bundle::spec(&["true"]);
     for id in ["", ".", "..", "a/b", "a\0b", &"x".repeat(257)] {
         let r = a.create(id, &spec).await;
@@ -32,9 +33,9 @@ async fn invalid_ids_are_invalid_argument() {
     assert_clean(&a, "a").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn second_create_is_already_exists_and_the_first_is_untouched() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(second_create_is_already_exists_and_the_first_is_untouched);
+async fn second_create_is_already_exists_and_the_first_is_untouched(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let id = unique_id("dup");
     a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
     let r = a.create(&id, &bundle::spec(&["true"])).await;
@@ -48,18 +49,18 @@ async fn second_create_is_already_exists_and_the_first_is_untouched() {
     assert_clean(&a, &id).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_ids_are_not_found() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(unknown_ids_are_not_found);
+async fn unknown_ids_are_not_found(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     assert_eq!(code(&a.start_container("nope").await), Code::NOT_FOUND);
     assert_eq!(code(&a.signal("nope", 9).await), Code::NOT_FOUND);
     assert_eq!(code(&a.wait("nope").await), Code::NOT_FOUND);
     assert_eq!(code(&a.remove("nope").await), Code::NOT_FOUND);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn start_twice_or_after_stop_is_failed_precondition() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(start_twice_or_after_stop_is_failed_precondition);
+async fn start_twice_or_after_stop_is_failed_precondition(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let id = unique_id("twice");
     a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
     a.start_container(&id).await.unwrap();
@@ -79,10 +80,10 @@ async fn start_twice_or_after_stop_is_failed_precondition() {
 }
 
 /// Each case edits the protobuf spec the way a careless host could send it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_specs_are_invalid_argument_and_launch_nothing() {
+tests::both_launchers!(invalid_specs_are_invalid_argument_and_launch_nothing);
+async fn invalid_specs_are_invalid_argument_and_launch_nothing(l: Launcher) {
     use wire::agent::CreateContainerRequest;
-    let a = TestAgent::start().await;
+    let a = TestAgent::start_with(l).await;
     let base = wire::oci::spec_to_grpc(&bundle::spec(&["true"]));
     assert_eq!(code(&a.create("warm-up", &bundle::spec(&[])).await), Code::INVALID_ARGUMENT);
     let fds = tests::procs::fd_count(a.pid());
@@ -122,9 +123,9 @@ async fn invalid_specs_are_invalid_argument_and_launch_nothing() {
     assert_eq!(tests::procs::fd_count(a.pid()), fds, "agent fds leaked");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_bind_source_fails_create_with_step_and_errno() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(a_missing_bind_source_fails_create_with_step_and_errno);
+async fn a_missing_bind_source_fails_create_with_step_and_errno(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let id = unique_id("bind");
     let mut spec = bundle::spec(&["true"]);
     let mut mounts = spec.mounts().clone().unwrap();
@@ -145,9 +146,9 @@ async fn a_missing_bind_source_fails_create_with_step_and_errno() {
     assert_clean(&a, &id).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proc_as_a_symlink_in_the_rootfs_fails_create() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(proc_as_a_symlink_in_the_rootfs_fails_create);
+async fn proc_as_a_symlink_in_the_rootfs_fails_create(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let root = tempfile::Builder::new().prefix("zagent-evil").tempdir().unwrap();
     for d in ["bin", "dev", "sys", "tmp"] {
         std::fs::create_dir(root.path().join(d)).unwrap();
@@ -167,9 +168,9 @@ async fn proc_as_a_symlink_in_the_rootfs_fails_create() {
     assert!(tests::procs::mounts_under(root.path()).is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_executable_fails_start_and_the_container_ends_stopped() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(a_missing_executable_fails_start_and_the_container_ends_stopped);
+async fn a_missing_executable_fails_start_and_the_container_ends_stopped(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let id = unique_id("noexec");
     a.create(&id, &bundle::spec(&["/bin/does-not-exist"])).await.unwrap();
     let r = a.start_container(&id).await;
@@ -183,9 +184,9 @@ async fn a_missing_executable_fails_start_and_the_container_ends_stopped() {
     assert_clean(&a, &id).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_container_killed_while_parked_fails_start_promptly() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(a_container_killed_while_parked_fails_start_promptly);
+async fn a_container_killed_while_parked_fails_start_promptly(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let id = unique_id("parkkill");
     a.create(&id, &bundle::spec(&["true"])).await.unwrap();
     a.signal(&id, libc::SIGKILL as u32).await.unwrap();

@@ -1,7 +1,7 @@
 //! Tier 2 (root): zagent-ctl's verbs against a real agent, its one-line errors, and the RPCs
 //! zagent does not serve.
 
-use tests::agent::{code, TestAgent};
+use tests::agent::{code, Launcher, TestAgent};
 use tests::{bundle, unique_id};
 use ttrpc::Code;
 
@@ -9,9 +9,9 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_ps_start_kill_wait_rm_through_ctl() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(create_ps_start_kill_wait_rm_through_ctl);
+async fn create_ps_start_kill_wait_rm_through_ctl(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let b = bundle::bundle_dir(&bundle::spec(&["sleep", "100"]));
     let id = unique_id("ctl");
     let out = a.ctl(&["create", "--id", &id, "--bundle", b.path().to_str().unwrap()]);
@@ -38,9 +38,9 @@ async fn create_ps_start_kill_wait_rm_through_ctl() {
     assert!(a.info(&id2).await.is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctl_errors_are_one_line_naming_the_rpc_and_code() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(ctl_errors_are_one_line_naming_the_rpc_and_code);
+async fn ctl_errors_are_one_line_naming_the_rpc_and_code(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let out = a.ctl(&["start", "no-such-container"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
@@ -70,9 +70,9 @@ fn ctl_spec_writes_a_default_config_once() {
     assert!(!again.status.success(), "spec overwrote an existing config.json");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unserved_rpcs_are_unimplemented_and_sandbox_rpcs_work() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(unserved_rpcs_are_unimplemented_and_sandbox_rpcs_work);
+async fn unserved_rpcs_are_unimplemented_and_sandbox_rpcs_work(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let ctx = || ttrpc::context::with_timeout(0);
     let r = a.client.exec_process(ctx(), &Default::default()).await;
     assert_eq!(code(&r), Code::UNIMPLEMENTED);

@@ -2,12 +2,12 @@
 //! driven over ttrpc and through zagent-ctl.
 
 use oci_spec::runtime::{LinuxBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder};
-use tests::agent::TestAgent;
+use tests::agent::{Launcher, TestAgent};
 use tests::{bundle, procs, unique_id};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctl_run_prints_output_and_exits_with_the_container_status() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(ctl_run_prints_output_and_exits_with_the_container_status);
+async fn ctl_run_prints_output_and_exits_with_the_container_status(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let b = bundle::bundle_dir(&bundle::spec(&["echo", "hello"]));
     let dir = b.path().to_str().unwrap();
     let out = a.ctl(&["run", "--bundle", dir]);
@@ -20,9 +20,9 @@ async fn ctl_run_prints_output_and_exits_with_the_container_status() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("err\n"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_reports_137_through_rpc_and_ctl_wait() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(sigkill_reports_137_through_rpc_and_ctl_wait);
+async fn sigkill_reports_137_through_rpc_and_ctl_wait(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let id = unique_id("kill");
     a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
     a.start_container(&id).await.unwrap();
@@ -36,9 +36,9 @@ async fn sigkill_reports_137_through_rpc_and_ctl_wait() {
     assert!(a.info(&id).await.is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parked_child_is_a_child_of_zagent_until_start_then_pid_1() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(parked_child_is_a_child_of_zagent_until_start_then_pid_1);
+async fn parked_child_is_a_child_of_zagent_until_start_then_pid_1(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let id = unique_id("park");
     a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
     let (state, pid, _) = a.info(&id).await.unwrap();
@@ -61,9 +61,9 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}")).trim().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cgroup_has_the_limits_and_exactly_the_processes_then_is_removed() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(cgroup_has_the_limits_and_exactly_the_processes_then_is_removed);
+async fn cgroup_has_the_limits_and_exactly_the_processes_then_is_removed(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let id = unique_id("cg");
     let mut spec = bundle::spec(&["sleep", "100"]);
     let resources = LinuxResourcesBuilder::default()
@@ -117,9 +117,9 @@ fn sections(out: &str) -> Vec<String> {
     out.split("---\n").map(str::to_string).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inside_the_container_everything_is_as_the_spec_says() {
-    let a = TestAgent::start().await;
+tests::both_launchers!(inside_the_container_everything_is_as_the_spec_says);
+async fn inside_the_container_everything_is_as_the_spec_says(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
     let mut spec = bundle::spec(&["sh", "-c", PROBE]);
     spec.set_hostname(Some("probe-host".into()));
     let (status, out, err) = a.run(&unique_id("probe"), &spec).await;
@@ -150,10 +150,10 @@ async fn inside_the_container_everything_is_as_the_spec_says() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn capabilities_and_no_new_privs_follow_a_different_spec() {
+tests::both_launchers!(capabilities_and_no_new_privs_follow_a_different_spec);
+async fn capabilities_and_no_new_privs_follow_a_different_spec(l: Launcher) {
     use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder};
-    let a = TestAgent::start().await;
+    let a = TestAgent::start_with(l).await;
     let mut spec = bundle::spec(&["sh", "-c", "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status"]);
     let set = |v: &[Capability]| v.iter().cloned().collect::<std::collections::HashSet<_>>();
     let mut process = spec.process().clone().unwrap();
@@ -188,10 +188,10 @@ async fn capabilities_and_no_new_privs_follow_a_different_spec() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn namespaces_are_joined_by_path() {
+tests::both_launchers!(namespaces_are_joined_by_path);
+async fn namespaces_are_joined_by_path(l: Launcher) {
     use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType};
-    let a = TestAgent::start().await;
+    let a = TestAgent::start_with(l).await;
     let first = unique_id("nsa");
     let mut spec = bundle::spec(&["sleep", "100"]);
     spec.set_hostname(Some("host-a".into()));
@@ -227,10 +227,10 @@ async fn namespaces_are_joined_by_path() {
     a.remove(&first).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_kills_every_process_in_the_cgroup_without_a_pid_namespace() {
+tests::both_launchers!(sigkill_kills_every_process_in_the_cgroup_without_a_pid_namespace);
+async fn sigkill_kills_every_process_in_the_cgroup_without_a_pid_namespace(l: Launcher) {
     use oci_spec::runtime::LinuxNamespaceType;
-    let a = TestAgent::start().await;
+    let a = TestAgent::start_with(l).await;
     let id = unique_id("killall");
     let mut spec = bundle::spec(&["sh", "-c", "sleep 100 & sleep 100 & wait"]);
     let mut linux = spec.linux().clone().unwrap();

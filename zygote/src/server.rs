@@ -32,21 +32,24 @@ impl Server {
 
     /// Serves until the agent closes the channel.
     pub fn run(mut self) -> Result<(), ZygoteError> {
-        loop {
-            let received = channel::recv::<Request>(self.channel.as_fd(), &mut self.buf, None);
-            let reply = match received {
-                Err(ChannelError::Closed) => return Ok(()),
-                Err(ChannelError::Io(e)) if e != nix::errno::Errno::EINTR => {
-                    return Err(ChannelError::Io(e).into())
-                }
-                Err(e) => self.refuse(&ZygoteError::from(e)),
-                Ok((req, fds)) => self.handle(req, fds),
-            };
-            // The pidfd (if any) is dropped with `reply` once sent.
-            let (msg, fds) = reply;
-            let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
-            channel::send(self.channel.as_fd(), &msg, &borrowed)?;
-        }
+        while self.serve_next()? {}
+        Ok(())
+    }
+
+    /// Serves one request; false once the agent has closed the channel.
+    pub fn serve_next(&mut self) -> Result<bool, ZygoteError> {
+        let received = channel::recv::<Request>(self.channel.as_fd(), &mut self.buf, None);
+        let (msg, fds) = match received {
+            Err(ChannelError::Closed) => return Ok(false),
+            Err(ChannelError::Io(nix::errno::Errno::EINTR)) => return Ok(true),
+            Err(ChannelError::Io(e)) => return Err(ChannelError::Io(e).into()),
+            Err(e) => self.refuse(&ZygoteError::from(e)),
+            Ok((req, fds)) => self.handle(req, fds),
+        };
+        // The pidfd (if any) is closed once sent.
+        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+        channel::send(self.channel.as_fd(), &msg, &borrowed)?;
+        Ok(true)
     }
 
     fn refuse(&self, err: &ZygoteError) -> (Reply, Vec<OwnedFd>) {

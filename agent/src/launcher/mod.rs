@@ -2,6 +2,8 @@
 //! server; the Kata-style re-exec baseline plugs in here too. Everything else (jail, RPCs,
 //! registry) is shared, so the two compare like with like.
 
+mod helper;
+pub mod reexec;
 pub mod zygote;
 
 use std::os::fd::OwnedFd;
