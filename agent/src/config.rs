@@ -31,4 +31,10 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Test hook: exec'd processes pause this long before execve.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub test_exec_pause_ms: u32,
+    /// Test hook: the zygote pauses this long between clone and its reply.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub test_zygote_pause_ms: u32,
 }

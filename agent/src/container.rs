@@ -60,14 +60,36 @@ pub struct Container {
     /// The agent's end of the init child's sync socket, read once more at start to learn
     /// whether execve succeeded.
     pub sync: Option<(crate::child_sync::SyncSocket, zygote::sequence::LaunchState)>,
+    /// The kinds of the container's namespaces (new or joined), which an exec joins.
+    pub namespaces: Vec<wire::zygote::NamespaceKind>,
+    /// Exec ids whose launch is under way (reserved, not yet in `processes`).
+    pub pending_execs: std::collections::HashSet<String>,
 }
 
 impl Container {
-    pub fn new(id: String, init: Process, cgroup: Cgroup, state_dir: PathBuf, fifo: PathBuf) -> Self {
+    pub fn new(
+        id: String,
+        init: Process,
+        cgroup: Cgroup,
+        state_dir: PathBuf,
+        fifo: PathBuf,
+        namespaces: Vec<wire::zygote::NamespaceKind>,
+    ) -> Self {
         let init = Arc::new(init);
         let mut processes = HashMap::new();
         processes.insert(init.exec_id.clone(), init.clone());
-        Container { id, started: false, init, processes, cgroup, state_dir, fifo, sync: None }
+        Container {
+            id,
+            started: false,
+            init,
+            processes,
+            cgroup,
+            state_dir,
+            fifo,
+            sync: None,
+            namespaces,
+            pending_execs: Default::default(),
+        }
     }
 
     pub fn state(&self) -> State {

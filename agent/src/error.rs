@@ -17,6 +17,8 @@ pub enum AgentError {
     Unsupported(String),
     #[error("container {0:?} already exists")]
     Exists(String),
+    #[error("exec id {exec_id:?} is already in use in container {id:?}")]
+    ExecExists { id: String, exec_id: String },
     #[error("container {0:?} not found")]
     NotFound(String),
     #[error("process {exec_id:?} not found in container {id:?}")]
@@ -25,6 +27,10 @@ pub enum AgentError {
     State { id: String, state: &'static str, op: &'static str },
     #[error("process has already finished")]
     Finished,
+    #[error("stdin is closed")]
+    StdinClosed,
+    #[error("process has no terminal")]
+    NoTerminal,
     #[error("launch: {0}")]
     Launch(#[from] crate::launcher::LaunchError),
     #[error("container setup failed at step {step:?} ({errno_name}): {message}")]
@@ -53,11 +59,16 @@ impl AgentError {
                 Code::INVALID_ARGUMENT
             }
             AgentError::Unsupported(_) => Code::UNIMPLEMENTED,
-            AgentError::Exists(_) | AgentError::Cgroup(CgroupError::Exists(_)) => Code::ALREADY_EXISTS,
+            AgentError::Exists(_) | AgentError::ExecExists { .. } | AgentError::Cgroup(CgroupError::Exists(_)) => {
+                Code::ALREADY_EXISTS
+            }
             AgentError::NotFound(_) | AgentError::ProcessNotFound { .. } | AgentError::Finished => {
                 Code::NOT_FOUND
             }
-            AgentError::State { .. } | AgentError::Jail { .. } => Code::FAILED_PRECONDITION,
+            AgentError::State { .. }
+            | AgentError::Jail { .. }
+            | AgentError::StdinClosed
+            | AgentError::NoTerminal => Code::FAILED_PRECONDITION,
             AgentError::Launch(e) if e.is_unavailable() => Code::UNAVAILABLE,
             AgentError::Timeout(_) => Code::DEADLINE_EXCEEDED,
             AgentError::Launch(_) | AgentError::Cgroup(_) | AgentError::Io { .. } => Code::INTERNAL,

@@ -5,8 +5,10 @@ mod child_sync;
 mod config;
 mod container;
 mod error;
+mod exec;
 mod exec_fifo;
 mod io;
+mod launch;
 mod launcher;
 mod lifecycle;
 mod reaper;
@@ -22,7 +24,10 @@ fn main() -> ExitCode {
     // The helpers run before anything else exists (no runtime, no threads, no logging).
     let role = std::env::args_os().nth(1);
     let helper = match role.as_ref().and_then(|r| r.to_str()) {
-        Some("zygote") => Some(zygote::serve(0)),
+        Some("zygote") => {
+            let rest: Vec<String> = std::env::args().skip(2).collect();
+            Some(zygote::Options::parse(&rest).and_then(|opts| zygote::serve(0, opts)))
+        }
         Some("init") => Some(zygote::serve_one(0)),
         _ => None,
     };

@@ -97,6 +97,12 @@ pub fn check_id(id: &str) -> Result<(), AgentError> {
     Ok(())
 }
 
+/// Exec ids follow the same rule as container ids (they name nothing on disk, but a bounded,
+/// printable id keeps logs and errors sane).
+pub fn check_exec_id(exec_id: &str) -> Result<(), AgentError> {
+    check_id(exec_id).map_err(|_| AgentError::InvalidArgument(format!("invalid exec id {exec_id:?}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

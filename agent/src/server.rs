@@ -17,7 +17,13 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         .context("detecting the cgroup layout")?;
     let exe = Arc::new(crate::selfexe::sealed_copy().context("sealing a copy of our binary")?);
     let launcher: Arc<dyn Launcher> = match cfg.launcher {
-        LauncherKind::Zygote => Arc::new(ZygoteLauncher::start(exe).await.context("starting the zygote")?),
+        LauncherKind::Zygote => {
+            let mut args = Vec::new();
+            if cfg.test_zygote_pause_ms > 0 {
+                args = vec!["--test-pause-after-clone-ms".into(), cfg.test_zygote_pause_ms.to_string()];
+            }
+            Arc::new(ZygoteLauncher::start(exe, args).await.context("starting the zygote")?)
+        }
         LauncherKind::Reexec => Arc::new(ReexecLauncher::new(exe)),
     };
     let agent = Arc::new(Agent {
@@ -25,6 +31,8 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         launcher,
         layout,
         state_dir: cfg.state_dir.clone(),
+        terminals: false,
+        test_exec_pause_ms: cfg.test_exec_pause_ms,
     });
     let mut services = wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));
     for service in services.values_mut() {

@@ -1,7 +1,9 @@
-//! Capabilities (part of step 16) and no_new_privs (step 18), in runc's order so that all five
-//! sets come out exactly as configured, also for a non-root uid: shrink the bounding set while
-//! still privileged, keep the permitted set across the uid change (PR_SET_KEEPCAPS), then set
-//! effective/permitted/inheritable in one capset and rebuild the ambient set.
+//! Capabilities (step "capabilities", around "identity"), no_new_privs (step "no-new-privs") and
+//! the non-dumpable flag of an exec (step "dumpable"). Capabilities are set in runc's order so
+//! that all five sets come out exactly as configured, also for a non-root uid: shrink the
+//! bounding set while still privileged, keep the permitted set across the uid change
+//! (PR_SET_KEEPCAPS), then set effective/permitted/inheritable in one capset and rebuild the
+//! ambient set.
 //! Capabilities travel as 64-bit masks (bit n = capability n), so capabilities this crate's
 //! `caps` dependency does not know by name are still applied; `caps` only names them in errors.
 
@@ -60,7 +62,15 @@ pub fn apply(c: &Capabilities) -> Result<(), JailError> {
     Ok(())
 }
 
-/// Step 18.
+/// Step "dumpable" of an exec, before anything else: a non-dumpable process cannot be
+/// ptrace'd, nor its /proc/PID/{environ,fd,mem,...} opened, by the container's processes
+/// (same uid, no CAP_SYS_PTRACE) while it joins them holding agent state. execve of a normal
+/// binary makes the process dumpable again.
+pub fn set_non_dumpable() -> Result<(), JailError> {
+    nix::sys::prctl::set_dumpable(false).map_err(|errno| JailError::Dumpable { errno })
+}
+
+/// Step "no-new-privs".
 pub fn set_no_new_privs(enabled: bool) -> Result<(), JailError> {
     if !enabled {
         return Ok(());

@@ -1,4 +1,4 @@
-//! Step 6, "devices": the device nodes of the config inside the rootfs, and the standard /dev
+//! Step "devices": the device nodes of the config inside the rootfs, and the standard /dev
 //! symlinks (fd, stdin, stdout, stderr, core when the host has /proc/kcore, ptmx -> pts/ptmx),
 //! the way runc lays them out. Nodes are mknod'ed, or in a user namespace (where mknod is not
 //! allowed) bind-mounted from the host's node of the same path. When /dev is a bind mount of a

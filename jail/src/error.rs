@@ -11,6 +11,9 @@ use std::path::PathBuf;
 /// symbolically (`ENOENT`), because that is what an operator greps for.
 #[derive(Debug, thiserror::Error)]
 pub enum JailError {
+    #[error("make the process non-dumpable: {errno:?}")]
+    Dumpable { errno: Errno },
+
     #[error("write \"0\" to {}: {errno:?}", path.display())]
     Cgroup { path: PathBuf, errno: Errno },
 
@@ -40,6 +43,9 @@ pub enum JailError {
 
     #[error("remount / read-only: {errno:?}")]
     ReadonlyRoot { errno: Errno },
+
+    #[error("{what}: {errno:?}")]
+    Terminal { what: String, errno: Errno },
 
     #[error("{what}: {errno:?}")]
     Hostname { what: String, errno: Errno },
@@ -85,6 +91,7 @@ impl JailError {
     /// The stable short name of the step that failed (`ChildEvent::Failed::step`).
     pub fn step(&self) -> &'static str {
         match self {
+            Self::Dumpable { .. } => "dumpable",
             Self::Cgroup { .. } => "cgroup",
             Self::Namespaces { .. } => "namespaces",
             Self::Propagation { .. } => "propagation",
@@ -95,6 +102,7 @@ impl JailError {
             Self::MaskedPaths { .. } => "masked-paths",
             Self::ReadonlyPaths { .. } => "readonly-paths",
             Self::ReadonlyRoot { .. } => "readonly-root",
+            Self::Terminal { .. } => "terminal",
             Self::Hostname { .. } => "hostname",
             Self::Sysctl { .. } => "sysctl",
             Self::OomScoreAdj { .. } => "oom-score-adj",
@@ -115,7 +123,8 @@ impl JailError {
 
     fn errno_value(&self) -> Errno {
         match self {
-            Self::Cgroup { errno, .. }
+            Self::Dumpable { errno }
+            | Self::Cgroup { errno, .. }
             | Self::Namespaces { errno, .. }
             | Self::Propagation { errno, .. }
             | Self::RootfsBind { errno, .. }
@@ -125,6 +134,7 @@ impl JailError {
             | Self::MaskedPaths { errno, .. }
             | Self::ReadonlyPaths { errno, .. }
             | Self::ReadonlyRoot { errno }
+            | Self::Terminal { errno, .. }
             | Self::Hostname { errno, .. }
             | Self::Sysctl { errno, .. }
             | Self::OomScoreAdj { errno, .. }
@@ -175,6 +185,17 @@ mod tests {
             .step(),
             "readonly-root"
         );
+        let e = JailError::Dumpable {
+            errno: Errno::EINVAL,
+        };
+        assert_eq!((e.step(), e.errno()), ("dumpable", libc::EINVAL));
+        assert_eq!(e.to_string(), "make the process non-dumpable: EINVAL");
+        let e = JailError::Terminal {
+            what: "open /dev/ptmx".into(),
+            errno: Errno::ENOENT,
+        };
+        assert_eq!((e.step(), e.errno()), ("terminal", libc::ENOENT));
+        assert_eq!(e.to_string(), "open /dev/ptmx: ENOENT");
         assert_eq!(
             JailError::NoNewPrivs {
                 errno: Errno::EINVAL

@@ -1,6 +1,6 @@
-//! Who the container's process is: its umask (step 15), its groups, gid and uid (step 16, with
-//! `capabilities` around it) and its working directory (step 17, after the uid change so that
-//! the container user's own permissions decide whether it may enter it).
+//! Who the container's process is: its umask (step "umask"), its groups, gid and uid (step
+//! "identity", with `capabilities` around it) and its working directory (step "cwd", after the
+//! uid change so that the container user's own permissions decide whether it may enter it).
 
 use crate::error::JailError;
 use crate::sys;
@@ -15,7 +15,7 @@ use wire::zygote::ProcessConfig;
 /// runc's default when the config has none.
 const DEFAULT_UMASK: u32 = 0o022;
 
-/// Step 15.
+/// Step "umask".
 pub fn set_umask(umask: Option<u32>) -> Result<(), JailError> {
     let value = umask.unwrap_or(DEFAULT_UMASK);
     if value & !0o777 != 0 {
@@ -68,7 +68,7 @@ fn chown_stdio(uid: u32) -> Result<(), JailError> {
     Ok(())
 }
 
-/// Step 17. Resolved without magic links, so that a cwd like /proc/self/fd/N cannot hand the
+/// Step "cwd". Resolved without magic links, so that a cwd like /proc/self/fd/N cannot hand the
 /// process a directory outside the container through an inherited fd.
 pub fn change_dir(cwd: &Path) -> Result<(), JailError> {
     let err = |errno| JailError::Cwd {

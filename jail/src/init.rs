@@ -1,9 +1,10 @@
 //! The child side of the jail: `prepare` builds the jail between the zygote's clone and the
-//! child's `ready` report, and `exec` starts the container's process after the exec.fifo byte.
-//! This module owns the order of the steps; each step lives in its own module. A failing step
-//! stops everything and comes back as a `JailError` naming the step and the errno.
+//! child's `ready` report, `prepare_exec` joins a running container for ExecProcess, and `exec`
+//! starts the process after the exec.fifo byte (or right away, for an exec). This module owns
+//! the order of the steps; each step lives in its own module. A failing step stops everything
+//! and comes back as a `JailError` naming the step and the errno.
 //!
-//! The steps, in order (the name is `JailError::step`):
+//! `prepare`, the steps in order (the name is `JailError::step`):
 //!  1. "cgroup": write "0" into each cgroup.procs of the config (host paths).
 //!  2. "namespaces": setns into the joined namespaces (user first, mount last), then unshare a
 //!     new cgroup namespace if asked for, so the container's cgroup is its root.
@@ -14,27 +15,47 @@
 //!  5. "mount": the config's mounts, each resolved inside the rootfs (`paths`).
 //!  6. "devices": device nodes and the standard /dev symlinks.
 //!  7. "pivot_root": into the rootfs; the old root is detached.
-//!  8. "hostname": hostname and domainname.
-//!  9. "sysctl": /proc/sys writes. Before the read-only paths (as in runc), because the usual
+//!  8. "terminal" (only with `process.terminal`): a pty from the container's /dev/ptmx, its slave
+//!     on /dev/console, the controlling terminal and stdio; the master kept for `take_console`.
+//!     Where runc does it: after the rootfs is pivoted into (so the pty is the container's own
+//!     devpts), before the rootfs is finalized (read-only) and before the identity change
+//!     (creating /dev/console and the bind need root).
+//!  9. "hostname": hostname and domainname.
+//! 10. "sysctl": /proc/sys writes. Before the read-only paths (as in runc), because the usual
 //!     read-only paths include /proc/sys.
-//! 10. "oom-score-adj".
-//! 11. "masked-paths": /dev/null or an empty read-only tmpfs on top.
-//! 12. "readonly-paths": bound onto themselves read-only.
-//! 13. "readonly-root": "/" read-only.
-//! 14. "rlimits".
-//! 15. "umask" (0o022 when unset, as runc).
-//! 16. "capabilities" + "identity": bounding set shrunk, PR_SET_KEEPCAPS, setgroups, setresgid,
-//!     setresuid, keepcaps cleared, then effective/permitted/inheritable and ambient set.
-//! 17. "cwd": entered as the container user.
-//! 18. "no-new-privs".
+//! 11. "oom-score-adj".
+//! 12. "masked-paths": /dev/null or an empty read-only tmpfs on top.
+//! 13. "readonly-paths": bound onto themselves read-only.
+//! 14. "readonly-root": "/" read-only.
+//! 15. "rlimits".
+//! 16. "umask" (0o022 when unset, as runc).
+//! 17. "capabilities" + "identity": bounding set shrunk, PR_SET_KEEPCAPS, stdio (a terminal's
+//!     slave included) given to the uid, setgroups, setresgid, setresuid, keepcaps cleared, then
+//!     effective/permitted/inheritable and ambient set.
+//! 18. "cwd": entered as the container user.
+//! 19. "no-new-privs".
 //!
-//! Then (in `exec`, after the fifo) "exec": PATH lookup inside the new root, every fd above 2
-//! marked close-on-exec, execve with exactly the configured environment. Seccomp, once
-//! supported (validation refuses it for now), goes last, right before the execve.
+//! `prepare_exec`, the steps in order, in a child the zygote cloned into the container's pid
+//! namespace (and no other of its namespaces yet):
+//!  0. "dumpable": PR_SET_DUMPABLE 0 first, so that nothing already in the container can
+//!     ptrace this process or open its /proc/PID files while it still holds agent state.
+//!  1. "cgroup": as for a container (host paths, so before the mount namespace is joined).
+//!  2. "namespaces": every namespace of the container but pid, in one setns on the init's
+//!     pidfd; "/" and the cwd become the container's root.
+//!  3. "terminal" (only with `process.terminal`): as for a container, without /dev/console.
+//!  4. "rlimits", "umask", "capabilities" + "identity", "cwd", "no-new-privs": exactly as
+//!     steps 15 to 19 of a container.
+//!
+//! Then (in `exec`, after the fifo for a container) "exec": PATH lookup inside the new root,
+//! every fd above 2 marked close-on-exec, the exec's test pause if any, execve with exactly the
+//! configured environment. Seccomp, once supported (validation refuses it for now), goes last,
+//! right before the execve.
 
+use crate::terminal::{self, Console};
 use crate::{capabilities, devices, identity, mounts, namespaces, rlimits, rootfs, system};
 use std::os::fd::BorrowedFd;
-use wire::zygote::{ContainerConfig, NamespaceKind};
+use std::time::Duration;
+use wire::zygote::{ContainerConfig, ExecConfig, NamespaceKind, ProcessConfig};
 
 pub use crate::error::JailError;
 pub use crate::process::Prepared;
@@ -47,7 +68,7 @@ pub fn prepare(
     cfg: &ContainerConfig,
     join: &[(NamespaceKind, BorrowedFd<'_>)],
 ) -> Result<Prepared, JailError> {
-    let prepared = Prepared::new(&cfg.process)?;
+    let mut prepared = Prepared::new(&cfg.process)?;
     namespaces::join_cgroups(&cfg.cgroup_procs)?;
     namespaces::enter(cfg, join)?;
     rootfs::set_propagation(cfg.rootfs_propagation, &cfg.rootfs)?;
@@ -59,6 +80,10 @@ pub fn prepare(
     )?;
     devices::setup(&root, cfg)?;
     rootfs::pivot(root)?;
+    if cfg.process.terminal {
+        let master = terminal::setup(cfg.console_size, Console::BindDevConsole)?;
+        prepared.set_console(master);
+    }
     system::set_names(cfg)?;
     system::set_sysctls(&cfg.sysctl)?;
     system::set_oom_score_adj(cfg.oom_score_adj)?;
@@ -67,24 +92,50 @@ pub fn prepare(
     if cfg.readonly_root {
         rootfs::make_root_readonly()?;
     }
-    rlimits::apply(&cfg.process.rlimits)?;
-    identity::set_umask(cfg.process.umask)?;
-    let caps = &cfg.process.capabilities;
-    capabilities::drop_bounding(caps.bounding)?;
-    capabilities::keep_across_setuid(true)?;
-    identity::switch_user(&cfg.process)?;
-    capabilities::keep_across_setuid(false)?;
-    capabilities::apply(caps)?;
-    identity::change_dir(&cfg.process.cwd)?;
-    capabilities::set_no_new_privs(cfg.process.no_new_privileges)?;
+    become_process(&cfg.process)?;
     Ok(prepared)
 }
 
-/// After the exec.fifo byte: resolves args[0], marks every fd above 2 close-on-exec and
-/// execve's. Returns only on failure (step "exec").
+/// Joins the running container in the documented order. Must run in a single-threaded child
+/// that the zygote cloned into the container's pid namespace, as root in the initial user
+/// namespace, with stdio already on 0, 1 and 2. `init_pidfd` is a pidfd of the container's init.
+pub fn prepare_exec(cfg: &ExecConfig, init_pidfd: BorrowedFd<'_>) -> Result<Prepared, JailError> {
+    capabilities::set_non_dumpable()?;
+    let mut prepared = Prepared::new(&cfg.process)?;
+    prepared.set_pause_before_exec(Duration::from_millis(cfg.test_pause_before_exec_ms.into()));
+    namespaces::join_cgroups(&cfg.cgroup_procs)?;
+    namespaces::join_container(&cfg.namespaces, init_pidfd)?;
+    if cfg.process.terminal {
+        let master = terminal::setup(cfg.console_size, Console::StdioOnly)?;
+        prepared.set_console(master);
+    }
+    become_process(&cfg.process)?;
+    Ok(prepared)
+}
+
+/// The process's own settings, identical for a container and an exec: "rlimits", "umask",
+/// "capabilities" + "identity", "cwd", "no-new-privs".
+fn become_process(p: &ProcessConfig) -> Result<(), JailError> {
+    rlimits::apply(&p.rlimits)?;
+    identity::set_umask(p.umask)?;
+    let caps = &p.capabilities;
+    capabilities::drop_bounding(caps.bounding)?;
+    capabilities::keep_across_setuid(true)?;
+    identity::switch_user(p)?;
+    capabilities::keep_across_setuid(false)?;
+    capabilities::apply(caps)?;
+    identity::change_dir(&p.cwd)?;
+    capabilities::set_no_new_privs(p.no_new_privileges)
+}
+
+/// After the exec.fifo byte (for an exec: right after `prepare_exec`): resolves args[0], marks
+/// every fd above 2 close-on-exec, sleeps the exec's test pause if any, and execve's. Returns
+/// only on failure (step "exec").
 pub fn exec(prepared: &Prepared) -> JailError {
     crate::process::exec(prepared)
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod exec_tests;

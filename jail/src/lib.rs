@@ -1,4 +1,5 @@
-//! The jail: everything that runs between the zygote's clone and the container's execve, plus
+//! The jail: everything that runs between the zygote's clone and the execve of a container's
+//! process or of a process exec'd into a running container (`init::prepare_exec`), plus
 //! the agent-side pieces that prepare for it (spec validation into a plain launch config, and
 //! cgroup creation). It guarantees that a child either reaches `ready` with the jail built in
 //! the documented order (see `init`), or reports the step that failed with its errno.
@@ -21,5 +22,6 @@ mod rlimits;
 mod rootfs;
 mod sys;
 mod system;
+mod terminal;
 #[cfg(test)]
 mod test_util;

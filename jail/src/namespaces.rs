@@ -1,7 +1,9 @@
-//! Cgroup membership (step 1) and namespaces (step 2): which namespaces the child joins and in
-//! what order, and the cgroup namespace it creates after joining its cgroups. The namespaces
-//! that are new (other than cgroup) were created by the zygote's clone3; a joined pid namespace
-//! was handled by the zygote too (it only affects children).
+//! Cgroup membership (step "cgroup") and namespaces (step "namespaces"): which namespaces the
+//! child joins and in what order, and the cgroup namespace it creates after joining its cgroups.
+//! The namespaces that are new (other than cgroup) were created by the zygote's clone3; a joined
+//! pid namespace was handled by the zygote too (it only affects children).
+//! For an exec, every namespace of the running container is joined at once through its init's
+//! pidfd (`join_container`).
 
 use crate::error::JailError;
 use crate::mounts::io_errno;
@@ -12,7 +14,7 @@ use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use wire::zygote::{ContainerConfig, NamespaceKind};
 
-/// Step 1: move the child into its cgroups (host paths: we have not pivoted yet).
+/// Step "cgroup": move the child into its cgroups (host paths: we have not pivoted yet).
 pub fn join_cgroups(procs: &[PathBuf]) -> Result<(), JailError> {
     for path in procs {
         let write = || {
@@ -76,8 +78,8 @@ fn name(kind: NamespaceKind) -> &'static str {
     }
 }
 
-/// Step 2: setns into each joined namespace, then unshare a new cgroup namespace if asked for
-/// (after step 1, so that the container's cgroup becomes the namespace's root).
+/// Step "namespaces": setns into each joined namespace, then unshare a new cgroup namespace if asked for
+/// (after step "cgroup", so that the container's cgroup becomes the namespace's root).
 pub fn enter(
     cfg: &ContainerConfig,
     join: &[(NamespaceKind, BorrowedFd<'_>)],
@@ -107,6 +109,46 @@ pub fn enter(
             .map_err(err("unshare cgroup namespace".into()))?;
     }
     Ok(())
+}
+
+/// The CLONE_NEW* flags an exec joins through the init's pidfd: every namespace of the
+/// container but pid (the zygote entered it when cloning us: joining a pid namespace only
+/// affects children). A user namespace is refused (containers never get one), and so is a
+/// container without a mount namespace: the process would run on the agent's own root.
+pub fn exec_join_flags(kinds: &[NamespaceKind]) -> Result<CloneFlags, JailError> {
+    let err = |what: &str| JailError::Namespaces {
+        what: what.into(),
+        errno: Errno::EINVAL,
+    };
+    if kinds.contains(&NamespaceKind::User) {
+        return Err(err("joining a user namespace is not supported"));
+    }
+    if !kinds.contains(&NamespaceKind::Mount) {
+        return Err(err("the container has no mount namespace to join"));
+    }
+    Ok(kinds
+        .iter()
+        .filter(|&&k| k != NamespaceKind::Pid)
+        .fold(CloneFlags::empty(), |all, &k| all | clone_flag(k)))
+}
+
+/// Step "namespaces" of an exec: one setns(pidfd, flags), which joins all of them atomically
+/// (Linux 5.8). Joining the mount namespace sets root and cwd to that namespace's root, with
+/// whatever is mounted on top followed down (fs/namespace.c, mntns_install): the container's
+/// rootfs, which its init pivot_root'ed onto. The chdir only makes "/" explicit.
+pub fn join_container(kinds: &[NamespaceKind], init_pidfd: BorrowedFd<'_>) -> Result<(), JailError> {
+    let flags = exec_join_flags(kinds)?;
+    let names: Vec<&str> = kinds
+        .iter()
+        .filter(|&&k| k != NamespaceKind::Pid)
+        .map(|&k| name(k))
+        .collect();
+    let what = format!("setns {} through the init pidfd", names.join(","));
+    nix::sched::setns(init_pidfd, flags).map_err(|errno| JailError::Namespaces { what, errno })?;
+    nix::unistd::chdir("/").map_err(|errno| JailError::Namespaces {
+        what: "chdir to the container's /".into(),
+        errno,
+    })
 }
 
 #[cfg(test)]
@@ -141,6 +183,27 @@ mod tests {
         let e = enter(&cfg, &[]).unwrap_err();
         assert_eq!((e.step(), e.errno()), ("namespaces", libc::EINVAL));
         assert_eq!(e.to_string(), "a mount namespace is required: EINVAL");
+    }
+
+    #[test]
+    fn exec_joins_all_but_pid_and_needs_a_mount_namespace() {
+        use NamespaceKind::*;
+        let flags = exec_join_flags(&[Pid, Mount, Uts, Ipc, Network, Cgroup]).unwrap();
+        let want = CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWNET
+            | CloneFlags::CLONE_NEWCGROUP;
+        assert_eq!(flags, want);
+        assert_eq!(exec_join_flags(&[Mount]).unwrap(), CloneFlags::CLONE_NEWNS);
+        let e = exec_join_flags(&[Pid, Uts]).unwrap_err();
+        assert_eq!((e.step(), e.errno()), ("namespaces", libc::EINVAL));
+        assert_eq!(
+            e.to_string(),
+            "the container has no mount namespace to join: EINVAL"
+        );
+        let e = exec_join_flags(&[Mount, User]).unwrap_err();
+        assert_eq!(e.errno(), libc::EINVAL);
     }
 
     #[test]

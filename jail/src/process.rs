@@ -1,6 +1,7 @@
-//! The container's process: the argv/envp prepared up front (`Prepared`), the PATH lookup of
-//! args[0] inside the container's root, marking every inherited fd but stdio close-on-exec, and
-//! the execve itself. The environment is exactly the configured one; nothing is added.
+//! The container's process: the argv/envp prepared up front (`Prepared`, which also carries
+//! the pty master of a terminal until the caller takes it), the PATH lookup of args[0] inside
+//! the container's root, marking every inherited fd but stdio close-on-exec, and the execve
+//! itself. The environment is exactly the configured one; nothing is added.
 
 use crate::error::JailError;
 use crate::sys;
@@ -8,9 +9,10 @@ use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag};
 use nix::sys::stat::SFlag;
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use wire::zygote::ProcessConfig;
 
 /// PATH when the configured environment has none (runc's and Docker's default).
@@ -24,6 +26,10 @@ pub struct Prepared {
     envp: Vec<CString>,
     /// The PATH entries to search for a bare args[0] (absolute ones only).
     search: Vec<PathBuf>,
+    /// The pty master (O_CLOEXEC) when the process has a terminal, until `take_console`.
+    console: Option<OwnedFd>,
+    /// Test hook of an exec: sleep this long right before execve. Zero for containers.
+    pause_before_exec: Duration,
 }
 
 fn exec_err(what: String) -> impl FnOnce(Errno) -> JailError {
@@ -53,7 +59,24 @@ impl Prepared {
             argv,
             envp,
             search: search_list(path.unwrap_or(DEFAULT_PATH)),
+            console: None,
+            pause_before_exec: Duration::ZERO,
         })
+    }
+
+    /// The pty master of a process with a terminal (None without one, or when already taken).
+    /// The caller passes it to the agent before reporting `ready`; it is O_CLOEXEC, so a copy
+    /// left here never reaches the container's process.
+    pub fn take_console(&mut self) -> Option<OwnedFd> {
+        self.console.take()
+    }
+
+    pub(crate) fn set_console(&mut self, master: OwnedFd) {
+        self.console = Some(master);
+    }
+
+    pub(crate) fn set_pause_before_exec(&mut self, pause: Duration) {
+        self.pause_before_exec = pause;
     }
 
     pub fn program(&self) -> &OsStr {
@@ -130,8 +153,8 @@ pub fn cloexec_all_but_stdio() -> Result<(), Errno> {
     Ok(())
 }
 
-/// Resolves the program in "/" (the container's root by now), marks fds close-on-exec and
-/// execs. Returns only on failure.
+/// Resolves the program in "/" (the container's root by now), marks fds close-on-exec, waits
+/// out the test pause if there is one, and execs. Returns only on failure.
 pub fn exec(prepared: &Prepared) -> JailError {
     let root = match sys::open(Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY) {
         Ok(fd) => fd,
@@ -144,6 +167,9 @@ pub fn exec(prepared: &Prepared) -> JailError {
     drop(root);
     if let Err(e) = cloexec_all_but_stdio() {
         return exec_err("mark inherited fds close-on-exec".into())(e);
+    }
+    if !prepared.pause_before_exec.is_zero() {
+        std::thread::sleep(prepared.pause_before_exec);
     }
     let Err(e) = nix::unistd::execve(&path, &prepared.argv, &prepared.envp);
     exec_err(format!("exec {}", path.to_string_lossy()))(e)
@@ -168,8 +194,10 @@ mod tests {
         assert_eq!((e.step(), e.errno()), ("exec", libc::EINVAL));
         let e = Prepared::new(&process(&["a\0b"], &[])).unwrap_err();
         assert_eq!(e.to_string(), "an argument contains a NUL byte: EINVAL");
-        let p = Prepared::new(&process(&["sh"], &["A=1"])).unwrap();
+        let mut p = Prepared::new(&process(&["sh"], &["A=1"])).unwrap();
         assert_eq!(p.search.len(), 6);
+        assert!(p.take_console().is_none());
+        assert!(p.pause_before_exec.is_zero());
         let p = Prepared::new(&process(&["sh"], &["PATH=/x:rel::/y", "PATH=/a:.:/b"])).unwrap();
         assert_eq!(p.search, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
     }

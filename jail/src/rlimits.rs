@@ -1,4 +1,4 @@
-//! Step 14, "rlimits": the process's resource limits, set on the child itself so that the
+//! Step "rlimits": the process's resource limits, set on the child itself so that the
 //! container's process inherits them through execve.
 
 use crate::error::JailError;

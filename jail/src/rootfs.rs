@@ -1,6 +1,7 @@
-//! The rootfs as a whole: propagation of "/" in the new mount namespace (step 3), the bind of
-//! the rootfs onto itself (4), pivot_root into it (7), and what is done to paths after the
-//! pivot: masked paths (8), read-only paths (9) and the read-only root (10). After the pivot,
+//! The rootfs as a whole: propagation of "/" in the new mount namespace (step "propagation"),
+//! the bind of the rootfs onto itself ("rootfs-bind"), pivot_root into it ("pivot_root"), and
+//! what is done to paths after the pivot: masked paths ("masked-paths"), read-only paths
+//! ("readonly-paths") and the read-only root ("readonly-root"). After the pivot,
 //! paths are plain paths: "/" is the container's root, so symlinks cannot lead out of it.
 
 use crate::error::JailError;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 const NONE: Option<&str> = None;
 
-/// Step 3: `propagation` (0 means the default MS_REC|MS_SLAVE) on "/", so that nothing mounted
+/// Step "propagation": `propagation` (0 means the default MS_REC|MS_SLAVE) on "/", so that nothing mounted
 /// from here on reaches the host. With shared propagation asked for, the rootfs's parent mount is
 /// made private (pivot_root refuses a shared parent, and the bind must not propagate out).
 pub fn set_propagation(propagation: u64, rootfs: &Path) -> Result<(), JailError> {
@@ -45,7 +46,7 @@ pub fn set_propagation(propagation: u64, rootfs: &Path) -> Result<(), JailError>
     )))
 }
 
-/// Step 4: bind the rootfs onto itself so that it is a mount point pivot_root accepts, then open
+/// Step "rootfs-bind": bind the rootfs onto itself so that it is a mount point pivot_root accepts, then open
 /// it (after the bind, so that the fd is on the new mount).
 pub fn bind_rootfs(rootfs: &Path) -> Result<Root, JailError> {
     let err = |errno| JailError::RootfsBind {
@@ -65,7 +66,7 @@ pub fn bind_rootfs(rootfs: &Path) -> Result<Root, JailError> {
     Ok(Root { fd, real })
 }
 
-/// Step 7: pivot_root(".", ".") inside the rootfs stacks the old root on top of the new one;
+/// Step "pivot_root": pivot_root(".", ".") inside the rootfs stacks the old root on top of the new one;
 /// detaching it leaves only the container's tree. The old root is made a slave first so that
 /// the detach cannot propagate to the host's mounts.
 pub fn pivot(root: Root) -> Result<(), JailError> {
@@ -81,7 +82,7 @@ pub fn pivot(root: Root) -> Result<(), JailError> {
     nix::unistd::chdir("/").map_err(err("chdir to the new /"))
 }
 
-/// Step 8: a masked directory gets an empty read-only tmpfs, anything else /dev/null on top.
+/// Step "masked-paths": a masked directory gets an empty read-only tmpfs, anything else /dev/null on top.
 pub fn mask(paths: &[PathBuf]) -> Result<(), JailError> {
     for p in paths {
         let err = |errno| JailError::MaskedPaths {
@@ -103,7 +104,7 @@ pub fn mask(paths: &[PathBuf]) -> Result<(), JailError> {
     Ok(())
 }
 
-/// Step 9: bind each path onto itself, then remount it read-only keeping its other flags.
+/// Step "readonly-paths": bind each path onto itself, then remount it read-only keeping its other flags.
 pub fn make_readonly(paths: &[PathBuf]) -> Result<(), JailError> {
     for p in paths {
         let err = |errno| JailError::ReadonlyPaths {
@@ -121,7 +122,7 @@ pub fn make_readonly(paths: &[PathBuf]) -> Result<(), JailError> {
     Ok(())
 }
 
-/// Step 10: "/" read-only.
+/// Step "readonly-root": "/" read-only.
 pub fn make_root_readonly() -> Result<(), JailError> {
     remount_readonly(Path::new("/"), MsFlags::empty())
         .map_err(|errno| JailError::ReadonlyRoot { errno })

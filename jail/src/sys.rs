@@ -1,6 +1,7 @@
 //! The few raw system calls the jail needs that nix 0.29 does not offer in a usable form:
 //! openat2, fd-returning opens as `OwnedFd`, capset, the capability prctls, close_range,
-//! setrlimit with a numeric resource, and setdomainname. This module owns every `libc` call and
+//! setrlimit with a numeric resource, setdomainname, and the pty ioctls (unlockpt, pty number,
+//! TIOCGPTPEER, window size, controlling terminal). This module owns every `libc` call and
 //! every `unsafe` block of the jail's child side (only the test harness forks elsewhere); each
 //! wrapper returns the kernel's errno.
 
@@ -37,8 +38,9 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> String {
 }
 
 fn owned(fd: RawFd) -> OwnedFd {
-    // SAFETY: every caller passes an fd that a successful open call has just returned to us;
-    // nothing else refers to it, so this `OwnedFd` is its only owner.
+    // SAFETY: every caller passes an fd that a successful fd-creating call (open, openat2,
+    // TIOCGPTPEER, pidfd_open) has just returned to us; nothing else refers to it, so this
+    // `OwnedFd` is its only owner.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
@@ -203,6 +205,67 @@ pub fn setdomainname(name: &str) -> Result<(), Errno> {
     // SAFETY: the pointer and length describe `name`'s bytes, which the kernel only reads.
     let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
     Errno::result(ret).map(drop)
+}
+
+/// ioctl(2) with an integer argument (not a pointer).
+fn ioctl_int(fd: BorrowedFd<'_>, request: libc::Ioctl, arg: libc::c_ulong) -> Result<i32, Errno> {
+    // SAFETY: only called with requests whose argument is a plain integer (TIOCGPTPEER's open
+    // flags, TIOCSCTTY's "steal" flag); the kernel reads nothing through it.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), request, arg) };
+    Errno::result(ret)
+}
+
+/// unlockpt(3): TIOCSPTLCK with 0, so that the slave can be opened.
+pub fn unlockpt(master: BorrowedFd<'_>) -> Result<(), Errno> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer, which points at `unlock`, alive for
+    // the whole call.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock as *const libc::c_int) };
+    Errno::result(ret).map(drop)
+}
+
+/// TIOCGPTN: the number N of the master's slave, /dev/pts/N in the master's devpts instance.
+pub fn pty_number(master: BorrowedFd<'_>) -> Result<u32, Errno> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int through the pointer, which points at `n`.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n as *mut libc::c_uint) };
+    Errno::result(ret).map(|_| n)
+}
+
+/// TIOCGPTPEER (Linux 4.13): opens the master's own slave without any path lookup, so no
+/// mount or symlink can hand us a different file. O_CLOEXEC is always added.
+pub fn open_pty_peer(master: BorrowedFd<'_>, flags: OFlag) -> Result<OwnedFd, Errno> {
+    let flags = (flags | OFlag::O_CLOEXEC).bits() as libc::c_ulong;
+    ioctl_int(master, libc::TIOCGPTPEER, flags).map(|fd| owned(fd as RawFd))
+}
+
+/// TIOCSWINSZ: the terminal's size in rows and columns (pixels left 0).
+pub fn set_window_size(tty: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), Errno> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `struct winsize` through the pointer, which points at the
+    // fully initialised `size`, alive for the whole call.
+    let ret = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &size as *const libc::winsize) };
+    Errno::result(ret).map(drop)
+}
+
+/// TIOCSCTTY with 0 ("do not steal"): makes `tty` the controlling terminal of the calling
+/// session leader; fails if it already belongs to another session.
+pub fn set_controlling_tty(tty: BorrowedFd<'_>) -> Result<(), Errno> {
+    ioctl_int(tty, libc::TIOCSCTTY, 0).map(drop)
+}
+
+/// pidfd_open(2), for the root tests that join a running jailed process.
+#[cfg(test)]
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags (0), both integers; on success the returned fd
+    // is new and ours alone.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    Errno::result(ret).map(|fd| owned(fd as RawFd))
 }
 
 /// _exit(2), for the test harness's forked children: no atexit handlers, no flushing of

@@ -1,6 +1,7 @@
-//! Per-container kernel settings made after pivot_root: hostname and domainname (step 11),
-//! sysctls (12) and oom_score_adj (13). The /proc files are opened only after checking that
-//! /proc really is a procfs, so that a rootfs that shadows /proc cannot redirect the writes.
+//! Per-container kernel settings made after pivot_root: hostname and domainname (step
+//! "hostname"), sysctls ("sysctl") and oom_score_adj ("oom-score-adj"). The /proc files are
+//! opened only after checking that /proc really is a procfs, so that a rootfs that shadows /proc
+//! cannot redirect the writes.
 
 use crate::error::JailError;
 use crate::namespaces;
@@ -13,7 +14,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use wire::zygote::{ContainerConfig, NamespaceKind};
 
-/// Step 11. Only in the container's own (new or joined) UTS namespace: otherwise this would
+/// Step "hostname". Only in the container's own (new or joined) UTS namespace: otherwise this would
 /// rename the host.
 pub fn set_names(cfg: &ContainerConfig) -> Result<(), JailError> {
     let err = |what: String| move |errno| JailError::Hostname { what, errno };
@@ -63,7 +64,7 @@ pub fn sysctl_path(key: &str) -> PathBuf {
     PathBuf::from(key.replace('.', "/"))
 }
 
-/// Step 12.
+/// Step "sysctl".
 pub fn set_sysctls(sysctls: &[(String, String)]) -> Result<(), JailError> {
     if sysctls.is_empty() {
         return Ok(());
@@ -80,7 +81,7 @@ pub fn set_sysctls(sysctls: &[(String, String)]) -> Result<(), JailError> {
     Ok(())
 }
 
-/// Step 13.
+/// Step "oom-score-adj".
 pub fn set_oom_score_adj(value: Option<i32>) -> Result<(), JailError> {
     let Some(value) = value else { return Ok(()) };
     let err = |errno| JailError::OomScoreAdj { value, errno };

@@ -86,6 +86,11 @@ impl TestAgent {
     }
 
     pub async fn start_with(launcher: Launcher) -> TestAgent {
+        TestAgent::start_opts(launcher, &[]).await
+    }
+
+    /// With extra agent arguments (e.g. the hidden test hooks).
+    pub async fn start_opts(launcher: Launcher, extra: &[&str]) -> TestAgent {
         crate::require_root();
         let dir = tempfile::Builder::new().prefix("zagent-agent").tempdir().expect("tempdir");
         let sock = dir.path().join("agent.sock");
@@ -94,6 +99,7 @@ impl TestAgent {
         let child = Command::new(crate::bin("zagent"))
             .args(["--listen", &addr, "--launcher", launcher.arg(), "--state-dir"])
             .arg(&state_dir)
+            .args(extra)
             .env("ZAGENT_LOG", std::env::var("ZAGENT_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .spawn()
@@ -208,6 +214,13 @@ impl TestAgent {
             .stdin(Stdio::null())
             .output()
             .expect("run zagent-ctl")
+    }
+
+    /// Kills the agent with SIGKILL (nothing of it runs afterwards) and reaps it.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("agent running");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Stops the agent with SIGTERM (it removes its containers) and waits for it.

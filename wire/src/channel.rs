@@ -5,12 +5,9 @@
 use crate::codec::{self, CodecError};
 use crate::zygote::{MAX_FDS, MAX_FRAME};
 use nix::errno::Errno;
-use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
-};
+use nix::sys::socket::{sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType};
 use serde::{de::DeserializeOwned, Serialize};
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,34 +67,63 @@ pub fn send_frame(sock: BorrowedFd<'_>, frame: &[u8], fds: &[BorrowedFd<'_>]) ->
 /// length and its fds. A truncated frame or fd list is an error, and the fds that did arrive are
 /// closed on the way out.
 pub fn recv_frame(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), ChannelError> {
-    let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
-    let mut iov = [IoSliceMut::new(buf)];
-    let msg = loop {
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+    // u64 elements keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; CONTROL_WORDS];
+    let (bytes, flags, fds) = loop {
+        match recvmsg_raw(sock, buf, &mut control) {
             Err(Errno::EINTR) => continue,
             other => break other?,
         }
     };
-    let mut fds = Vec::new();
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(raw) = c {
-            for fd in raw {
-                // SAFETY: the kernel installed this fd in our table for this message just now;
-                // nothing else owns it, so taking ownership here is the only reference.
-                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+    // Checked after the fds are owned, so that every error path closes them.
+    if flags & libc::MSG_CTRUNC != 0 {
         return Err(ChannelError::FdsTruncated);
     }
-    if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+    if flags & libc::MSG_TRUNC != 0 {
         return Err(ChannelError::Truncated);
     }
-    if msg.bytes == 0 {
+    if bytes == 0 {
         return Err(ChannelError::Closed);
     }
-    Ok((msg.bytes, fds))
+    Ok((bytes, fds))
+}
+
+/// Room for one SCM_RIGHTS message of MAX_FDS fds (CMSG_SPACE, rounded up to u64 words).
+const CONTROL_WORDS: usize =
+    (std::mem::size_of::<libc::cmsghdr>() + MAX_FDS * std::mem::size_of::<libc::c_int>()).div_ceil(8) + 1;
+
+/// recvmsg(2) with MSG_CMSG_CLOEXEC, taking ownership of every fd that arrived, also when the
+/// kernel could not install all of them (MSG_CTRUNC; nix refuses to walk such a buffer).
+fn recvmsg_raw(sock: BorrowedFd<'_>, buf: &mut [u8], control: &mut [u64]) -> Result<(usize, i32, Vec<OwnedFd>), Errno> {
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: an all-zero msghdr is valid (null name, no iov, no control) before we fill it.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = control.as_mut_ptr().cast();
+    hdr.msg_controllen = std::mem::size_of_val(control);
+    // SAFETY: hdr points at `iov` (which points at `buf`) and at `control`, all alive and
+    // writable for the call, with their true lengths.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut hdr, libc::MSG_CMSG_CLOEXEC) };
+    let n = Errno::result(n)?;
+    let mut fds = Vec::new();
+    // SAFETY: the CMSG_* macros walk the control buffer the kernel just filled, bounded by
+    // hdr.msg_controllen; each SCM_RIGHTS payload holds (cmsg_len - CMSG_LEN(0)) / 4 fds, read
+    // unaligned, that the kernel installed for us and nothing else owns.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c).cast::<libc::c_int>();
+                let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                for i in 0..len / std::mem::size_of::<libc::c_int>() {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&hdr, c);
+        }
+    }
+    Ok((n as usize, hdr.msg_flags, fds))
 }
 
 /// Encodes and sends `msg` with `fds`.

@@ -97,6 +97,7 @@ mod tests {
             sysctl: vec![("net.ipv4.ip_forward".into(), "1".into())],
             cgroup_procs: vec!["/sys/fs/cgroup/pids/zagent/c1/cgroup.procs".into()],
             oom_score_adj: Some(-1),
+            console_size: Some((24, 80)),
             process: ProcessConfig {
                 args: vec!["sh".into()],
                 rlimits: vec![Rlimit { resource: 7, soft: 1, hard: 2 }],

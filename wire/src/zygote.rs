@@ -26,6 +26,9 @@ pub enum Request {
     /// Clone a container child. Fds, in this order: `LaunchFds::ORDER`, then one fd per entry of
     /// `config.namespaces` that has `join: true`, in that order.
     Launch(Box<ContainerConfig>),
+    /// Clone a child that joins a running container and execs a process in it. Fds, in this
+    /// order: `ExecFds::ORDER`.
+    Exec(Box<ExecConfig>),
 }
 
 /// Zygote -> agent.
@@ -41,6 +44,11 @@ pub enum Reply {
 /// Container child -> agent, on the child's own sync socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChildEvent {
+    /// First message of every child: its pidfd travels with it, so the agent can kill and reap
+    /// the child even if the zygote dies before replying.
+    Started,
+    /// The process has a terminal: the pty master travels with this message.
+    Console,
     /// The jail is built; the child now blocks on exec.fifo.
     Ready,
     /// A jail step (or the final execve) failed; the child exits right after sending this.
@@ -61,6 +69,38 @@ impl LaunchFds {
     pub const EXEC_FIFO: usize = 4;
     pub const ORDER: [&'static str; 5] = ["stdin", "stdout", "stderr", "sync", "exec_fifo"];
     pub const FIXED: usize = 5;
+}
+
+/// Names of the fixed fd slots of a `Request::Exec`, in the order they travel.
+pub struct ExecFds;
+
+impl ExecFds {
+    pub const STDIN: usize = 0;
+    pub const STDOUT: usize = 1;
+    pub const STDERR: usize = 2;
+    pub const SYNC: usize = 3;
+    /// A pidfd of the container's init process: its namespaces are joined through it.
+    pub const INIT_PIDFD: usize = 4;
+    pub const ORDER: [&'static str; 5] = ["stdin", "stdout", "stderr", "sync", "init_pidfd"];
+    pub const COUNT: usize = 5;
+}
+
+/// Everything a child needs to join a running container and exec a process in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ExecConfig {
+    pub container_id: String,
+    pub exec_id: String,
+    /// The container's namespaces, joined through the init pidfd (Pid by the zygote at clone
+    /// time; the rest by the child). Never User.
+    pub namespaces: Vec<NamespaceKind>,
+    /// `cgroup.procs` files (absolute host paths) joined before the mount namespace.
+    pub cgroup_procs: Vec<PathBuf>,
+    pub process: ProcessConfig,
+    /// Initial terminal size (rows, columns) when `process.terminal`.
+    pub console_size: Option<(u16, u16)>,
+    /// Test hook: sleep this long right before execve, so tests can observe the joining
+    /// process. Always 0 unless the agent runs with its hidden test flag.
+    pub test_pause_before_exec_ms: u32,
 }
 
 /// Everything the child needs to build the jail and exec the container's process.
@@ -86,6 +126,8 @@ pub struct ContainerConfig {
     pub cgroup_procs: Vec<PathBuf>,
     pub oom_score_adj: Option<i32>,
     pub process: ProcessConfig,
+    /// Initial terminal size (rows, columns) when `process.terminal`.
+    pub console_size: Option<(u16, u16)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

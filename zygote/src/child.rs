@@ -1,6 +1,7 @@
-//! The container child between clone and execve: take stdio, drop the zygote's channel, build
-//! the jail, report `ready` (or the failed step) to the agent on the sync socket, park on
-//! exec.fifo until StartContainer writes its byte, then exec. Never returns.
+//! The container child between clone and execve: announce itself (with its own pidfd) on the
+//! sync socket, take stdio, drop the zygote's channel, build the jail, report `ready` (or the
+//! failed step) straight to the agent, park on exec.fifo until StartContainer writes its byte,
+//! then exec. Never returns.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use wire::channel;
@@ -15,14 +16,8 @@ pub fn run(
     joined: &[NamespaceKind],
     zygote_channel: BorrowedFd<'_>,
 ) -> ! {
-    // SAFETY: the child must not keep the zygote's end of the agent channel (it could read the
-    // next request); nothing in this process uses that fd again, and we never return to the
-    // server loop that owns it.
-    unsafe { libc::close(zygote_channel.as_raw_fd()) };
     let sync = fds[LaunchFds::SYNC].as_fd();
-    if let Err(errno) = take_stdio(&fds) {
-        fail(sync, "stdio", errno as i32, format!("dup2 stdio: {errno}"));
-    }
+    begin(zygote_channel, sync, &fds[..3]);
     // A joined pid namespace was entered by the zygote at clone time.
     let join: Vec<(NamespaceKind, BorrowedFd<'_>)> = joined
         .iter()
@@ -35,13 +30,79 @@ pub fn run(
         Err(e) => fail(sync, e.step(), e.errno(), e.to_string()),
     };
     if channel::send(sync, &ChildEvent::Ready, &[]).is_err() {
-        // The agent is gone or gave up on this launch.
+        exit(JAIL_FAILED); // the agent is gone or gave up on this launch
+    }
+    if !park(fds[LaunchFds::EXEC_FIFO].as_fd(), sync) {
         exit(JAIL_FAILED);
     }
-    if !wait_for_start(fds[LaunchFds::EXEC_FIFO].as_fd()) {
-        exit(JAIL_FAILED);
+    exec(&prepared, sync)
+}
+
+/// What every child does first: drop the zygote's channel, tell the agent who it is (its own
+/// pidfd travels with `Started`, so the agent can kill and reap it even if the zygote dies
+/// before replying), and put the given stdio fds on 0, 1, 2.
+pub(crate) fn begin(zygote_channel: BorrowedFd<'_>, sync: BorrowedFd<'_>, stdio: &[OwnedFd]) {
+    // SAFETY: the child must not keep the zygote's end of the agent channel (it could read the
+    // next request); nothing in this process uses that fd again, and we never return to the
+    // server loop that owns it.
+    unsafe { libc::close(zygote_channel.as_raw_fd()) };
+    match own_pidfd() {
+        Ok(pidfd) => {
+            if channel::send(sync, &ChildEvent::Started, &[pidfd.as_fd()]).is_err() {
+                exit(JAIL_FAILED);
+            }
+        }
+        Err(errno) => fail(sync, "pidfd", errno as i32, format!("pidfd_open(self): {errno}")),
     }
-    let e = jail::init::exec(&prepared);
+    for (fd, target) in stdio.iter().zip(0..) {
+        if let Err(errno) = nix::unistd::dup2(fd.as_raw_fd(), target) {
+            fail(sync, "stdio", errno as i32, format!("dup2 stdio: {errno}"));
+        }
+    }
+}
+
+fn own_pidfd() -> Result<OwnedFd, nix::errno::Errno> {
+    // SAFETY: pidfd_open on our own pid (in our own pid namespace) with no flags; it only
+    // returns a new fd, which we take ownership of below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0u32) };
+    let fd = nix::errno::Errno::result(fd)?;
+    // SAFETY: the kernel just installed this fd for us; nothing else owns it.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
+}
+
+/// Blocks until StartContainer writes its byte into exec.fifo (true), or until the agent's end
+/// of the sync socket closes, i.e. the agent died or gave up on us (false): a parked child
+/// never outlives its agent, without relying on a thread-scoped PDEATHSIG. The fifo was
+/// opened O_RDWR by the agent, so its read side never sees EOF while we hold it.
+fn park(fifo: BorrowedFd<'_>, sync: BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let mut fds = [
+            PollFd::new(fifo, PollFlags::POLLIN),
+            PollFd::new(sync, PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+            Ok(_) => {}
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            return false; // the agent never writes to us: anything here is its end closing
+        }
+        if fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+            let mut byte = [0u8; 1];
+            match nix::unistd::read(fifo.as_raw_fd(), &mut byte) {
+                Ok(1) => return true,
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// execve, or report the failure (127 for a missing program, like a shell) and exit.
+pub(crate) fn exec(prepared: &jail::init::Prepared, sync: BorrowedFd<'_>) -> ! {
+    let e = jail::init::exec(prepared);
     let status = if e.errno() == libc::ENOENT { 127 } else { 126 };
     let _ = channel::send(
         sync,
@@ -51,32 +112,12 @@ pub fn run(
     exit(status)
 }
 
-fn take_stdio(fds: &[OwnedFd]) -> Result<(), nix::errno::Errno> {
-    for (slot, target) in [(LaunchFds::STDIN, 0), (LaunchFds::STDOUT, 1), (LaunchFds::STDERR, 2)] {
-        nix::unistd::dup2(fds[slot].as_raw_fd(), target)?;
-    }
-    Ok(())
-}
-
-/// Blocks until StartContainer writes its byte into exec.fifo. The fifo was opened O_RDWR by
-/// the agent, so this read cannot see EOF while we hold it; false if the read failed.
-fn wait_for_start(fifo: BorrowedFd<'_>) -> bool {
-    let mut byte = [0u8; 1];
-    loop {
-        match nix::unistd::read(fifo.as_raw_fd(), &mut byte) {
-            Ok(1) => return true,
-            Err(nix::errno::Errno::EINTR) => continue,
-            _ => return false,
-        }
-    }
-}
-
-fn fail(sync: BorrowedFd<'_>, step: &str, errno: i32, message: String) -> ! {
+pub(crate) fn fail(sync: BorrowedFd<'_>, step: &str, errno: i32, message: String) -> ! {
     let _ = channel::send(sync, &ChildEvent::Failed { step: step.into(), errno, message }, &[]);
     exit(JAIL_FAILED)
 }
 
-fn exit(status: i32) -> ! {
+pub(crate) fn exit(status: i32) -> ! {
     // SAFETY: _exit ends this forked child without running the zygote's atexit handlers or
     // destructors, which belong to the zygote, not to us.
     unsafe { libc::_exit(status) }

@@ -20,6 +20,10 @@ pub enum ZygoteError {
     JoinPidNs(Errno),
     #[error("clone3: {0}")]
     Clone(Errno),
+    #[error("usage: {0}")]
+    Usage(String),
+    #[error("{0} is not supported by this zygote")]
+    Unsupported(&'static str),
 }
 
 impl ZygoteError {

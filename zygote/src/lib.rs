@@ -17,12 +17,36 @@ pub use error::ZygoteError;
 /// as the zygote, for exactly one request, then exit.
 pub fn serve_one(inherited: std::os::fd::RawFd) -> Result<(), ZygoteError> {
     let channel = sanitize::sanitize(inherited)?;
-    server::Server::new(channel)?.serve_next().map(|_| ())
+    server::Server::new(channel, Options::default())?.serve_next().map(|_| ())
+}
+
+/// Knobs of `zagent zygote`; only test hooks so far.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Options {
+    /// Sleep between a clone and its reply, so tests can kill the zygote in that window.
+    pub pause_after_clone: Option<std::time::Duration>,
+}
+
+impl Options {
+    /// Parses the arguments after `zygote` (`--test-pause-after-clone-ms N`).
+    pub fn parse(args: &[String]) -> Result<Options, ZygoteError> {
+        let mut opts = Options::default();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let ms = match (a.as_str(), it.next()) {
+                ("--test-pause-after-clone-ms", Some(v)) => v.parse::<u64>().ok(),
+                _ => None,
+            };
+            let ms = ms.ok_or_else(|| ZygoteError::Usage(format!("unexpected argument {a:?}")))?;
+            opts.pause_after_clone = Some(std::time::Duration::from_millis(ms));
+        }
+        Ok(opts)
+    }
 }
 
 /// Entry point of `zagent zygote`: the channel to the agent arrives as fd `inherited` (stdin).
 /// Returns when the agent closes the channel.
-pub fn serve(inherited: std::os::fd::RawFd) -> Result<(), ZygoteError> {
+pub fn serve(inherited: std::os::fd::RawFd, opts: Options) -> Result<(), ZygoteError> {
     let channel = sanitize::sanitize(inherited)?;
-    server::Server::new(channel)?.run()
+    server::Server::new(channel, opts)?.run()
 }

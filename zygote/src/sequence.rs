@@ -1,20 +1,30 @@
 //! The order of one launch as the agent sees it, across the zygote's reply and the child's sync
-//! socket: Requested -> Cloned -> Ready -> Released -> Running, or Failed from any step. Pure
-//! data, so every ordering (including the wrong ones) is unit-tested without processes.
+//! socket. A container: Requested -> Cloned -> Announced (child sent `started`, maybe `console`)
+//! -> Ready (parked) -> Released (fifo written) -> Running (sync EOF: execve worked). An exec
+//! has no parking: Announced -> Running on EOF. Failed from any step. Pure data, so every
+//! ordering (including the wrong ones) is unit-tested without processes.
 
 use wire::zygote::{ChildEvent, Reply};
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Container,
+    Exec,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LaunchState {
-    /// Launch sent to the zygote, no reply yet.
-    Requested,
-    /// The zygote cloned the child; its jail is being built.
-    Cloned { pid: i32 },
-    /// The jail is built and the child is parked on exec.fifo.
+    /// Request sent to the zygote, no reply yet.
+    Requested(Kind),
+    /// The zygote cloned the child.
+    Cloned { pid: i32, kind: Kind },
+    /// The child announced itself (its pidfd came with `started`); it is building the jail.
+    Announced { pid: i32, kind: Kind },
+    /// The jail is built and the container child is parked on exec.fifo.
     Ready { pid: i32 },
     /// StartContainer wrote the fifo byte; waiting for the exec to close the sync socket.
     Released { pid: i32 },
-    /// The sync socket closed after release: execve succeeded.
+    /// The sync socket closed after release (or, for an exec, after announcing): execve worked.
     Running { pid: i32 },
     Failed { step: String, errno: i32, message: String },
 }
@@ -39,7 +49,8 @@ pub struct SequenceError {
 impl LaunchState {
     pub fn pid(&self) -> Option<i32> {
         match self {
-            LaunchState::Cloned { pid }
+            LaunchState::Cloned { pid, .. }
+            | LaunchState::Announced { pid, .. }
             | LaunchState::Ready { pid }
             | LaunchState::Released { pid }
             | LaunchState::Running { pid } => Some(*pid),
@@ -49,20 +60,23 @@ impl LaunchState {
 
     /// The state after `event`, or an error naming the protocol violation.
     pub fn on(self, event: LaunchEvent) -> Result<LaunchState, SequenceError> {
+        use ChildEvent as C;
         use LaunchEvent as E;
         use LaunchState as S;
         let next = match (&self, &event) {
-            (S::Requested, E::Zygote(Reply::Launched { pid })) => S::Cloned { pid: *pid },
-            (S::Requested, E::Zygote(Reply::Refused { errno, message })) => S::Failed {
-                step: "zygote".into(),
-                errno: *errno,
-                message: message.clone(),
-            },
-            (S::Cloned { pid }, E::Child(ChildEvent::Ready)) => S::Ready { pid: *pid },
-            (S::Cloned { .. } | S::Released { .. }, E::Child(ChildEvent::Failed { step, errno, message })) => {
-                S::Failed { step: step.clone(), errno: *errno, message: message.clone() }
+            (S::Requested(kind), E::Zygote(Reply::Launched { pid })) => S::Cloned { pid: *pid, kind: *kind },
+            (S::Requested(_), E::Zygote(Reply::Refused { errno, message })) => {
+                S::Failed { step: "zygote".into(), errno: *errno, message: message.clone() }
             }
-            (S::Cloned { .. }, E::SyncClosed) => died("before reporting ready"),
+            (S::Cloned { pid, kind }, E::Child(C::Started)) => S::Announced { pid: *pid, kind: *kind },
+            (S::Announced { .. }, E::Child(C::Console)) => self.clone(),
+            (S::Announced { pid, kind: Kind::Container }, E::Child(C::Ready)) => S::Ready { pid: *pid },
+            (S::Announced { pid, kind: Kind::Exec }, E::SyncClosed) => S::Running { pid: *pid },
+            (
+                S::Cloned { .. } | S::Announced { .. } | S::Released { .. },
+                E::Child(C::Failed { step, errno, message }),
+            ) => S::Failed { step: step.clone(), errno: *errno, message: message.clone() },
+            (S::Cloned { .. } | S::Announced { .. }, E::SyncClosed) => died("before reporting ready"),
             (S::Ready { .. }, E::SyncClosed) => died("while parked"),
             (S::Ready { pid }, E::Release) => S::Released { pid: *pid },
             (S::Released { pid }, E::SyncClosed) => S::Running { pid: *pid },
@@ -83,75 +97,85 @@ fn died(when: &str) -> LaunchState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ChildEvent as C;
     use LaunchEvent as E;
     use LaunchState as S;
 
-    fn run(events: Vec<LaunchEvent>) -> Result<LaunchState, SequenceError> {
-        events.into_iter().try_fold(S::Requested, |s, e| s.on(e))
+    fn run(kind: Kind, events: Vec<LaunchEvent>) -> Result<LaunchState, SequenceError> {
+        events.into_iter().try_fold(S::Requested(kind), |s, e| s.on(e))
+    }
+
+    fn launched(pid: i32) -> LaunchEvent {
+        E::Zygote(Reply::Launched { pid })
     }
 
     #[test]
-    fn happy_path_reaches_running() {
-        let s = run(vec![
-            E::Zygote(Reply::Launched { pid: 7 }),
-            E::Child(ChildEvent::Ready),
+    fn container_happy_path_reaches_running_with_or_without_console() {
+        let plain = vec![launched(7), E::Child(C::Started), E::Child(C::Ready), E::Release, E::SyncClosed];
+        assert_eq!(run(Kind::Container, plain).unwrap(), S::Running { pid: 7 });
+        let tty = vec![
+            launched(7),
+            E::Child(C::Started),
+            E::Child(C::Console),
+            E::Child(C::Ready),
             E::Release,
             E::SyncClosed,
-        ]);
-        assert_eq!(s.unwrap(), S::Running { pid: 7 });
+        ];
+        assert_eq!(run(Kind::Container, tty).unwrap(), S::Running { pid: 7 });
+    }
+
+    #[test]
+    fn exec_runs_on_eof_after_announcing_and_never_parks() {
+        let ok = vec![launched(3), E::Child(C::Started), E::SyncClosed];
+        assert_eq!(run(Kind::Exec, ok).unwrap(), S::Running { pid: 3 });
+        assert!(run(Kind::Exec, vec![launched(3), E::Child(C::Started), E::Child(C::Ready)]).is_err());
+        assert!(run(Kind::Container, vec![launched(3), E::Child(C::Started), E::SyncClosed])
+            .is_ok_and(|s| matches!(s, S::Failed { .. })));
     }
 
     #[test]
     fn refusal_and_jail_failure_and_exec_failure_are_failed() {
-        let refused = run(vec![E::Zygote(Reply::Refused { errno: 22, message: "x".into() })]);
+        let refused = run(Kind::Container, vec![E::Zygote(Reply::Refused { errno: 22, message: "x".into() })]);
         assert!(matches!(refused.unwrap(), S::Failed { errno: 22, .. }));
-        let jail = ChildEvent::Failed { step: "mount".into(), errno: 2, message: "m".into() };
-        let failed = run(vec![E::Zygote(Reply::Launched { pid: 1 }), E::Child(jail.clone())]);
+        let jail = C::Failed { step: "mount".into(), errno: 2, message: "m".into() };
+        let failed = run(Kind::Container, vec![launched(1), E::Child(C::Started), E::Child(jail)]);
         assert!(matches!(failed.unwrap(), S::Failed { ref step, .. } if step == "mount"));
-        let exec = ChildEvent::Failed { step: "exec".into(), errno: 2, message: "e".into() };
-        let s = run(vec![
-            E::Zygote(Reply::Launched { pid: 1 }),
-            E::Child(ChildEvent::Ready),
-            E::Release,
-            E::Child(exec),
-        ]);
+        let exec = C::Failed { step: "exec".into(), errno: 2, message: "e".into() };
+        let s = run(
+            Kind::Container,
+            vec![launched(1), E::Child(C::Started), E::Child(C::Ready), E::Release, E::Child(exec.clone())],
+        );
+        assert!(matches!(s.unwrap(), S::Failed { ref step, .. } if step == "exec"));
+        let s = run(Kind::Exec, vec![launched(1), E::Child(C::Started), E::Child(exec)]);
         assert!(matches!(s.unwrap(), S::Failed { ref step, .. } if step == "exec"));
     }
 
     #[test]
     fn death_before_ready_or_while_parked_is_failed() {
-        let s = run(vec![E::Zygote(Reply::Launched { pid: 1 }), E::SyncClosed]).unwrap();
+        let s = run(Kind::Container, vec![launched(1), E::SyncClosed]).unwrap();
         assert!(matches!(s, S::Failed { ref message, .. } if message.contains("before")));
-        let s = run(vec![
-            E::Zygote(Reply::Launched { pid: 1 }),
-            E::Child(ChildEvent::Ready),
-            E::SyncClosed,
-        ])
-        .unwrap();
-        assert!(matches!(s, S::Failed { ref message, .. } if message.contains("parked")));
+        let s = run(Kind::Container, vec![launched(1), E::Child(C::Started), E::Child(C::Ready), E::SyncClosed]);
+        assert!(matches!(s.unwrap(), S::Failed { ref message, .. } if message.contains("parked")));
     }
 
     #[test]
     fn out_of_order_events_are_errors() {
-        assert!(run(vec![E::Child(ChildEvent::Ready)]).is_err());
-        assert!(run(vec![E::Zygote(Reply::Launched { pid: 1 }), E::Release]).is_err());
-        assert!(run(vec![
-            E::Zygote(Reply::Launched { pid: 1 }),
-            E::Zygote(Reply::Launched { pid: 2 })
-        ])
-        .is_err());
-        let ready_twice = run(vec![
-            E::Zygote(Reply::Launched { pid: 1 }),
-            E::Child(ChildEvent::Ready),
-            E::Child(ChildEvent::Ready),
-        ]);
-        assert!(ready_twice.is_err());
-        assert!(run(vec![E::Zygote(Reply::Hello { version: 1 })]).is_err());
+        let k = Kind::Container;
+        assert!(run(k, vec![E::Child(C::Ready)]).is_err());
+        assert!(run(k, vec![launched(1), E::Child(C::Ready)]).is_err(), "ready before started");
+        assert!(run(k, vec![launched(1), E::Release]).is_err());
+        assert!(run(k, vec![launched(1), launched(2)]).is_err());
+        assert!(run(k, vec![launched(1), E::Child(C::Started), E::Child(C::Started)]).is_err());
+        let ready_twice = vec![launched(1), E::Child(C::Started), E::Child(C::Ready), E::Child(C::Ready)];
+        assert!(run(k, ready_twice).is_err());
+        assert!(run(k, vec![E::Zygote(Reply::Hello { version: 1 })]).is_err());
+        let console_after_ready = vec![launched(1), E::Child(C::Started), E::Child(C::Ready), E::Child(C::Console)];
+        assert!(run(k, console_after_ready).is_err());
     }
 
     #[test]
     fn pid_is_known_once_cloned() {
-        assert_eq!(S::Requested.pid(), None);
+        assert_eq!(S::Requested(Kind::Exec).pid(), None);
         assert_eq!(S::Ready { pid: 3 }.pid(), Some(3));
     }
 }

@@ -12,13 +12,14 @@ use wire::zygote::{ContainerConfig, LaunchFds, NamespaceKind, Reply, Request, PR
 
 pub struct Server {
     channel: OwnedFd,
+    opts: crate::Options,
     /// Our own pid namespace, to restore `pid_for_children` after a launch that joined another.
     own_pid_ns: OwnedFd,
     buf: Vec<u8>,
 }
 
 impl Server {
-    pub fn new(channel: OwnedFd) -> Result<Server, ZygoteError> {
+    pub fn new(channel: OwnedFd, opts: crate::Options) -> Result<Server, ZygoteError> {
         let own_pid_ns = nix::fcntl::open(
             "/proc/self/ns/pid",
             nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
@@ -27,7 +28,7 @@ impl Server {
         .map_err(|errno| ZygoteError::Sanitize { what: "open own pid ns", errno })?;
         // SAFETY: open returned a fresh fd that nothing else owns.
         let own_pid_ns = unsafe { std::os::fd::FromRawFd::from_raw_fd(own_pid_ns) };
-        Ok(Server { channel, own_pid_ns, buf: channel::buffer() })
+        Ok(Server { channel, opts, own_pid_ns, buf: channel::buffer() })
     }
 
     /// Serves until the agent closes the channel.
@@ -68,6 +69,7 @@ impl Server {
                 Ok((pid, pidfd)) => (Reply::Launched { pid }, vec![pidfd]),
                 Err(e) => self.refuse(&e),
             },
+            Request::Exec(_) => self.refuse(&ZygoteError::Unsupported("exec")),
         }
     }
 
@@ -95,7 +97,12 @@ impl Server {
                 .map_err(ZygoteError::JoinPidNs)?;
         }
         match cloned.map_err(ZygoteError::Clone)? {
-            Forked::Parent { pid, pidfd } => Ok((pid.as_raw(), pidfd)),
+            Forked::Parent { pid, pidfd } => {
+                if let Some(pause) = self.opts.pause_after_clone {
+                    std::thread::sleep(pause);
+                }
+                Ok((pid.as_raw(), pidfd))
+            }
             Forked::Child => unreachable!("the child branch diverges above"),
         }
     }

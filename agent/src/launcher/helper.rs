@@ -2,7 +2,7 @@
 //! or `zagent init`) with a SOCK_SEQPACKET channel as its stdin, and one request/reply round
 //! trip over that channel.
 
-use super::{LaunchError, LaunchRequest, Launched};
+use super::{ExecRequest, LaunchError, LaunchRequest, Launched};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::Stdio;
 use tokio::io::unix::AsyncFd;
@@ -15,11 +15,12 @@ pub struct Channel(AsyncFd<OwnedFd>);
 /// Execs `exe` (our sealed copy) as `zagent <role>`. The channel becomes the helper's stdin:
 /// inherited without touching CLOEXEC flags that a concurrent spawn could race with, and
 /// without an fd number in the environment.
-pub fn spawn(exe: &OwnedFd, role: &str) -> Result<(tokio::process::Child, Channel), LaunchError> {
+pub fn spawn(exe: &OwnedFd, role: &str, args: &[String]) -> Result<(tokio::process::Child, Channel), LaunchError> {
     let (ours, theirs) = channel::pair()?;
     let child = tokio::process::Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()))
         .arg0("zagent")
         .arg(role)
+        .args(args)
         .env_clear()
         .stdin(Stdio::from(theirs))
         .stdout(Stdio::null())
@@ -85,7 +86,25 @@ impl Channel {
             req.exec_fifo.as_fd(),
         ];
         fds.extend(req.join_ns.iter().map(|f| f.as_fd()));
-        let (reply, mut got) = self.roundtrip(&Request::Launch(Box::new(req.config.clone())), &fds).await?;
+        let reply = self.roundtrip(&Request::Launch(Box::new(req.config.clone())), &fds).await?;
+        launched(reply)
+    }
+
+    /// Sends an Exec with its fds in `ExecFds` order.
+    pub async fn exec(&self, req: ExecRequest) -> Result<Launched, LaunchError> {
+        let fds: Vec<BorrowedFd<'_>> = vec![
+            req.stdin.as_fd(),
+            req.stdout.as_fd(),
+            req.stderr.as_fd(),
+            req.sync.as_fd(),
+            req.init_pidfd.as_fd(),
+        ];
+        launched(self.roundtrip(&Request::Exec(Box::new(req.config.clone())), &fds).await?)
+    }
+}
+
+fn launched((reply, mut got): (Reply, Vec<OwnedFd>)) -> Result<Launched, LaunchError> {
+    {
         match reply {
             Reply::Launched { pid } if got.len() == 1 => Ok(Launched { pid, pidfd: got.pop().expect("one fd") }),
             Reply::Refused { errno, message } => Err(LaunchError::Refused {

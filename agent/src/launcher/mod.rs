@@ -21,6 +21,16 @@ pub struct LaunchRequest {
     pub join_ns: Vec<OwnedFd>,
 }
 
+/// What an exec needs: the config and the fds in `wire::zygote::ExecFds` order.
+pub struct ExecRequest {
+    pub config: wire::zygote::ExecConfig,
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub sync: OwnedFd,
+    pub init_pidfd: OwnedFd,
+}
+
 pub struct Launched {
     pub pid: i32,
     pub pidfd: OwnedFd,
@@ -50,4 +60,5 @@ impl LaunchError {
 #[async_trait::async_trait]
 pub trait Launcher: Send + Sync {
     async fn launch(&self, req: LaunchRequest) -> Result<Launched, LaunchError>;
+    async fn exec(&self, req: ExecRequest) -> Result<Launched, LaunchError>;
 }

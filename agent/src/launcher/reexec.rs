@@ -4,7 +4,7 @@
 //! launch mechanism differs, so the benchmark compares like with like.
 
 use super::helper;
-use super::{LaunchError, LaunchRequest, Launched, Launcher};
+use super::{ExecRequest, LaunchError, LaunchRequest, Launched, Launcher};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
@@ -21,14 +21,25 @@ impl ReexecLauncher {
 #[async_trait::async_trait]
 impl Launcher for ReexecLauncher {
     async fn launch(&self, req: LaunchRequest) -> Result<Launched, LaunchError> {
-        let (mut child, channel) = helper::spawn(&self.exe, "init")?;
-        let result = channel.launch(req).await;
-        // `init` exits right after replying; reap it before answering (or kill it if the
-        // reply never came, so no helper outlives a failed launch).
-        if result.is_err() {
-            let _ = child.start_kill();
-        }
-        let _ = child.wait().await;
-        result
+        let (child, channel) = helper::spawn(&self.exe, "init", &[])?;
+        finish(child, channel.launch(req).await).await
     }
+
+    async fn exec(&self, req: ExecRequest) -> Result<Launched, LaunchError> {
+        let (child, channel) = helper::spawn(&self.exe, "init", &[])?;
+        finish(child, channel.exec(req).await).await
+    }
+}
+
+/// `init` exits right after replying; reap it before answering (or kill it if the reply never
+/// came, so no helper outlives a failed launch).
+async fn finish(
+    mut child: tokio::process::Child,
+    result: Result<Launched, LaunchError>,
+) -> Result<Launched, LaunchError> {
+    if result.is_err() {
+        let _ = child.start_kill();
+    }
+    let _ = child.wait().await;
+    result
 }

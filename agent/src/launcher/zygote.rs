@@ -4,7 +4,7 @@
 //! If the zygote dies, the in-flight launch fails and a watcher re-execs a new one at once.
 
 use super::helper::{self, Channel};
-use super::{LaunchError, LaunchRequest, Launched, Launcher};
+use super::{ExecRequest, LaunchError, LaunchRequest, Launched, Launcher};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -17,14 +17,16 @@ struct Conn {
 
 pub struct ZygoteLauncher {
     exe: Arc<OwnedFd>,
+    /// Extra arguments for `zagent zygote` (test hooks only).
+    args: Vec<String>,
     conn: Mutex<Option<Conn>>,
     generations: std::sync::atomic::AtomicU64,
 }
 
 impl ZygoteLauncher {
     /// Starts the first zygote from the sealed copy of our binary.
-    pub async fn start(exe: Arc<OwnedFd>) -> Result<Arc<ZygoteLauncher>, LaunchError> {
-        let launcher = Arc::new(ZygoteLauncher { exe, conn: Mutex::new(None), generations: 0.into() });
+    pub async fn start(exe: Arc<OwnedFd>, args: Vec<String>) -> Result<Arc<ZygoteLauncher>, LaunchError> {
+        let launcher = Arc::new(ZygoteLauncher { exe, args, conn: Mutex::new(None), generations: 0.into() });
         let mut conn = launcher.conn.lock().await;
         *conn = Some(launcher.spawn().await?);
         drop(conn);
@@ -32,7 +34,7 @@ impl ZygoteLauncher {
     }
 
     async fn spawn(self: &Arc<ZygoteLauncher>) -> Result<Conn, LaunchError> {
-        let (child, channel) = helper::spawn(&self.exe, "zygote")?;
+        let (child, channel) = helper::spawn(&self.exe, "zygote", &self.args)?;
         let pid = child.id();
         let generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         match channel.roundtrip(&Request::Hello { version: PROTOCOL_VERSION }, &[]).await? {
@@ -74,16 +76,32 @@ fn watch(
 impl Launcher for Arc<ZygoteLauncher> {
     async fn launch(&self, req: LaunchRequest) -> Result<Launched, LaunchError> {
         let mut slot = self.conn.lock().await;
-        // A zygote that died while idle is replaced before the request is sent: nothing
-        // reached it, so this is the one case that is safe to retry.
-        if !slot.as_ref().is_some_and(|c| c.channel.alive()) {
-            *slot = Some(self.spawn().await?);
-        }
-        let conn = slot.as_ref().expect("connection was just set");
+        let conn = self.ready(&mut slot).await?;
         let result = conn.channel.launch(req).await;
         if matches!(result, Err(LaunchError::ZygoteDied)) {
             *slot = None; // the watcher reaps it and starts the next one
         }
         result
+    }
+
+    async fn exec(&self, req: ExecRequest) -> Result<Launched, LaunchError> {
+        let mut slot = self.conn.lock().await;
+        let conn = self.ready(&mut slot).await?;
+        let result = conn.channel.exec(req).await;
+        if matches!(result, Err(LaunchError::ZygoteDied)) {
+            *slot = None;
+        }
+        result
+    }
+}
+
+impl ZygoteLauncher {
+    /// The live zygote. One that died while idle is replaced before the request is sent:
+    /// nothing reached it, so this is the one case that is safe to retry.
+    async fn ready<'a>(self: &Arc<Self>, slot: &'a mut Option<Conn>) -> Result<&'a Conn, LaunchError> {
+        if !slot.as_ref().is_some_and(|c| c.channel.alive()) {
+            *slot = Some(self.spawn().await?);
+        }
+        Ok(slot.as_ref().expect("connection was just set"))
     }
 }

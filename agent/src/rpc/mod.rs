@@ -31,6 +31,8 @@ pub const SERVED: &[&str] = &[
     "CloseStdin",
     "CreateSandbox",
     "DestroySandbox",
+    "ExecProcess",
+    "TtyWinResize",
 ];
 
 pub struct AgentRpc {
@@ -72,6 +74,22 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     async fn start_container(&self, _: &TtrpcContext, req: agent::StartContainerRequest) -> ttrpc::Result<Empty> {
         let r = self.agent.start(&req.container_id).await;
         reply("StartContainer", &req.container_id, r.map(|_| Empty::new()))
+    }
+
+    async fn exec_process(&self, _: &TtrpcContext, req: agent::ExecProcessRequest) -> ttrpc::Result<Empty> {
+        let r = match req.process.as_ref() {
+            None => Err(AgentError::InvalidArgument("no process".into())),
+            Some(p) => match wire::oci::process_from_grpc(p) {
+                Ok(p) => self.agent.exec(&req.container_id, &req.exec_id, &p).await,
+                Err(e) => Err(AgentError::InvalidArgument(e.to_string())),
+            },
+        };
+        reply("ExecProcess", &req.container_id, r.map(|_| Empty::new()))
+    }
+
+    async fn tty_win_resize(&self, _: &TtrpcContext, req: agent::TtyWinResizeRequest) -> ttrpc::Result<Empty> {
+        let r = stdio::resize(&self.agent, &req).await;
+        reply("TtyWinResize", &req.container_id, r.map(|_| Empty::new()))
     }
 
     async fn signal_process(&self, _: &TtrpcContext, req: agent::SignalProcessRequest) -> ttrpc::Result<Empty> {

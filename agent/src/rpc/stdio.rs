@@ -19,8 +19,13 @@ pub async fn write(agent: &Agent, id: &str, exec_id: &str, data: &[u8]) -> Resul
 }
 
 pub async fn close(agent: &Agent, id: &str, exec_id: &str) -> Result<(), AgentError> {
-    process(agent, id, exec_id).await?.stdio.close_stdin().await;
-    Ok(())
+    process(agent, id, exec_id).await?.stdio.close_stdin().await
+}
+
+pub async fn resize(agent: &Agent, req: &agent::TtyWinResizeRequest) -> Result<(), AgentError> {
+    let rows = u16::try_from(req.row).map_err(|_| AgentError::InvalidArgument(format!("row {}", req.row)))?;
+    let cols = u16::try_from(req.column).map_err(|_| AgentError::InvalidArgument(format!("column {}", req.column)))?;
+    process(agent, &req.container_id, &req.exec_id).await?.stdio.resize(rows, cols)
 }
 
 pub async fn read(agent: &Agent, req: &agent::ReadStreamRequest, which: Stream) -> Result<agent::ReadStreamResponse, AgentError> {

@@ -13,7 +13,7 @@ use wire::zygote::{
     ProcessConfig, Rlimit,
 };
 
-fn mount(dest: &str, fstype: &str, source: &str, flags: F, data: &str) -> Mount {
+pub(super) fn mount(dest: &str, fstype: &str, source: &str, flags: F, data: &str) -> Mount {
     Mount {
         destination: dest.into(),
         fstype: (!fstype.is_empty()).then(|| fstype.to_string()),
@@ -24,7 +24,7 @@ fn mount(dest: &str, fstype: &str, source: &str, flags: F, data: &str) -> Mount 
     }
 }
 
-fn standard_mounts() -> Vec<Mount> {
+pub(super) fn standard_mounts() -> Vec<Mount> {
     let ns = F::MS_NOSUID | F::MS_NOEXEC | F::MS_NODEV;
     vec![
         mount("/proc", "proc", "proc", ns, ""),
@@ -63,7 +63,7 @@ fn namespaces(kinds: &[NamespaceKind]) -> Vec<Namespace> {
 }
 
 /// What the zygote's clone3 would create for `namespaces` (all but cgroup).
-const UNSHARE: C = C::CLONE_NEWNS
+pub(super) const UNSHARE: C = C::CLONE_NEWNS
     .union(C::CLONE_NEWPID)
     .union(C::CLONE_NEWUTS)
     .union(C::CLONE_NEWIPC)
@@ -86,7 +86,7 @@ fn device(path: &str, minor: u64) -> Device {
     }
 }
 
-fn base_config(rootfs: &Path, script: &str) -> ContainerConfig {
+pub(super) fn base_config(rootfs: &Path, script: &str) -> ContainerConfig {
     use NamespaceKind::*;
     ContainerConfig {
         id: "jail-test".into(),
@@ -113,7 +113,7 @@ fn base_config(rootfs: &Path, script: &str) -> ContainerConfig {
 }
 
 const CAP_CHOWN: u64 = 1 << 0;
-const CAP_KILL: u64 = 1 << 5;
+pub(super) const CAP_KILL: u64 = 1 << 5;
 const CAP_NET_BIND_SERVICE: u64 = 1 << 10;
 const CAP_AUDIT_WRITE: u64 = 1 << 29;
 

@@ -1,4 +1,4 @@
-//! Step 5, "mount": the config's mounts, made inside the rootfs before pivot_root. This module
+//! Step "mount": the config's mounts, made inside the rootfs before pivot_root. This module
 //! owns how one `wire::Mount` becomes mount(2) calls: the destination is resolved in the root
 //! (see `paths`) and every call targets `/proc/self/fd/N` of the resolved fd; bind mounts get
 //! their per-mount flags in a second MS_REMOUNT call (the first bind ignores them); kernel

@@ -171,6 +171,7 @@ pub fn validate(id: &str, spec: &Spec) -> Result<Validated, ValidateError> {
         cgroup_procs: Vec::new(),
         oom_score_adj: oom_score_adj(process)?,
         process: process_config(process)?,
+        console_size: console_size(process),
     };
     Ok(Validated {
         config,
@@ -228,7 +229,15 @@ fn oom_score_adj(process: &Process) -> Result<Option<i32>, ValidateError> {
     }
 }
 
-fn process_config(process: &Process) -> Result<ProcessConfig, ValidateError> {
+/// The spec's initial terminal size as (rows, columns), when it gives one.
+pub fn console_size(process: &Process) -> Option<(u16, u16)> {
+    let b = process.console_size()?;
+    let clamp = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+    Some((clamp(b.height()), clamp(b.width())))
+}
+
+/// Checks one OCI process (a container's, or an exec's) and converts it.
+pub fn process_config(process: &Process) -> Result<ProcessConfig, ValidateError> {
     let args = process.args().clone().unwrap_or_default();
     if args.is_empty() {
         return Err(ValidateError::EmptyArgs);

@@ -1,0 +1,103 @@
+//! ExecProcess: a new process in a running container, launched like a container child (through
+//! the zygote, or a re-exec'd `zagent init`) but joining the container's namespaces through its
+//! init's pidfd and its cgroup instead of building a jail. The exec id is reserved under the
+//! container's lock and the launch runs without it, so other RPCs on the container go on.
+
+use crate::child_sync::SyncSocket;
+use crate::container::{Process, State};
+use crate::error::AgentError;
+use crate::io;
+use crate::launch::{follow, protocol, reap_orphan, READY_TIMEOUT};
+use crate::launcher::ExecRequest;
+use crate::lifecycle::{Agent, KILL_TIMEOUT};
+use crate::reaper::{self, PidFd};
+use std::sync::Arc;
+use wire::zygote::{ExecConfig, Reply};
+use zygote::sequence::{Kind, LaunchEvent, LaunchState};
+
+impl Agent {
+    pub async fn exec(&self, id: &str, exec_id: &str, process: &oci_spec::runtime::Process) -> Result<(), AgentError> {
+        crate::registry::check_exec_id(exec_id)?;
+        let pc = jail::validate::process_config(process)?;
+        if pc.terminal && !self.terminals {
+            return Err(AgentError::Unsupported("process.terminal".into()));
+        }
+        let entry = self.registry.get(id)?;
+        let req = {
+            let mut c = entry.lock().await;
+            match c.state() {
+                State::Running => {}
+                s => return Err(AgentError::State { id: id.into(), state: s.name(), op: "exec into it" }),
+            }
+            if c.processes.contains_key(exec_id) || !c.pending_execs.insert(exec_id.into()) {
+                return Err(AgentError::ExecExists { id: id.into(), exec_id: exec_id.into() });
+            }
+            let config = ExecConfig {
+                container_id: id.into(),
+                exec_id: exec_id.into(),
+                namespaces: c.namespaces.clone(),
+                cgroup_procs: c.cgroup.procs_files(),
+                process: pc,
+                console_size: jail::validate::console_size(process),
+                test_pause_before_exec_ms: self.test_exec_pause_ms,
+            };
+            let init_pidfd = c.init.pidfd.0.try_clone().map_err(|e| AgentError::io("dup pidfd", e));
+            (config, init_pidfd)
+        };
+        let result = match req.1 {
+            Ok(init_pidfd) => self.launch_exec(req.0, init_pidfd).await,
+            Err(e) => Err(e),
+        };
+        let mut c = entry.lock().await;
+        c.pending_execs.remove(exec_id);
+        let process = result?;
+        c.processes.insert(exec_id.into(), Arc::new(process));
+        Ok(())
+    }
+
+    /// Launches the exec'd process and follows its sync socket to EOF (execve worked).
+    async fn launch_exec(&self, config: ExecConfig, init_pidfd: std::os::fd::OwnedFd) -> Result<Process, AgentError> {
+        let exec_id = config.exec_id.clone();
+        let (child_stdio, stdio) = io::pipes()?;
+        let (sync_ours, sync_theirs) =
+            wire::channel::pair().map_err(|e| AgentError::io("sync socket", std::io::Error::other(e)))?;
+        let sync = SyncSocket::new(sync_ours).map_err(|e| AgentError::io("sync socket", e))?;
+        let req = ExecRequest {
+            config,
+            stdin: child_stdio.stdin,
+            stdout: child_stdio.stdout,
+            stderr: child_stdio.stderr,
+            sync: sync_theirs,
+            init_pidfd,
+        };
+        let launched = match self.launcher.exec(req).await {
+            Ok(l) => l,
+            Err(e) => {
+                reap_orphan(&sync, &e).await;
+                return Err(e.into());
+            }
+        };
+        let seq = LaunchState::Requested(Kind::Exec)
+            .on(LaunchEvent::Zygote(Reply::Launched { pid: launched.pid }))
+            .map_err(protocol)?;
+        let pidfd = PidFd(Arc::new(launched.pidfd));
+        let exit = reaper::watch(pidfd.clone()).map_err(|e| AgentError::io("watch pidfd", e))?;
+        let running = |s: &LaunchState| matches!(s, LaunchState::Running { .. });
+        match follow(&sync, seq, READY_TIMEOUT, running).await {
+            Ok((_, console)) => {
+                let stdio = match console {
+                    Some(master) => stdio.into_console(master)?,
+                    None => stdio,
+                };
+                Ok(Process { exec_id, pid: launched.pid, pidfd, exit, stdio })
+            }
+            Err(e) => {
+                let _ = pidfd.signal(libc::SIGKILL);
+                let mut exit = exit;
+                let _ = tokio::time::timeout(KILL_TIMEOUT, exit.wait_for(|c| c.is_some())).await;
+                Err(e)
+            }
+        }
+    }
+}
+

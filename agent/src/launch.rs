@@ -1,0 +1,233 @@
+//! CreateContainer's path: reserve the id, validate, then (in a task of its own, so a client
+//! that goes away halfway cannot leave half a container) make the state dir, cgroup, fifo,
+//! pipes and sync socket, launch, and follow the child's sync events to `ready`. The finished
+//! container is handed back to the RPC through a oneshot: if the RPC is gone by then (client
+//! disconnected, or its deadline passed and ttrpc dropped the handler), the task takes the
+//! whole container down again and only then frees the id.
+
+use crate::child_sync::SyncSocket;
+use crate::container::{Container, Process};
+use crate::error::AgentError;
+use crate::launcher::{LaunchError, LaunchRequest};
+use crate::lifecycle::{remove_cgroup, Agent, KILL_TIMEOUT};
+use crate::reaper::{self, PidFd};
+use crate::registry::check_id;
+use crate::{exec_fifo, io};
+use jail::cgroups::Cgroup;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use wire::zygote::{ChildEvent, Reply};
+use zygote::sequence::{Kind, LaunchEvent, LaunchState};
+
+/// How long a child may take to build its jail before create gives up on it.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Agent {
+    pub async fn create(
+        self: &Arc<Self>,
+        id: String,
+        exec_id: String,
+        spec: oci_spec::runtime::Spec,
+    ) -> Result<(), AgentError> {
+        check_id(&id)?;
+        let reservation = self.registry.reserve(&id)?;
+        let validated = jail::validate::validate(&id, &spec)?;
+        if validated.config.process.terminal && !self.terminals {
+            return Err(AgentError::Unsupported("process.terminal".into()));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let agent = self.clone();
+        tokio::spawn(async move {
+            let result = agent.launch(&id, exec_id, validated).await;
+            // On failure the reservation is dropped here, after `launch` undid everything.
+            if let Err(Ok((reservation, container))) = tx.send(result.map(|c| (reservation, c))) {
+                tracing::warn!(id, "create abandoned by its client; removing the container");
+                if let Err(e) = agent.teardown(&container).await {
+                    tracing::error!(id, error = %e, "removing an abandoned container");
+                }
+                drop(reservation); // frees the id only once everything is gone
+            }
+        });
+        let (reservation, container) = rx
+            .await
+            .map_err(|e| AgentError::io("create task", std::io::Error::other(e)))??;
+        // No await between here and the fill: the handler cannot be dropped in between.
+        reservation.fill(container);
+        Ok(())
+    }
+
+    async fn launch(&self, id: &str, exec_id: String, v: jail::validate::Validated) -> Result<Container, AgentError> {
+        let mut undo = Undo::default();
+        let result = self.launch_steps(id, exec_id, v, &mut undo).await;
+        if result.is_err() {
+            undo.run().await;
+        }
+        result
+    }
+
+    async fn launch_steps(
+        &self,
+        id: &str,
+        exec_id: String,
+        v: jail::validate::Validated,
+        undo: &mut Undo,
+    ) -> Result<Container, AgentError> {
+        let join_ns = open_namespaces(&v.join_namespaces)?;
+        let state_dir = self.state_dir.join(id);
+        std::fs::create_dir(&state_dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => AgentError::Exists(id.into()),
+            _ => AgentError::io(format!("create {}", state_dir.display()), e),
+        })?;
+        undo.state_dir = Some(state_dir.clone());
+        let cgroup = self.layout.create(&v.cgroup_path, &v.resources)?;
+        let mut config = v.config;
+        config.cgroup_procs = cgroup.procs_files();
+        undo.cgroup = Some(cgroup);
+        write_debug_config(&state_dir, &config);
+        let namespaces = config.namespaces.iter().map(|n| n.kind).collect();
+        let (fifo, fifo_fd) = exec_fifo::create(&state_dir).map_err(|e| AgentError::io("exec.fifo", e))?;
+        let (child_stdio, stdio) = io::pipes()?;
+        let (sync_ours, sync_theirs) =
+            wire::channel::pair().map_err(|e| AgentError::io("sync socket", std::io::Error::other(e)))?;
+        let sync = SyncSocket::new(sync_ours).map_err(|e| AgentError::io("sync socket", e))?;
+        let req = LaunchRequest {
+            config,
+            stdin: child_stdio.stdin,
+            stdout: child_stdio.stdout,
+            stderr: child_stdio.stderr,
+            sync: sync_theirs,
+            exec_fifo: fifo_fd,
+            join_ns,
+        };
+        let launched = match self.launcher.launch(req).await {
+            Ok(l) => l,
+            Err(e) => {
+                reap_orphan(&sync, &e).await;
+                return Err(e.into());
+            }
+        };
+        let seq = LaunchState::Requested(Kind::Container)
+            .on(LaunchEvent::Zygote(Reply::Launched { pid: launched.pid }))
+            .map_err(protocol)?;
+        let pidfd = PidFd(Arc::new(launched.pidfd));
+        let exit = reaper::watch(pidfd.clone()).map_err(|e| AgentError::io("watch pidfd", e))?;
+        undo.process = Some((pidfd.clone(), exit.clone()));
+        let (seq, console) = follow(&sync, seq, READY_TIMEOUT, |s| matches!(s, LaunchState::Ready { .. })).await?;
+        let stdio = match console {
+            Some(master) => stdio.into_console(master)?,
+            None => stdio,
+        };
+        let process = Process { exec_id, pid: launched.pid, pidfd, exit, stdio };
+        let cgroup = undo.cgroup.take().expect("cgroup was created above");
+        let mut container = Container::new(id.into(), process, cgroup, state_dir, fifo, namespaces);
+        container.sync = Some((sync, seq));
+        *undo = Undo::default();
+        Ok(container)
+    }
+}
+
+/// Follows the child's sync events from `seq` until `done(state)` holds, collecting the pty
+/// master if a `console` event brings one. A `failed` event or an early EOF is the error.
+pub async fn follow(
+    sync: &SyncSocket,
+    mut seq: LaunchState,
+    limit: Duration,
+    done: impl Fn(&LaunchState) -> bool,
+) -> Result<(LaunchState, Option<OwnedFd>), AgentError> {
+    let mut console = None;
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done(&seq) {
+        let ev = tokio::time::timeout_at(deadline, sync.next())
+            .await
+            .map_err(|_| AgentError::Timeout("waiting for the container process".into()))?
+            .map_err(|e| AgentError::io("sync socket", std::io::Error::other(e)))?;
+        let ev = match ev {
+            Some((ChildEvent::Console, fd)) => {
+                console = fd;
+                LaunchEvent::Child(ChildEvent::Console)
+            }
+            Some((ev, _)) => LaunchEvent::Child(ev),
+            None => LaunchEvent::SyncClosed,
+        };
+        seq = match seq.on(ev).map_err(protocol)? {
+            LaunchState::Failed { step, errno, message } => return Err(AgentError::jail(&step, errno, &message)),
+            next => next,
+        };
+    }
+    Ok((seq, console))
+}
+
+/// The zygote died after our request reached it: a child may exist that nobody told us about.
+/// It announces itself with its own pidfd first thing, so kill and reap it through that; EOF
+/// means no child holds the sync socket (every copy of its end is closed by now).
+pub async fn reap_orphan(sync: &SyncSocket, e: &LaunchError) {
+    if !matches!(e, LaunchError::ZygoteDied) {
+        return;
+    }
+    let Ok(Ok(Some((ChildEvent::Started, Some(fd))))) = tokio::time::timeout(Duration::from_secs(5), sync.next()).await
+    else {
+        return;
+    };
+    let pidfd = PidFd(Arc::new(fd));
+    let _ = pidfd.signal(libc::SIGKILL);
+    match reaper::watch(pidfd) {
+        Ok(mut exit) => {
+            let _ = tokio::time::timeout(KILL_TIMEOUT, exit.wait_for(|c| c.is_some())).await;
+            tracing::warn!("killed and reaped a child orphaned by the zygote's death");
+        }
+        Err(e) => tracing::error!(error = %e, "watching an orphaned child"),
+    }
+}
+
+pub fn protocol(e: zygote::sequence::SequenceError) -> AgentError {
+    AgentError::io("launch protocol", std::io::Error::other(e.to_string()))
+}
+
+fn open_namespaces(paths: &[(wire::zygote::NamespaceKind, PathBuf)]) -> Result<Vec<OwnedFd>, AgentError> {
+    paths
+        .iter()
+        .map(|(kind, path)| {
+            std::fs::File::open(path).map(OwnedFd::from).map_err(|e| {
+                AgentError::InvalidArgument(format!("{kind:?} namespace path {}: {e}", path.display()))
+            })
+        })
+        .collect()
+}
+
+fn write_debug_config(dir: &Path, config: &wire::zygote::ContainerConfig) {
+    match serde_json::to_vec_pretty(config) {
+        Ok(json) => {
+            if let Err(e) = std::fs::write(dir.join("config.json"), json) {
+                tracing::warn!(error = %e, "writing the debug copy of the launch config");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "serialising the launch config"),
+    }
+}
+
+/// What a failed create must take back, in reverse order of making.
+#[derive(Default)]
+struct Undo {
+    state_dir: Option<PathBuf>,
+    cgroup: Option<Cgroup>,
+    process: Option<(PidFd, tokio::sync::watch::Receiver<Option<i32>>)>,
+}
+
+impl Undo {
+    async fn run(self) {
+        if let Some((pidfd, mut exit)) = self.process {
+            let _ = pidfd.signal(libc::SIGKILL);
+            let _ = tokio::time::timeout(KILL_TIMEOUT, exit.wait_for(|c| c.is_some())).await;
+        }
+        if let Some(cg) = self.cgroup {
+            if let Err(e) = remove_cgroup(cg).await {
+                tracing::error!(error = %e, "removing the cgroup of a failed create");
+            }
+        }
+        if let Some(dir) = self.state_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
