@@ -24,6 +24,23 @@ use std::time::{Duration, Instant};
 use wire::channel;
 use wire::zygote::{ChildEvent, ContainerConfig, ExecConfig, NamespaceKind};
 
+/// Held around every fork of the test process and around writing the busybox binary: a child
+/// forked by another test thread while the copy's write fd is open would keep that fd (the
+/// intermediate processes never exec) and make every exec of that busybox fail with ETXTBSY.
+static FORK_GUARD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// fork(2) of the test process under `FORK_GUARD`.
+///
+/// # Safety
+/// As for `nix::unistd::fork`: the child may only make async-signal-safe calls (plus glibc's
+/// fork-safe malloc) and must leave with `_exit`.
+unsafe fn guarded_fork() -> ForkResult {
+    let _guard = FORK_GUARD.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: the caller upholds fork's contract (see above); the guard is only memory in the
+    // child, which never touches it.
+    unsafe { fork() }.unwrap()
+}
+
 /// Fails (never skips) when not root, so that an unprivileged run of the ignored tests does not
 /// pass silently.
 pub fn require_root() {
@@ -37,8 +54,11 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     for d in ["bin", "proc", "sys", "dev", "etc", "mnt", "tmp"] {
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
     }
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
-        .expect("/bin/busybox is needed (apt-get install busybox-static)");
+    {
+        let _no_fork = FORK_GUARD.lock().unwrap_or_else(|e| e.into_inner());
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+            .expect("/bin/busybox is needed (apt-get install busybox-static)");
+    }
     for applet in [
         "sh", "cat", "grep", "hostname", "ls", "readlink", "touch", "wc", "pwd", "tty", "stty",
         "sleep", "stat",
@@ -199,7 +219,7 @@ fn spawn(job: &Job<'_>, enter: &dyn Fn() -> nix::Result<()>) -> Spawned {
     // SAFETY: the child only makes system calls (plus the allocations `prepare` makes, which
     // glibc's fork-safe malloc allows) and leaves with `_exit`, never returning into the test
     // harness's threads' state.
-    match unsafe { fork() }.unwrap() {
+    match unsafe { guarded_fork() } {
         ForkResult::Child => {
             drop((r, pid_r, console_parent));
             let ends = ChildEnds {
@@ -317,7 +337,7 @@ pub fn read_console(master: OwnedFd) -> String {
 pub fn environ_access(pid: Pid, caps: u64) -> Result<(), Errno> {
     let path = PathBuf::from(format!("/proc/{pid}/environ"));
     // SAFETY: the helper only makes system calls and leaves with `_exit`.
-    match unsafe { fork() }.unwrap() {
+    match unsafe { guarded_fork() } {
         ForkResult::Child => {
             let status = match crate::sys::capset(caps, caps, 0) {
                 Err(_) => 255,
