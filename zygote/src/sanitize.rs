@@ -1,6 +1,6 @@
 //! Start-up hygiene for the zygote: it must be single-threaded, hold no fd but its channel
-//! (moved off fd 0 and made close-on-exec, with /dev/null in its place), and have a clean
-//! signal mask and default dispositions, since every container child inherits all of these.
+//! (moved off fd 0 and made close-on-exec, with /dev/null in its place), have a clean signal
+//! mask and default dispositions, and be non-dumpable, since every child inherits all of these.
 
 use crate::error::ZygoteError;
 use nix::errno::Errno;
@@ -41,6 +41,10 @@ pub fn sanitize(inherited: RawFd) -> Result<OwnedFd, ZygoteError> {
     nix::unistd::dup2(null, 0).map_err(wrap("dup2 /dev/null"))?;
     close_all_but(&[0, 1, 2, channel.as_raw_fd()])?;
     reset_signals().map_err(wrap("reset signals"))?;
+    // Non-dumpable, and so is every child until its execve: a process already inside a
+    // container can then neither ptrace a joining child nor read its /proc files while it still
+    // holds agent state (execve of a normal binary makes it dumpable again).
+    nix::sys::prctl::set_dumpable(false).map_err(wrap("set dumpable"))?;
     // Exec'd from /proc/self/fd/N our comm would be "N"; name ourselves for ps and tests.
     nix::sys::prctl::set_name(c"zagent-zygote").map_err(wrap("set name"))?;
     Ok(channel)

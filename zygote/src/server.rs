@@ -82,28 +82,31 @@ impl Server {
             return Err(ZygoteError::FdCount { expected, got: fds.len() });
         }
         let pid_ns = joined.iter().position(|k| *k == NamespaceKind::Pid);
-        if let Some(i) = pid_ns {
-            setns(fds[LaunchFds::FIXED + i].as_fd(), CloneFlags::CLONE_NEWPID)
-                .map_err(ZygoteError::JoinPidNs)?;
+        let pid_ns_fd = pid_ns.map(|i| fds[LaunchFds::FIXED + i].as_fd());
+        match self.clone_in_pid_ns(pid_ns_fd, fork::namespace_flags(&cfg.namespaces))? {
+            Forked::Child => child::run(cfg, fds, &joined, self.channel.as_fd()),
+            Forked::Parent { pid, pidfd } => Ok((pid.as_raw(), pidfd)),
         }
-        let cloned = fork::clone_child(fork::namespace_flags(&cfg.namespaces));
+    }
+
+    /// Clones a child with `ns_flags`, in the pid namespace of `pid_ns` when given (a namespace
+    /// fd or a pidfd: only our pid_for_children changes, and it is put back before anything
+    /// else is cloned). In the child this returns `Forked::Child` at once.
+    fn clone_in_pid_ns(&self, pid_ns: Option<BorrowedFd<'_>>, ns_flags: u64) -> Result<Forked, ZygoteError> {
+        if let Some(fd) = pid_ns {
+            setns(fd, CloneFlags::CLONE_NEWPID).map_err(ZygoteError::JoinPidNs)?;
+        }
+        let cloned = fork::clone_child(ns_flags);
         if let Ok(Forked::Child) = cloned {
-            // The child never comes back to this loop, whatever happens in it.
-            child::run(cfg, fds, &joined, self.channel.as_fd());
+            return Ok(Forked::Child);
         }
         if pid_ns.is_some() {
-            // Only our pid_for_children changed; put it back before anything else is cloned.
-            setns(self.own_pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
-                .map_err(ZygoteError::JoinPidNs)?;
+            setns(self.own_pid_ns.as_fd(), CloneFlags::CLONE_NEWPID).map_err(ZygoteError::JoinPidNs)?;
         }
-        match cloned.map_err(ZygoteError::Clone)? {
-            Forked::Parent { pid, pidfd } => {
-                if let Some(pause) = self.opts.pause_after_clone {
-                    std::thread::sleep(pause);
-                }
-                Ok((pid.as_raw(), pidfd))
-            }
-            Forked::Child => unreachable!("the child branch diverges above"),
+        let forked = cloned.map_err(ZygoteError::Clone)?;
+        if let Some(pause) = self.opts.pause_after_clone {
+            std::thread::sleep(pause);
         }
+        Ok(forked)
     }
 }
