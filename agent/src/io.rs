@@ -84,10 +84,6 @@ impl Stdio {
         })
     }
 
-    pub fn has_terminal(&self) -> bool {
-        self.console.is_some()
-    }
-
     /// Writes all of `data`; returns its length.
     pub async fn write_stdin(&self, data: &[u8]) -> Result<usize, AgentError> {
         let mut guard = self.stdin.lock().await;

@@ -136,6 +136,6 @@ pub fn exec(prepared: &Prepared) -> JailError {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod exec_tests;
+#[cfg(test)]
+mod tests;

@@ -78,8 +78,8 @@ fn name(kind: NamespaceKind) -> &'static str {
     }
 }
 
-/// Step "namespaces": setns into each joined namespace, then unshare a new cgroup namespace if asked for
-/// (after step "cgroup", so that the container's cgroup becomes the namespace's root).
+/// Step "namespaces": setns into each joined namespace, then unshare a new cgroup namespace if
+/// asked for (after step "cgroup", so that the container's cgroup becomes the namespace's root).
 pub fn enter(
     cfg: &ContainerConfig,
     join: &[(NamespaceKind, BorrowedFd<'_>)],
@@ -136,7 +136,10 @@ pub fn exec_join_flags(kinds: &[NamespaceKind]) -> Result<CloneFlags, JailError>
 /// (Linux 5.8). Joining the mount namespace sets root and cwd to that namespace's root, with
 /// whatever is mounted on top followed down (fs/namespace.c, mntns_install): the container's
 /// rootfs, which its init pivot_root'ed onto. The chdir only makes "/" explicit.
-pub fn join_container(kinds: &[NamespaceKind], init_pidfd: BorrowedFd<'_>) -> Result<(), JailError> {
+pub fn join_container(
+    kinds: &[NamespaceKind],
+    init_pidfd: BorrowedFd<'_>,
+) -> Result<(), JailError> {
     let flags = exec_join_flags(kinds)?;
     let names: Vec<&str> = kinds
         .iter()

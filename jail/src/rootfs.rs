@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 
 const NONE: Option<&str> = None;
 
-/// Step "propagation": `propagation` (0 means the default MS_REC|MS_SLAVE) on "/", so that nothing mounted
-/// from here on reaches the host. With shared propagation asked for, the rootfs's parent mount is
-/// made private (pivot_root refuses a shared parent, and the bind must not propagate out).
+/// Step "propagation": `propagation` (0 means the default MS_REC|MS_SLAVE) on "/", so that
+/// nothing mounted from here on reaches the host. With shared propagation asked for, the rootfs's
+/// parent mount is made private (pivot_root refuses a shared parent, and the bind must not
+/// propagate out).
 pub fn set_propagation(propagation: u64, rootfs: &Path) -> Result<(), JailError> {
     let flags = match propagation {
         0 => MsFlags::MS_REC | MsFlags::MS_SLAVE,
@@ -46,8 +47,8 @@ pub fn set_propagation(propagation: u64, rootfs: &Path) -> Result<(), JailError>
     )))
 }
 
-/// Step "rootfs-bind": bind the rootfs onto itself so that it is a mount point pivot_root accepts, then open
-/// it (after the bind, so that the fd is on the new mount).
+/// Step "rootfs-bind": bind the rootfs onto itself so that it is a mount point pivot_root
+/// accepts, then open it (after the bind, so that the fd is on the new mount).
 pub fn bind_rootfs(rootfs: &Path) -> Result<Root, JailError> {
     let err = |errno| JailError::RootfsBind {
         rootfs: rootfs.to_path_buf(),
@@ -66,9 +67,9 @@ pub fn bind_rootfs(rootfs: &Path) -> Result<Root, JailError> {
     Ok(Root { fd, real })
 }
 
-/// Step "pivot_root": pivot_root(".", ".") inside the rootfs stacks the old root on top of the new one;
-/// detaching it leaves only the container's tree. The old root is made a slave first so that
-/// the detach cannot propagate to the host's mounts.
+/// Step "pivot_root": pivot_root(".", ".") inside the rootfs stacks the old root on top of the
+/// new one; detaching it leaves only the container's tree. The old root is made a slave first so
+/// that the detach cannot propagate to the host's mounts.
 pub fn pivot(root: Root) -> Result<(), JailError> {
     let err = |what: &str| {
         let what = format!("{what} (rootfs {})", root.real.display());
@@ -82,7 +83,8 @@ pub fn pivot(root: Root) -> Result<(), JailError> {
     nix::unistd::chdir("/").map_err(err("chdir to the new /"))
 }
 
-/// Step "masked-paths": a masked directory gets an empty read-only tmpfs, anything else /dev/null on top.
+/// Step "masked-paths": a masked directory gets an empty read-only tmpfs, anything else
+/// /dev/null on top.
 pub fn mask(paths: &[PathBuf]) -> Result<(), JailError> {
     for p in paths {
         let err = |errno| JailError::MaskedPaths {
@@ -104,7 +106,8 @@ pub fn mask(paths: &[PathBuf]) -> Result<(), JailError> {
     Ok(())
 }
 
-/// Step "readonly-paths": bind each path onto itself, then remount it read-only keeping its other flags.
+/// Step "readonly-paths": bind each path onto itself, then remount it read-only keeping its
+/// other flags.
 pub fn make_readonly(paths: &[PathBuf]) -> Result<(), JailError> {
     for p in paths {
         let err = |errno| JailError::ReadonlyPaths {

@@ -220,7 +220,13 @@ pub fn unlockpt(master: BorrowedFd<'_>) -> Result<(), Errno> {
     let unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK reads one int through the pointer, which points at `unlock`, alive for
     // the whole call.
-    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock as *const libc::c_int) };
+    let ret = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCSPTLCK,
+            &unlock as *const libc::c_int,
+        )
+    };
     Errno::result(ret).map(drop)
 }
 
@@ -228,7 +234,13 @@ pub fn unlockpt(master: BorrowedFd<'_>) -> Result<(), Errno> {
 pub fn pty_number(master: BorrowedFd<'_>) -> Result<u32, Errno> {
     let mut n: libc::c_uint = 0;
     // SAFETY: TIOCGPTN writes one unsigned int through the pointer, which points at `n`.
-    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n as *mut libc::c_uint) };
+    let ret = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTN,
+            &mut n as *mut libc::c_uint,
+        )
+    };
     Errno::result(ret).map(|_| n)
 }
 
@@ -249,7 +261,13 @@ pub fn set_window_size(tty: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), 
     };
     // SAFETY: TIOCSWINSZ reads one `struct winsize` through the pointer, which points at the
     // fully initialised `size`, alive for the whole call.
-    let ret = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &size as *const libc::winsize) };
+    let ret = unsafe {
+        libc::ioctl(
+            tty.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            &size as *const libc::winsize,
+        )
+    };
     Errno::result(ret).map(drop)
 }
 

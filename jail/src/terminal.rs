@@ -56,8 +56,9 @@ pub fn setup(size: Option<(u16, u16)>, console: Console) -> Result<OwnedFd, Jail
         bind_dev_console(number)?;
     }
     nix::unistd::setsid().map_err(err("setsid"))?;
-    sys::set_controlling_tty(slave.as_fd())
-        .map_err(err(format!("make /dev/pts/{number} the controlling terminal")))?;
+    sys::set_controlling_tty(slave.as_fd()).map_err(err(format!(
+        "make /dev/pts/{number} the controlling terminal"
+    )))?;
     for target in 0..=2 {
         nix::unistd::dup2(slave.as_raw_fd(), target)
             .map_err(err(format!("dup2 /dev/pts/{number} onto fd {target}")))?;
@@ -71,8 +72,8 @@ pub fn setup(size: Option<(u16, u16)>, console: Console) -> Result<OwnedFd, Jail
 /// capability here. O_NOCTTY: opening it must not give us a controlling terminal by accident.
 fn open_master() -> Result<OwnedFd, JailError> {
     let what = "open /dev/ptmx (is /dev/pts a devpts mount?)";
-    let master = sys::open(Path::new("/dev/ptmx"), OFlag::O_RDWR | OFlag::O_NOCTTY)
-        .map_err(err(what))?;
+    let master =
+        sys::open(Path::new("/dev/ptmx"), OFlag::O_RDWR | OFlag::O_NOCTTY).map_err(err(what))?;
     let st = nix::sys::stat::fstat(master.as_raw_fd()).map_err(err(what))?;
     if !is_ptmx(st.st_mode, st.st_rdev) {
         return Err(err("/dev/ptmx is not the pty multiplexer (char 5:2)")(

@@ -167,6 +167,74 @@ impl TestAgent {
         self.client.remove_container(ctx(), &req).await.map(|_| ())
     }
 
+    pub async fn write_stdin(&self, id: &str, exec_id: &str, data: &[u8]) -> RpcResult<u32> {
+        let mut req = pb::WriteStreamRequest::new();
+        req.container_id = id.into();
+        req.exec_id = exec_id.into();
+        req.data = data.to_vec();
+        self.client.write_stdin(ctx(), &req).await.map(|r| r.len)
+    }
+
+    pub async fn close_stdin(&self, id: &str, exec_id: &str) -> RpcResult<()> {
+        let mut req = pb::CloseStdinRequest::new();
+        req.container_id = id.into();
+        req.exec_id = exec_id.into();
+        self.client.close_stdin(ctx(), &req).await.map(|_| ())
+    }
+
+    /// ExecProcess of `process` (an OCI process) as `exec_id`.
+    pub async fn exec(&self, id: &str, exec_id: &str, process: &oci_spec::runtime::Process) -> RpcResult<()> {
+        let mut req = pb::ExecProcessRequest::new();
+        req.container_id = id.into();
+        req.exec_id = exec_id.into();
+        req.process = MessageField::some(wire::oci::process_to_grpc(process));
+        self.client.exec_process(ctx(), &req).await.map(|_| ())
+    }
+
+    pub async fn wait_exec(&self, id: &str, exec_id: &str) -> RpcResult<i32> {
+        let mut req = pb::WaitProcessRequest::new();
+        req.container_id = id.into();
+        req.exec_id = exec_id.into();
+        self.client.wait_process(ctx(), &req).await.map(|r| r.status)
+    }
+
+    pub async fn signal_exec(&self, id: &str, exec_id: &str, signal: u32) -> RpcResult<()> {
+        let mut req = pb::SignalProcessRequest::new();
+        req.container_id = id.into();
+        req.exec_id = exec_id.into();
+        req.signal = signal;
+        self.client.signal_process(ctx(), &req).await.map(|_| ())
+    }
+
+    pub async fn resize(&self, id: &str, exec_id: &str, rows: u32, cols: u32) -> RpcResult<()> {
+        let mut req = pb::TtyWinResizeRequest::new();
+        req.container_id = id.into();
+        req.exec_id = exec_id.into();
+        req.row = rows;
+        req.column = cols;
+        self.client.tty_win_resize(ctx(), &req).await.map(|_| ())
+    }
+
+    /// All of an exec's stdout (or stderr) until EOF.
+    pub async fn read_all_exec(&self, id: &str, exec_id: &str, stderr: bool) -> RpcResult<Vec<u8>> {
+        let mut req = pb::ReadStreamRequest::new();
+        req.container_id = id.into();
+        req.exec_id = exec_id.into();
+        req.len = 1 << 16;
+        let mut all = Vec::new();
+        loop {
+            let data = if stderr {
+                self.client.read_stderr(ctx(), &req).await?.data
+            } else {
+                self.client.read_stdout(ctx(), &req).await?.data
+            };
+            if data.is_empty() {
+                return Ok(all);
+            }
+            all.extend(data);
+        }
+    }
+
     /// All of stdout (or stderr) until EOF.
     pub async fn read_all(&self, id: &str, stderr: bool) -> RpcResult<Vec<u8>> {
         let mut req = pb::ReadStreamRequest::new();

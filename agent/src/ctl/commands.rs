@@ -5,7 +5,6 @@ use crate::client::{connect, ctx, named, Clients};
 use crate::Cmd;
 use anyhow::{bail, Context};
 use std::path::Path;
-use tokio::io::AsyncWriteExt;
 use wire::agent;
 
 pub async fn dispatch(addr: &str, cmd: Cmd) -> anyhow::Result<u8> {
@@ -38,7 +37,12 @@ pub async fn dispatch(addr: &str, cmd: Cmd) -> anyhow::Result<u8> {
         }
         Cmd::Rm { id, force } => rm(&c, &id, force).await.map(|_| 0),
         Cmd::Ps => ps(&c).await.map(|_| 0),
-        Cmd::Run { bundle, id, args } => run(&c, &bundle, id, args).await,
+        Cmd::Run { bundle, id, tty, args } => run(&c, &bundle, id, tty, args).await,
+        Cmd::Exec { id, exec_id, tty, user, env, cwd, cmd } => {
+            let exec_id = exec_id.unwrap_or_else(|| format!("exec-{}-{}", std::process::id(), nanos()));
+            let process = exec_process(cmd, tty, user.as_deref(), env, cwd)?;
+            exec(&c, &id, &exec_id, &process, tty).await
+        }
         Cmd::Spec { .. } | Cmd::Bundle { .. } => unreachable!("handled above"),
     }
 }
@@ -73,11 +77,14 @@ fn load_spec(bundle: &Path, args: Option<Vec<String>>) -> anyhow::Result<oci_spe
 }
 
 async fn create(c: &Clients, id: &str, bundle: &Path, args: Option<Vec<String>>) -> anyhow::Result<()> {
-    let spec = load_spec(bundle, args)?;
+    create_spec(c, id, &load_spec(bundle, args)?).await
+}
+
+async fn create_spec(c: &Clients, id: &str, spec: &oci_spec::runtime::Spec) -> anyhow::Result<()> {
     let mut req = agent::CreateContainerRequest::new();
     req.container_id = id.into();
     req.exec_id = id.into();
-    req.OCI = protobuf::MessageField::some(wire::oci::spec_to_grpc(&spec));
+    req.OCI = protobuf::MessageField::some(wire::oci::spec_to_grpc(spec));
     named("CreateContainer", c.agent.create_container(ctx(), &req).await)?;
     Ok(())
 }
@@ -138,52 +145,76 @@ async fn ps(c: &Clients) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(c: &Clients, bundle: &Path, id: Option<String>, args: Vec<String>) -> anyhow::Result<u8> {
+async fn run(c: &Clients, bundle: &Path, id: Option<String>, tty: bool, args: Vec<String>) -> anyhow::Result<u8> {
     let id = id.unwrap_or_else(|| format!("run-{}-{}", std::process::id(), nanos()));
     let args = if args.is_empty() { None } else { Some(args) };
-    create(c, &id, bundle, args).await?;
-    let result = run_created(c, &id).await;
+    let mut spec = load_spec(bundle, args)?;
+    if tty {
+        let mut process = spec.process().clone().context("the spec has no process")?;
+        process.set_terminal(Some(true));
+        process.set_console_size(crate::attach::local_size().and_then(|(r, c)| console_box(r, c)));
+        spec.set_process(Some(process));
+    }
+    create_spec(c, &id, &spec).await?;
+    let result = async {
+        start(c, &id).await?;
+        crate::attach::attach(c, &id, "", tty).await?;
+        wait(c, &id).await
+    }
+    .await;
     let removed = rm(c, &id, true).await;
     let status = result?;
     removed?;
     Ok(status_byte(status))
 }
 
-async fn run_created(c: &Clients, id: &str) -> anyhow::Result<i32> {
-    start(c, id).await?;
-    let mut close = agent::CloseStdinRequest::new();
-    close.container_id = id.into();
-    named("CloseStdin", c.agent.close_stdin(ctx(), &close).await)?;
-    let out = copy_stream(c, id, false);
-    let err = copy_stream(c, id, true);
-    let (out, err) = tokio::join!(out, err);
-    out?;
-    err?;
-    wait(c, id).await
+fn console_box(rows: u16, cols: u16) -> Option<oci_spec::runtime::Box> {
+    oci_spec::runtime::BoxBuilder::default().height(u64::from(rows)).width(u64::from(cols)).build().ok()
 }
 
-/// Copies ReadStdout or ReadStderr to our own stdout or stderr until EOF (empty data).
-async fn copy_stream(c: &Clients, id: &str, stderr: bool) -> anyhow::Result<()> {
-    let mut req = agent::ReadStreamRequest::new();
-    req.container_id = id.into();
-    req.len = 64 * 1024;
-    loop {
-        let data = if stderr {
-            named("ReadStderr", c.agent.read_stderr(ctx(), &req).await)?.data
-        } else {
-            named("ReadStdout", c.agent.read_stdout(ctx(), &req).await)?.data
-        };
-        if data.is_empty() {
-            return Ok(());
-        }
-        if stderr {
-            tokio::io::stderr().write_all(&data).await?;
-        } else {
-            let mut o = tokio::io::stdout();
-            o.write_all(&data).await?;
-            o.flush().await?;
-        }
+/// The process an `exec` runs: the default spec's process (runc's default capabilities,
+/// no_new_privs, PATH) with the given command, user, env, cwd and terminal.
+fn exec_process(
+    cmd: Vec<String>,
+    tty: bool,
+    user: Option<&str>,
+    env: Vec<String>,
+    cwd: Option<String>,
+) -> anyhow::Result<oci_spec::runtime::Process> {
+    let mut p = crate::spec::default_spec()?.process().clone().context("default process")?;
+    p.set_args(Some(cmd));
+    p.set_terminal(Some(tty));
+    if tty {
+        p.set_console_size(crate::attach::local_size().and_then(|(r, c)| console_box(r, c)));
     }
+    if let Some(user) = user {
+        let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+        let mut u = p.user().clone();
+        u.set_uid(uid.parse().with_context(|| format!("uid {uid:?}"))?);
+        u.set_gid(gid.parse().with_context(|| format!("gid {gid:?}"))?);
+        p.set_user(u);
+    }
+    let mut all_env = p.env().clone().unwrap_or_default();
+    all_env.extend(env);
+    p.set_env(Some(all_env));
+    if let Some(cwd) = cwd {
+        p.set_cwd(cwd.into());
+    }
+    Ok(p)
+}
+
+async fn exec(c: &Clients, id: &str, exec_id: &str, process: &oci_spec::runtime::Process, tty: bool) -> anyhow::Result<u8> {
+    let mut req = agent::ExecProcessRequest::new();
+    req.container_id = id.into();
+    req.exec_id = exec_id.into();
+    req.process = protobuf::MessageField::some(wire::oci::process_to_grpc(process));
+    named("ExecProcess", c.agent.exec_process(ctx(), &req).await)?;
+    crate::attach::attach(c, id, exec_id, tty).await?;
+    let mut w = agent::WaitProcessRequest::new();
+    w.container_id = id.into();
+    w.exec_id = exec_id.into();
+    let status = named("WaitProcess", c.agent.wait_process(ctx(), &w).await)?.status;
+    Ok(status_byte(status))
 }
 
 fn nanos() -> u32 {

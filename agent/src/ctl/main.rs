@@ -1,6 +1,7 @@
 //! `zagent-ctl`: a client of the agent with runc's and Kata agent-ctl's verbs. Errors print one
 //! line naming the RPC and the ttrpc code, and the exit status is non-zero.
 
+mod attach;
 mod bundle;
 mod client;
 mod commands;
@@ -51,9 +52,30 @@ pub enum Cmd {
         bundle: PathBuf,
         #[arg(long)]
         id: Option<String>,
+        /// Give the process a terminal and attach ours (raw mode, window size forwarded).
+        #[arg(long, short = 't')]
+        tty: bool,
         /// Replace the spec's process args.
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Run a new process in a running container; exit with its status.
+    Exec {
+        id: String,
+        #[arg(long)]
+        exec_id: Option<String>,
+        #[arg(long, short = 't')]
+        tty: bool,
+        /// UID[:GID]
+        #[arg(long, short = 'u')]
+        user: Option<String>,
+        /// K=V, repeatable.
+        #[arg(long, short = 'e')]
+        env: Vec<String>,
+        #[arg(long)]
+        cwd: Option<String>,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
     },
     /// Write a default config.json (like `runc spec`, non-terminal).
     Spec {
@@ -73,7 +95,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(commands::dispatch(&cli.addr, cli.cmd)) {
+    let result = rt.block_on(commands::dispatch(&cli.addr, cli.cmd));
+    // A blocked read of our stdin must not hold the exit up.
+    rt.shutdown_background();
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("zagent-ctl: {e:#}");

@@ -17,7 +17,10 @@ use wire::zygote::{Capabilities, ExecConfig, NamespaceKind, ProcessConfig};
 /// `ls -ln` fields of the line ending in `path`: mode, links, uid, gid, "major,", minor.
 fn ls_fields(out: &str, path: &str) -> Vec<String> {
     let suffix = format!(" {path}");
-    let line = out.lines().find(|l| l.ends_with(&suffix)).unwrap_or_default();
+    let line = out
+        .lines()
+        .find(|l| l.ends_with(&suffix))
+        .unwrap_or_default();
     line.split_whitespace().take(6).map(String::from).collect()
 }
 
@@ -49,7 +52,10 @@ echo ctty-ok > /dev/tty
     assert_clean(&run);
     assert_eq!(run.output, "", "nothing may reach the zygote's stdio pipes");
     assert!(tty.starts_with("/dev/pts/0\n24 80\n"), "{tty}");
-    assert!(tty.contains("ctty-ok\n") && tty.contains("stdio-is-the-tty\n"), "{tty}");
+    assert!(
+        tty.contains("ctty-ok\n") && tty.contains("stdio-is-the-tty\n"),
+        "{tty}"
+    );
     // Owned by the process's uid (identity step), group and mode from devpts (gid of the
     // creator, mode=0620): what runc does.
     let want = ["crw--w----", "1", "1000", "0", "136,", "0"];
@@ -69,7 +75,12 @@ fn a_terminal_without_devpts_fails_in_the_terminal_step() {
     cfg.mounts = standard_mounts();
     cfg.mounts.retain(|m| m.fstype.as_deref() != Some("devpts"));
     let run = run_jailed(&cfg, UNSHARE);
-    assert_eq!(run.failure(), Some(("terminal".into(), libc::ENOENT)), "{}", run.output);
+    assert_eq!(
+        run.failure(),
+        Some(("terminal".into(), libc::ENOENT)),
+        "{}",
+        run.output
+    );
     assert!(run.output.contains("open /dev/ptmx"), "{}", run.output);
     assert_eq!(run.code, 100);
 }
@@ -120,7 +131,10 @@ fn start_container(rootfs: &Path) -> crate::test_util::Spawned {
     let line = container.read_line();
     if line != "ready\n" {
         container.kill();
-        panic!("container did not start: {line}{}", container.finish().output);
+        panic!(
+            "container did not start: {line}{}",
+            container.finish().output
+        );
     }
     container
 }
@@ -151,9 +165,15 @@ fn exec_joins_a_running_container() {
     assert!(ns_pid > 1 && ns_pid != pid.as_raw(), "{out}");
     // "/" is the container's rootfs (the bind of it has the directory's device and inode).
     let meta = std::fs::metadata(&rootfs).unwrap();
-    assert!(out.contains(&format!("root={}:{}\n", meta.dev(), meta.ino())), "{out}");
+    assert!(
+        out.contains(&format!("root={}:{}\n", meta.dev(), meta.ino())),
+        "{out}"
+    );
     for ns in ["mnt", "uts", "ipc", "net", "cgroup", "pid"] {
-        assert!(out.contains(&format!("same-{ns}\n")), "{ns} not joined:\n{out}");
+        assert!(
+            out.contains(&format!("same-{ns}\n")),
+            "{ns} not joined:\n{out}"
+        );
     }
     assert!(out.contains("NoNewPrivs:\t1\n"), "{out}");
 
@@ -171,17 +191,26 @@ fn exec_joins_a_running_container() {
 fn check_not_dumpable_while_joining(init: Pid, pid: Pid) {
     let status = || std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     assert!(
-        wait_until(Duration::from_secs(10), || status().contains("NoNewPrivs:\t1")),
+        wait_until(Duration::from_secs(10), || status()
+            .contains("NoNewPrivs:\t1")),
         "prepare_exec did not finish:\n{}",
         status()
     );
-    assert_eq!(environ_access(init, CAP_KILL), Ok(()), "control: the dumpable init");
+    assert_eq!(
+        environ_access(init, CAP_KILL),
+        Ok(()),
+        "control: the dumpable init"
+    );
     assert_eq!(environ_access(pid, CAP_KILL), Err(Errno::EACCES));
-    assert!(status().contains("NoNewPrivs:\t1"), "the pause ended too early");
+    assert!(
+        status().contains("NoNewPrivs:\t1"),
+        "the pause ended too early"
+    );
 }
 
 fn exec_with_a_terminal(init: Pid) {
-    let mut cfg = exec_config("tty; stty size; ls -ln $(tty); [ -e /dev/console ] || echo no-console");
+    let mut cfg =
+        exec_config("tty; stty size; ls -ln $(tty); [ -e /dev/console ] || echo no-console");
     cfg.process.terminal = true;
     (cfg.process.uid, cfg.process.gid) = (1000, 1000);
     cfg.process.capabilities = Capabilities::default();
@@ -193,7 +222,10 @@ fn exec_with_a_terminal(init: Pid) {
     assert_clean(&run);
     assert!(tty.starts_with("/dev/pts/0\n30 100\n"), "{tty}");
     let fields = ls_fields(&tty, "/dev/pts/0");
-    assert_eq!(fields.get(..3), Some(&["crw--w----", "1", "1000"].map(String::from)[..]));
+    assert_eq!(
+        fields.get(..3),
+        Some(&["crw--w----", "1", "1000"].map(String::from)[..])
+    );
     // An exec leaves /dev/console alone (the container has no terminal, so there is none).
     assert!(tty.ends_with("\nno-console\n"), "{tty}");
 }
@@ -202,6 +234,11 @@ fn exec_into_a_missing_cwd(init: Pid) {
     let mut cfg = exec_config("echo unreachable");
     cfg.process.cwd = "/nonexistent".into();
     let run = spawn_exec(&cfg, init).finish();
-    assert_eq!(run.failure(), Some(("cwd".into(), libc::ENOENT)), "{}", run.output);
+    assert_eq!(
+        run.failure(),
+        Some(("cwd".into(), libc::ENOENT)),
+        "{}",
+        run.output
+    );
     assert_eq!(run.code, 100);
 }

@@ -132,6 +132,15 @@ pub struct ScalingResult {
     pub samples: Vec<StepSample>,
 }
 
+/// Create latency of every container parked during the scaling phase, against how many were
+/// already parked on that agent when it was created.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ParkingCurve {
+    pub side: String,
+    pub parked_before: Vec<usize>,
+    pub create_ns: Vec<u64>,
+}
+
 /// What the run was on and how it was configured.
 #[derive(Clone, Debug, Serialize)]
 pub struct Meta {
@@ -159,6 +168,9 @@ pub struct Report {
     pub throughput: Vec<ThroughputRun>,
     pub memory: Vec<MemoryResult>,
     pub scaling: Vec<ScalingResult>,
+    pub parking: Vec<ParkingCurve>,
     /// Things that went wrong without failing the run (a runtime refusing, leftovers).
     pub warnings: Vec<String>,
+    /// Set when the zagent side failed and the run stopped early.
+    pub error: Option<String>,
 }

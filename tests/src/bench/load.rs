@@ -1,0 +1,229 @@
+//! The phases that load the agents: throughput (N concurrent clients, each with its own
+//! connection, doing full lifecycles for a fixed window) and scaling (containers parked on
+//! each agent up to each level; at each level, sequential lifecycles measured, and at the
+//! memory level, PSS). Launchers take turns everywhere, so drift hits them alike.
+
+use super::driver::next_id;
+use super::memory::{self, Baseline};
+use super::model::{MemoryResult, ParkingCurve, ScalingResult, ThroughputRun};
+use super::progress::{self, Phase};
+use super::setup::Ctx;
+use super::check_cancelled;
+use anyhow::{Context, Result};
+use std::time::Instant;
+
+pub async fn throughput(ctx: &Ctx) -> Result<Vec<ThroughputRun>> {
+    let plan = &ctx.plan;
+    let n = ctx.agents.len();
+    let phase = progress::phase("throughput", (plan.rounds * plan.clients.len() * n) as u64);
+    let mut runs = Vec::new();
+    for round in 0..plan.rounds {
+        for (ci, &clients) in plan.clients.iter().enumerate() {
+            for k in 0..n {
+                check_cancelled()?;
+                let i = (round + ci + k) % n;
+                phase.message(format!("{} with {clients} clients", ctx.agents[i].label));
+                let run = window(ctx, i, clients, round)
+                    .await
+                    .with_context(|| format!("{} agent, throughput with {clients} clients", ctx.agents[i].label))?;
+                runs.push(run);
+                phase.inc(1);
+            }
+        }
+    }
+    phase.finish();
+    Ok(runs)
+}
+
+/// `clients` clients doing lifecycles until the window closes; the last ones started finish,
+/// and the elapsed time runs until they have.
+async fn window(ctx: &Ctx, agent: usize, clients: usize, round: usize) -> Result<ThroughputRun> {
+    let label = ctx.agents[agent].label.clone();
+    let mut conns = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        conns.push(ctx.agents[agent].connect().await?);
+    }
+    let start = Instant::now();
+    let deadline = start + ctx.plan.window();
+    let mut set = tokio::task::JoinSet::new();
+    for client in conns {
+        let (spec, label, t0) = (ctx.spec.clone(), label.clone(), ctx.t0);
+        set.spawn(async move {
+            let mut samples = Vec::new();
+            while Instant::now() < deadline {
+                samples.push(client.lifecycle(&next_id(&label), &spec, t0).await?);
+            }
+            anyhow::Ok(samples)
+        });
+    }
+    let mut samples = Vec::new();
+    let mut first_err = None;
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(Ok(v)) => samples.extend(v),
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                first_err.get_or_insert(e.into());
+            }
+        }
+    }
+    let elapsed_s = start.elapsed().as_secs_f64();
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    samples.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    let completed = samples.len();
+    Ok(ThroughputRun { side: label, clients, round, completed, elapsed_s, per_second: completed as f64 / elapsed_s, samples })
+}
+
+pub struct Scaling {
+    pub scaling: Vec<ScalingResult>,
+    pub memory: Vec<MemoryResult>,
+    pub parking: Vec<ParkingCurve>,
+}
+
+pub async fn scaling(ctx: &Ctx, warnings: &mut Vec<String>) -> Result<Scaling> {
+    let plan = &ctx.plan;
+    let mut levels = plan.parked_levels.clone();
+    levels.push(plan.memory_parked);
+    levels.sort_unstable();
+    levels.dedup();
+    let n = ctx.agents.len();
+    let top = levels.last().copied().unwrap_or(0);
+    let units = 2 * top * n + plan.parked_levels.len() * plan.scaling_samples * n;
+    let phase = progress::phase("scaling", units as u64);
+    let baselines: Vec<Option<Baseline>> =
+        ctx.agents.iter().map(|a| a.pid.map(memory::baseline).transpose()).collect::<Result<_>>()?;
+    let mut out = Scaling {
+        scaling: vec![],
+        memory: vec![],
+        parking: ctx.agents.iter().map(|a| ParkingCurve { side: a.label.clone(), ..Default::default() }).collect(),
+    };
+    let mut parked: Vec<Vec<String>> = vec![Vec::new(); n];
+    let result = async {
+        for &level in &levels {
+            park_to(ctx, &mut parked, &mut out.parking, level, &phase).await?;
+            if level == plan.memory_parked {
+                out.memory = measure_memory(ctx, &baselines, &parked, warnings).await?;
+            }
+            if plan.parked_levels.contains(&level) {
+                out.scaling.extend(measure_level(ctx, level, &phase).await?);
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let removed = unpark(ctx, &mut parked, &phase).await;
+    result?;
+    removed?;
+    for m in &mut out.memory {
+        m.agent_after_remove = memory::proc_mem(m.agent_before.pid).ok();
+    }
+    phase.finish();
+    Ok(out)
+}
+
+/// Parks containers on every agent until each holds `level`, in turns of 50, recording each
+/// create's latency against the count already parked.
+async fn park_to(
+    ctx: &Ctx,
+    parked: &mut [Vec<String>],
+    curves: &mut [ParkingCurve],
+    level: usize,
+    phase: &Phase,
+) -> Result<()> {
+    phase.message(format!("parking {level} per agent"));
+    while parked.iter().any(|p| p.len() < level) {
+        check_cancelled()?;
+        for (i, agent) in ctx.agents.iter().enumerate() {
+            for _ in 0..level.saturating_sub(parked[i].len()).min(50) {
+                let id = next_id(&format!("{}-parked", agent.label));
+                let t = Instant::now();
+                ctx.clients[i].park(&id, &ctx.spec).await.with_context(|| format!("{} agent, parking", agent.label))?;
+                curves[i].create_ns.push(t.elapsed().as_nanos() as u64);
+                curves[i].parked_before.push(parked[i].len());
+                parked[i].push(id);
+                phase.inc(1);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sequential lifecycles with `level` parked on every agent, agents taking turns in batches.
+async fn measure_level(ctx: &Ctx, level: usize, phase: &Phase) -> Result<Vec<ScalingResult>> {
+    let plan = &ctx.plan;
+    let n = ctx.agents.len();
+    let mut results: Vec<ScalingResult> = ctx
+        .agents
+        .iter()
+        .map(|a| ScalingResult { side: a.label.clone(), parked: level, samples: vec![] })
+        .collect();
+    phase.message(format!("lifecycles with {level} parked"));
+    for r in 0..plan.scaling_samples.div_ceil(plan.batch) {
+        check_cancelled()?;
+        let count = plan.batch.min(plan.scaling_samples - r * plan.batch);
+        for k in 0..n {
+            let i = (r + k) % n;
+            for _ in 0..count {
+                let id = next_id(&ctx.agents[i].label);
+                let s = ctx.clients[i]
+                    .lifecycle(&id, &ctx.spec, ctx.t0)
+                    .await
+                    .with_context(|| format!("{} agent, lifecycle with {level} parked", ctx.agents[i].label))?;
+                results[i].samples.push(s);
+                phase.inc(1);
+            }
+        }
+    }
+    Ok(results)
+}
+
+async fn measure_memory(
+    ctx: &Ctx,
+    baselines: &[Option<Baseline>],
+    parked: &[Vec<String>],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<MemoryResult>> {
+    let mut out = Vec::new();
+    for (i, agent) in ctx.agents.iter().enumerate() {
+        let (Some(pid), Some(base)) = (agent.pid, baselines[i].as_ref()) else {
+            warnings.push(format!("{}: agent pid unknown, memory not measured", agent.label));
+            continue;
+        };
+        let listed = ctx.clients[i].list().await.with_context(|| format!("{} agent", agent.label))?;
+        let pids: Vec<i32> = listed
+            .iter()
+            .filter(|(id, state, _)| parked[i].contains(id) && state == "created")
+            .map(|(_, _, pid)| *pid)
+            .collect();
+        if pids.len() != parked[i].len() {
+            anyhow::bail!("{} agent lists {} of our {} parked containers as created", agent.label, pids.len(), parked[i].len());
+        }
+        let m = memory::measure(&agent.label, pid, base, &pids)?;
+        if !m.others.is_empty() {
+            let list: Vec<String> = m.others.iter().map(|o| format!("{} ({})", o.pid, o.comm)).collect();
+            warnings.push(format!("{}: processes besides the parked containers remain: {}", agent.label, list.join(", ")));
+        }
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// Removes every parked container, going on past errors (the agents' shutdown would remove
+/// the rest); returns the first error.
+async fn unpark(ctx: &Ctx, parked: &mut [Vec<String>], phase: &Phase) -> Result<()> {
+    phase.message("removing parked containers".into());
+    let mut first_err = None;
+    for (i, ids) in parked.iter_mut().enumerate() {
+        for id in ids.drain(..) {
+            if let Err(e) = ctx.clients[i].remove(&id).await {
+                first_err.get_or_insert(e.context(format!("{} agent, removing parked containers", ctx.agents[i].label)));
+            }
+            phase.inc(1);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
