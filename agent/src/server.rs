@@ -31,7 +31,7 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         launcher,
         layout,
         state_dir: cfg.state_dir.clone(),
-        terminals: false,
+        terminals: true,
         test_exec_pause_ms: cfg.test_exec_pause_ms,
     });
     let mut services = wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));

@@ -25,10 +25,11 @@ pub fn run(
         .filter(|(k, _)| **k != NamespaceKind::Pid)
         .map(|(k, fd)| (*k, fd.as_fd()))
         .collect();
-    let prepared = match jail::init::prepare(cfg, &join) {
+    let mut prepared = match jail::init::prepare(cfg, &join) {
         Ok(p) => p,
         Err(e) => fail(sync, e.step(), e.errno(), e.to_string()),
     };
+    send_console(&mut prepared, sync);
     if channel::send(sync, &ChildEvent::Ready, &[]).is_err() {
         exit(JAIL_FAILED); // the agent is gone or gave up on this launch
     }
@@ -96,6 +97,15 @@ fn park(fifo: BorrowedFd<'_>, sync: BorrowedFd<'_>) -> bool {
                 Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
                 _ => return false,
             }
+        }
+    }
+}
+
+/// A process with a terminal hands the pty master to the agent before anything else.
+pub(crate) fn send_console(prepared: &mut jail::init::Prepared, sync: BorrowedFd<'_>) {
+    if let Some(master) = prepared.take_console() {
+        if channel::send(sync, &ChildEvent::Console, &[master.as_fd()]).is_err() {
+            exit(JAIL_FAILED);
         }
     }
 }

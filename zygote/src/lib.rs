@@ -6,6 +6,7 @@
 
 pub mod child;
 pub mod error;
+pub mod exec;
 pub mod fork;
 pub mod sanitize;
 pub mod sequence;

@@ -8,7 +8,7 @@ use crate::fork::{self, Forked};
 use nix::sched::{setns, CloneFlags};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use wire::channel::{self, ChannelError};
-use wire::zygote::{ContainerConfig, LaunchFds, NamespaceKind, Reply, Request, PROTOCOL_VERSION};
+use wire::zygote::{ContainerConfig, ExecConfig, ExecFds, LaunchFds, NamespaceKind, Reply, Request, PROTOCOL_VERSION};
 
 pub struct Server {
     channel: OwnedFd,
@@ -69,7 +69,10 @@ impl Server {
                 Ok((pid, pidfd)) => (Reply::Launched { pid }, vec![pidfd]),
                 Err(e) => self.refuse(&e),
             },
-            Request::Exec(_) => self.refuse(&ZygoteError::Unsupported("exec")),
+            Request::Exec(cfg) => match self.exec(&cfg, fds) {
+                Ok((pid, pidfd)) => (Reply::Launched { pid }, vec![pidfd]),
+                Err(e) => self.refuse(&e),
+            },
         }
     }
 
@@ -108,5 +111,19 @@ impl Server {
             std::thread::sleep(pause);
         }
         Ok(forked)
+    }
+
+    /// Clones a child into a running container's pid namespace (through its init's pidfd) for
+    /// an exec; our copies of `fds` are closed when this returns, on every path.
+    fn exec(&self, cfg: &ExecConfig, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), ZygoteError> {
+        if fds.len() != ExecFds::COUNT {
+            return Err(ZygoteError::FdCount { expected: ExecFds::COUNT, got: fds.len() });
+        }
+        let join_pid = cfg.namespaces.contains(&NamespaceKind::Pid);
+        let pid_ns_fd = join_pid.then(|| fds[ExecFds::INIT_PIDFD].as_fd());
+        match self.clone_in_pid_ns(pid_ns_fd, 0)? {
+            Forked::Child => crate::exec::run(cfg, fds, self.channel.as_fd()),
+            Forked::Parent { pid, pidfd } => Ok((pid.as_raw(), pidfd)),
+        }
     }
 }
