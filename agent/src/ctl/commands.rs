@@ -137,7 +137,7 @@ async fn rm(c: &Clients, id: &str, force: bool) -> anyhow::Result<()> {
 
 async fn ps(c: &Clients) -> anyhow::Result<()> {
     let list = named("ListContainers", c.admin.list_containers(ctx(), &Default::default()).await)?;
-    println!("{:<32} {:>8} {:<8} {}", "ID", "PID", "STATE", "EXIT");
+    println!("{:<32} {:>8} {:<8} EXIT", "ID", "PID", "STATE");
     for i in &list.containers {
         let exit = if i.has_exit_status { i.exit_status.to_string() } else { String::new() };
         println!("{:<32} {:>8} {:<8} {}", i.id, i.pid, i.state, exit);
