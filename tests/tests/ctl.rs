@@ -94,3 +94,17 @@ async fn unserved_rpcs_are_unimplemented_and_sandbox_rpcs_work(l: Launcher) {
     let v = a.health.version(ctx(), &Default::default()).await.unwrap();
     assert!(!v.agent_version.is_empty());
 }
+
+tests::both_launchers!(ctl_exec_streams_and_exits_with_the_status);
+async fn ctl_exec_streams_and_exits_with_the_status(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
+    let id = unique_id("cex");
+    a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
+    a.start_container(&id).await.unwrap();
+    let out = a.ctl(&["exec", &id, "--env", "GREETING=hi", "--cwd", "/tmp", "--", "sh", "-c", "echo $GREETING from $(pwd); id -u; exit 5"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hi from /tmp\n0\n");
+    let out = a.ctl(&["exec", &id, "--user", "1000:1000", "--", "id"]);
+    assert!(text(&out.stdout).starts_with("uid=1000 gid=1000"), "{}", text(&out.stdout));
+    a.remove(&id).await.unwrap();
+}

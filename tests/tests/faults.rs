@@ -66,6 +66,7 @@ async fn zygote_killed_between_clone_and_reply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_deadline_during_create_takes_everything_back() {
     let a = TestAgent::start_opts(Launcher::Zygote, &["--test-zygote-pause-ms", "600"]).await;
+    let fds = procs::fd_count(a.pid());
     let id = unique_id("deadline");
     let spec = bundle::spec(&["true"]);
     let mut req = wire::agent::CreateContainerRequest::new();
@@ -85,6 +86,7 @@ async fn client_deadline_during_create_takes_everything_back() {
     assert_nothing_left(&a, &id).await;
     let children = procs::children(a.pid());
     assert_eq!(children.len(), 1, "only the zygote: {children:?}");
+    assert_eq!(procs::fd_count(a.pid()), fds, "agent fds leaked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,6 +94,7 @@ async fn client_disconnect_during_create_takes_everything_back() {
     let a = TestAgent::start_opts(Launcher::Zygote, &["--test-zygote-pause-ms", "600"]).await;
     let id = unique_id("disconnect");
     let spec = bundle::spec(&["true"]);
+    let fds = procs::fd_count(a.pid());
     {
         let c = ttrpc::r#async::Client::connect(&a.addr).await.unwrap();
         let client = wire::agent_ttrpc::AgentServiceClient::new(c);
@@ -105,6 +108,7 @@ async fn client_disconnect_during_create_takes_everything_back() {
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_nothing_left(&a, &id).await;
+    assert_eq!(procs::fd_count(a.pid()), fds, "agent fds leaked");
     create_eventually(&a, &id, &spec).await;
     a.remove(&id).await.unwrap();
     assert_nothing_left(&a, &id).await;

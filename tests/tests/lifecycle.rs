@@ -81,6 +81,8 @@ async fn cgroup_has_the_limits_and_exactly_the_processes_then_is_removed(l: Laun
         .build()
         .unwrap();
     let mut linux = spec.linux().clone().unwrap_or_else(|| LinuxBuilder::default().build().unwrap());
+    let mut resources = resources;
+    resources.set_devices(linux.resources().as_ref().and_then(|r| r.devices().clone()));
     linux.set_resources(Some(resources));
     spec.set_linux(Some(linux));
     a.create(&id, &spec).await.unwrap();
@@ -97,6 +99,10 @@ async fn cgroup_has_the_limits_and_exactly_the_processes_then_is_removed(l: Laun
     assert_eq!(read(&format!("{cpu}/cpu.cfs_quota_us")), "50000");
     assert_eq!(read(&format!("{cpu}/cpu.cfs_period_us")), "100000");
     assert_eq!(read(&format!("/sys/fs/cgroup/cpuset/zagent/{id}/cpuset.cpus")), "0");
+    // The default spec denies every device but the basics (as `runc spec` does).
+    let devices = read(&format!("/sys/fs/cgroup/devices/zagent/{id}/devices.list"));
+    assert!(devices.lines().any(|l| l == "c 1:3 rwm"), "{devices}");
+    assert!(!devices.lines().any(|l| l == "a *:* rwm"), "{devices}");
     assert_eq!(read(&format!("{pids}/cgroup.procs")), pid.to_string());
     assert_eq!(read(&format!("{mem}/cgroup.procs")), pid.to_string());
     a.remove(&id).await.unwrap();

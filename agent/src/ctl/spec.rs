@@ -2,7 +2,8 @@
 //! namespaces, mounts, masked and read-only paths, and runc's default capabilities.
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxResourcesBuilder,
     MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
     UserBuilder,
 };
@@ -65,7 +66,10 @@ pub fn default_spec() -> anyhow::Result<Spec> {
     .into_iter()
     .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
     .collect::<Result<Vec<_>, _>>()?;
+    // Like `runc spec`: every device denied but what the runtime always allows.
+    let deny_all = LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?;
     let linux = LinuxBuilder::default()
+        .resources(LinuxResourcesBuilder::default().devices(vec![deny_all]).build()?)
         .namespaces(namespaces)
         .masked_paths(strings(&[
             "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",

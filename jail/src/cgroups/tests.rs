@@ -79,6 +79,7 @@ fn all_limits() -> Resources {
         cpu_period: Some(100_000),
         cpuset_cpus: Some("1".into()),
         cpuset_mems: None,
+        devices: Vec::new(),
     }
 }
 
@@ -505,4 +506,25 @@ fn shares_convert_to_weight() {
     assert_eq!(v2::shares_to_weight(2), 1);
     assert_eq!(v2::shares_to_weight(1024), 39);
     assert_eq!(v2::shares_to_weight(262_144), 10_000);
+}
+
+#[test]
+fn v1_writes_device_rules_and_v2_refuses_them() {
+    use crate::cgroups::DeviceRule;
+    let rule = |allow, kind, major, minor: Option<i64>| DeviceRule { allow, kind, major, minor, access: "rwm".into() };
+    let res = Resources {
+        devices: vec![rule(false, 'a', None, None), rule(true, 'c', Some(1), Some(3)), rule(true, 'c', Some(136), None)],
+        ..Resources::default()
+    };
+    let (tmp, layout) = fake_v1();
+    let b = base(&tmp);
+    let cg = layout.create(Path::new("zagent/c1"), &res).unwrap();
+    // The fake tree keeps only the last line written to each file; the kernel applies each.
+    assert_eq!(text(b.join("devices/zagent/c1/devices.deny")), "a");
+    assert_eq!(text(b.join("devices/zagent/c1/devices.allow")), "c 136:* rwm");
+    assert!(!b.join("memory/zagent/c1/devices.allow").exists());
+    cg.remove().unwrap();
+    let (_tmp2, v2) = fake_v2("cpu memory pids");
+    let err = v2.create(Path::new("zagent/c1"), &res).unwrap_err();
+    assert!(matches!(err, CgroupError::MissingController { controller: "devices", .. }), "{err}");
 }

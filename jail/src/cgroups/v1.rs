@@ -102,6 +102,13 @@ fn apply(h: &Hierarchy, leaf: &Path, res: &Resources) -> Result<(), CgroupError>
             write(&leaf.join(memsw), &swap.to_string())?;
         }
     }
+    if h.has("devices") {
+        // In order, as the spec lists them (a leading deny-all is the usual first rule).
+        for rule in &res.devices {
+            let file = if rule.allow { "devices.allow" } else { "devices.deny" };
+            write(&leaf.join(file), &rule.v1_line())?;
+        }
+    }
     if h.has("pids") {
         if let Some(limit) = res.pids_limit {
             write(&leaf.join("pids.max"), &max_or(limit))?;

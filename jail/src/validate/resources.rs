@@ -3,11 +3,14 @@
 //!
 //! Conventions (runc's): 0 means "not set" for memory, cpu shares, quota and period; -1 means
 //! unlimited. Only the limits in `cgroups::Resources` are applied; other resource sections
-//! (devices, blockIO, hugepageLimits, network, rdma, unified, ...) are not enforced.
+//! (blockIO, hugepageLimits, network, rdma, unified, ...) are not enforced. Device rules are
+//! the spec's, followed (as runc does) by allow rules for the devices every container needs and
+//! for the spec's `linux.devices`, so a leading deny-all does not break /dev/null.
 
 use super::ValidateError;
 use crate::cgroups::Resources;
-use oci_spec::runtime::{Linux, LinuxCpu, LinuxMemory};
+use crate::cgroups::DeviceRule;
+use oci_spec::runtime::{Linux, LinuxCpu, LinuxDeviceCgroup, LinuxMemory};
 use std::path::{Component, Path, PathBuf};
 
 /// The default parent of every container cgroup.
@@ -42,8 +45,54 @@ pub(super) fn convert(
         if let Some(cpu) = r.cpu() {
             self::cpu(cpu, &mut res)?;
         }
+        if let Some(rules) = r.devices().as_ref().filter(|r| !r.is_empty()) {
+            res.devices = device_rules(rules, linux)?;
+        }
     }
     Ok((path, res))
+}
+
+/// What every container may use whatever its rules say: null, zero, full, random, urandom,
+/// tty, console, ptmx and the pts of its devpts (runc's list, without tun).
+const ALWAYS_ALLOWED: &[(char, i64, Option<i64>)] = &[
+    ('c', 1, Some(3)),
+    ('c', 1, Some(5)),
+    ('c', 1, Some(7)),
+    ('c', 1, Some(8)),
+    ('c', 1, Some(9)),
+    ('c', 5, Some(0)),
+    ('c', 5, Some(1)),
+    ('c', 5, Some(2)),
+    ('c', 136, None),
+];
+
+fn device_rules(rules: &[LinuxDeviceCgroup], linux: Option<&Linux>) -> Result<Vec<DeviceRule>, ValidateError> {
+    let mut out = Vec::new();
+    for r in rules {
+        let kind = match r.typ().map(|t| t.as_str().to_string()).as_deref() {
+            None | Some("a") => 'a',
+            Some("c") | Some("u") => 'c',
+            Some("b") => 'b',
+            Some(other) => return Err(bad("devices.type", other, "must be a, c or b")),
+        };
+        let access = r.access().clone().unwrap_or_else(|| "rwm".into());
+        if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
+            return Err(bad("devices.access", access, "must be letters from \"rwm\""));
+        }
+        out.push(DeviceRule { allow: r.allow(), kind, major: r.major(), minor: r.minor(), access });
+    }
+    let rwm = || "rwm".to_string();
+    for (kind, major, minor) in ALWAYS_ALLOWED {
+        out.push(DeviceRule { allow: true, kind: *kind, major: Some(*major), minor: *minor, access: rwm() });
+    }
+    for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+        let kind = if d.typ().as_str() == "b" { 'b' } else { 'c' };
+        if matches!(d.typ().as_str(), "p") {
+            continue; // a fifo is no device number
+        }
+        out.push(DeviceRule { allow: true, kind, major: Some(d.major()), minor: Some(d.minor()), access: rwm() });
+    }
+    Ok(out)
 }
 
 /// An absolute cgroupsPath is taken relative to the cgroup root(s), like runc does.
