@@ -3,6 +3,7 @@
 //! for leftovers on drop), and a ttrpc client with one method per RPC.
 
 pub mod agent;
+pub mod bench;
 pub mod bundle;
 pub mod procs;
 

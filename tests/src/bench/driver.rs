@@ -26,7 +26,11 @@ fn ctx() -> context::Context {
 /// runtime names after it (runc and crun name the cgroup after the id) is recognisably ours.
 pub fn next_id(tag: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("zagent-bench-{}-{tag}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "zagent-bench-{}-{tag}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Makes `cmd`'s process get `sig` when the bench dies (spawn it from the main thread: the
@@ -37,9 +41,7 @@ pub fn detach(cmd: &mut Command, sig: nix::sys::signal::Signal) {
     // SAFETY: the closure runs between fork and exec and only calls prctl, which is
     // async-signal-safe; it touches no memory shared with the parent.
     unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(sig).map_err(std::io::Error::from)
-        });
+        cmd.pre_exec(move || nix::sys::prctl::set_pdeathsig(sig).map_err(std::io::Error::from));
     }
 }
 
@@ -64,12 +66,17 @@ impl Agent {
         let mut cmd = Command::new(zagent);
         cmd.args(["--listen", &addr, "--launcher", launcher, "--state-dir"])
             .arg(dir.join("state"))
-            .env("ZAGENT_LOG", std::env::var("ZAGENT_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "ZAGENT_LOG",
+                std::env::var("ZAGENT_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
         detach(&mut cmd, nix::sys::signal::Signal::SIGTERM);
-        let child = cmd.spawn().with_context(|| format!("starting {}", zagent.display()))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", zagent.display()))?;
         let mut agent = Agent {
             label: launcher.to_string(),
             addr,
@@ -83,8 +90,13 @@ impl Agent {
 
     /// An agent someone else started; we only remove the containers we create on it.
     pub async fn attach(label: &str, addr: &str) -> Result<Agent> {
-        let mut agent =
-            Agent { label: label.into(), addr: addr.into(), pid: peer_pid(addr), child: None, log: None };
+        let mut agent = Agent {
+            label: label.into(),
+            addr: addr.into(),
+            pid: peer_pid(addr),
+            child: None,
+            log: None,
+        };
         agent.wait_healthy().await?;
         Ok(agent)
     }
@@ -93,16 +105,33 @@ impl Agent {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(c) = ttrpc::r#async::Client::connect(&self.addr).await {
-                if HealthClient::new(c).check(ctx(), &Default::default()).await.is_ok() {
+                if HealthClient::new(c)
+                    .check(ctx(), &Default::default())
+                    .await
+                    .is_ok()
+                {
                     return Ok(());
                 }
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
-                bail!("{} agent exited during start-up ({status}){}", self.label, self.log_tail());
+                bail!(
+                    "{} agent exited during start-up ({status}){}",
+                    self.label,
+                    self.log_tail()
+                );
             }
             if Instant::now() > deadline {
-                bail!("{} agent did not answer Health.Check on {} within 20 s{}", self.label, self.addr, self.log_tail());
+                bail!(
+                    "{} agent did not answer Health.Check on {} within 20 s{}",
+                    self.label,
+                    self.addr,
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -110,19 +139,30 @@ impl Agent {
 
     /// The last lines of the agent's log, for error messages.
     pub fn log_tail(&self) -> String {
-        let Some(text) = self.log.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) else {
+        let Some(text) = self
+            .log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        else {
             return String::new();
         };
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(15)..].join("\n");
-        if tail.is_empty() { String::new() } else { format!("\nagent log:\n{tail}") }
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!("\nagent log:\n{tail}")
+        }
     }
 
     pub async fn connect(&self) -> Result<Client> {
         let c = ttrpc::r#async::Client::connect(&self.addr)
             .await
             .with_context(|| format!("connecting to {}", self.addr))?;
-        Ok(Client { agent: AgentServiceClient::new(c.clone()), admin: AdminClient::new(c) })
+        Ok(Client {
+            agent: AgentServiceClient::new(c.clone()),
+            admin: AdminClient::new(c),
+        })
     }
 
     /// Whether the agent we started is still running (an attached one is assumed to be).
@@ -143,12 +183,23 @@ impl Agent {
         loop {
             match child.try_wait() {
                 Ok(Some(status)) if status.success() => return None,
-                Ok(Some(status)) => return Some(format!("{} agent exited with {status}{}", self.label, self.log_tail())),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(Some(status)) => {
+                    return Some(format!(
+                        "{} agent exited with {status}{}",
+                        self.label,
+                        self.log_tail()
+                    ))
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Some(format!("{} agent did not stop within 60 s of SIGTERM: killed", self.label));
+                    return Some(format!(
+                        "{} agent did not stop within 60 s of SIGTERM: killed",
+                        self.label
+                    ));
                 }
             }
         }
@@ -167,7 +218,8 @@ impl Drop for Agent {
 fn peer_pid(addr: &str) -> Option<i32> {
     let path = addr.strip_prefix("unix://")?;
     let stream = std::os::unix::net::UnixStream::connect(path).ok()?;
-    let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    let cred =
+        nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials).ok()?;
     Some(cred.pid())
 }
 
@@ -186,7 +238,7 @@ struct Requests {
     remove: pb::RemoveContainerRequest,
 }
 
-fn requests(id: &str, spec: &pb::Spec) -> Requests {
+fn requests(id: &str, spec: &wire::oci::Spec) -> Requests {
     let mut create = pb::CreateContainerRequest::new();
     create.container_id = id.into();
     create.exec_id = id.into();
@@ -197,7 +249,12 @@ fn requests(id: &str, spec: &pb::Spec) -> Requests {
     wait.container_id = id.into();
     let mut remove = pb::RemoveContainerRequest::new();
     remove.container_id = id.into();
-    Requests { create, start, wait, remove }
+    Requests {
+        create,
+        start,
+        wait,
+        remove,
+    }
 }
 
 fn ns(since: Instant) -> u64 {
@@ -207,11 +264,19 @@ fn ns(since: Instant) -> u64 {
 impl Client {
     /// CreateContainer, StartContainer, WaitProcess (must be 0), RemoveContainer, each timed.
     /// On a failure after create the container is removed (best effort) before the error.
-    pub async fn lifecycle(&self, id: &str, spec: &pb::Spec, t0: Instant) -> Result<StepSample> {
+    pub async fn lifecycle(
+        &self,
+        id: &str,
+        spec: &wire::oci::Spec,
+        t0: Instant,
+    ) -> Result<StepSample> {
         let r = requests(id, spec);
         let at_ms = t0.elapsed().as_secs_f64() * 1e3;
         let begin = Instant::now();
-        self.agent.create_container(ctx(), &r.create).await.with_context(|| format!("CreateContainer {id}"))?;
+        self.agent
+            .create_container(ctx(), &r.create)
+            .await
+            .with_context(|| format!("CreateContainer {id}"))?;
         let create_ns = ns(begin);
         let result = self.after_create(id, &r).await;
         if result.is_err() {
@@ -230,35 +295,60 @@ impl Client {
 
     async fn after_create(&self, id: &str, r: &Requests) -> Result<(u64, u64, u64)> {
         let t = Instant::now();
-        self.agent.start_container(ctx(), &r.start).await.with_context(|| format!("StartContainer {id}"))?;
+        self.agent
+            .start_container(ctx(), &r.start)
+            .await
+            .with_context(|| format!("StartContainer {id}"))?;
         let start_ns = ns(t);
         let t = Instant::now();
-        let status = self.agent.wait_process(ctx(), &r.wait).await.with_context(|| format!("WaitProcess {id}"))?.status;
+        let status = self
+            .agent
+            .wait_process(ctx(), &r.wait)
+            .await
+            .with_context(|| format!("WaitProcess {id}"))?
+            .status;
         let wait_ns = ns(t);
         if status != 0 {
             bail!("container {id} (/bin/true) exited with status {status}");
         }
         let t = Instant::now();
-        self.agent.remove_container(ctx(), &r.remove).await.with_context(|| format!("RemoveContainer {id}"))?;
+        self.agent
+            .remove_container(ctx(), &r.remove)
+            .await
+            .with_context(|| format!("RemoveContainer {id}"))?;
         Ok((start_ns, wait_ns, ns(t)))
     }
 
     /// CreateContainer only: the container parks on its exec.fifo.
-    pub async fn park(&self, id: &str, spec: &pb::Spec) -> Result<()> {
+    pub async fn park(&self, id: &str, spec: &wire::oci::Spec) -> Result<()> {
         let r = requests(id, spec);
-        self.agent.create_container(ctx(), &r.create).await.with_context(|| format!("CreateContainer {id}"))?;
+        self.agent
+            .create_container(ctx(), &r.create)
+            .await
+            .with_context(|| format!("CreateContainer {id}"))?;
         Ok(())
     }
 
     pub async fn remove(&self, id: &str) -> Result<()> {
-        let r = requests(id, &pb::Spec::new());
-        self.agent.remove_container(ctx(), &r.remove).await.with_context(|| format!("RemoveContainer {id}"))?;
+        let r = requests(id, &wire::oci::Spec::new());
+        self.agent
+            .remove_container(ctx(), &r.remove)
+            .await
+            .with_context(|| format!("RemoveContainer {id}"))?;
         Ok(())
     }
 
     /// (id, state, pid) of every container the agent holds, from zagent.Admin.
     pub async fn list(&self) -> Result<Vec<(String, String, i32)>> {
-        let list = self.admin.list_containers(ctx(), &Default::default()).await.context("Admin.ListContainers")?;
-        Ok(list.containers.iter().map(|c| (c.id.clone(), c.state.clone(), c.pid)).collect())
+        let list = self
+            .admin
+            .list_containers(ctx(), &Default::default())
+            .await
+            .context("Admin.ListContainers")?;
+        Ok(list
+            .containers
+            .iter()
+            .map(|c| (c.id.clone(), c.state.clone(), c.pid))
+            .collect())
     }
 }

@@ -28,8 +28,11 @@ pub struct FloorArgs {
 
 /// The namespaces of the default spec that exist at clone time (the cgroup namespace is
 /// unshared after joining the cgroup, as zagent's child does).
-const CLONE_FLAGS: i32 =
-    libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET;
+const CLONE_FLAGS: i32 = libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWNET;
 
 /// What the child needs, allocated before the clock starts.
 struct Prepared {
@@ -41,13 +44,23 @@ struct Prepared {
 
 /// The child's steps, named for the error when one fails (exit status 100 + index).
 const STEPS: [&str; 9] = [
-    "join cgroup", "unshare cgroup ns", "make / rslave", "bind rootfs", "chdir rootfs",
-    "pivot_root", "umount old root", "chdir /", "execve /bin/true",
+    "join cgroup",
+    "unshare cgroup ns",
+    "make / rslave",
+    "bind rootfs",
+    "chdir rootfs",
+    "pivot_root",
+    "umount old root",
+    "chdir /",
+    "execve /bin/true",
 ];
 
 pub fn main(args: &FloorArgs) -> Result<()> {
     if !args.cgroup.starts_with("zagent") {
-        bail!("the floor's cgroup name must start with \"zagent\" (got {:?})", args.cgroup);
+        bail!(
+            "the floor's cgroup name must start with \"zagent\" (got {:?})",
+            args.cgroup
+        );
     }
     let layout = Layout::detect(Path::new("/proc/self/mountinfo")).context("detecting cgroups")?;
     let cgroup = layout
@@ -64,7 +77,9 @@ pub fn main(args: &FloorArgs) -> Result<()> {
         }
         None => helper::serve(|n| run(&p, n)),
     });
-    let removed = cgroup.remove().with_context(|| format!("removing cgroup {}", args.cgroup));
+    let removed = cgroup
+        .remove()
+        .with_context(|| format!("removing cgroup {}", args.cgroup));
     result.and(removed)
 }
 
@@ -73,12 +88,17 @@ fn cstring(bytes: &[u8]) -> Result<CString> {
 }
 
 fn prepare(rootfs: &Path, procs: &[PathBuf]) -> Result<Prepared> {
-    let rootfs = rootfs.canonicalize().with_context(|| format!("rootfs {}", rootfs.display()))?;
+    let rootfs = rootfs
+        .canonicalize()
+        .with_context(|| format!("rootfs {}", rootfs.display()))?;
     if !rootfs.join("bin/true").exists() {
         bail!("{} has no /bin/true", rootfs.display());
     }
     Ok(Prepared {
-        procs: procs.iter().map(|p| cstring(p.as_os_str().as_bytes())).collect::<Result<_>>()?,
+        procs: procs
+            .iter()
+            .map(|p| cstring(p.as_os_str().as_bytes()))
+            .collect::<Result<_>>()?,
         rootfs: cstring(rootfs.as_os_str().as_bytes())?,
         exe: cstring(b"/bin/true")?,
         env: cstring(b"PATH=/usr/sbin:/usr/bin:/sbin:/bin")?,
@@ -86,7 +106,14 @@ fn prepare(rootfs: &Path, procs: &[PathBuf]) -> Result<Prepared> {
 }
 
 fn run(p: &Prepared, n: usize) -> Result<Vec<StepSample>> {
-    (0..n).map(|_| one(p).map(|ns| StepSample { total_ns: ns, ..Default::default() })).collect()
+    (0..n)
+        .map(|_| {
+            one(p).map(|ns| StepSample {
+                total_ns: ns,
+                ..Default::default()
+            })
+        })
+        .collect()
 }
 
 /// One clone-to-reap, in ns.
@@ -104,7 +131,10 @@ fn one(p: &Prepared) -> Result<u64> {
     match status {
         WaitStatus::Exited(_, 0) => Ok(ns),
         WaitStatus::Exited(_, code) if (100..100 + STEPS.len() as i32).contains(&code) => {
-            bail!("floor child failed at step {:?}", STEPS[(code - 100) as usize])
+            bail!(
+                "floor child failed at step {:?}",
+                STEPS[(code - 100) as usize]
+            )
         }
         other => bail!("floor child ended with {other:?}"),
     }
@@ -125,12 +155,20 @@ fn clone_child() -> Result<i32> {
         stack_size: u64,
         tls: u64,
     }
-    let mut args = CloneArgs { flags: CLONE_FLAGS as u64, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
+    let mut args = CloneArgs {
+        flags: CLONE_FLAGS as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
     // SAFETY: `args` is a valid clone_args (version 0 layout) of the size we pass; no CLONE_VM
     // and no stack, so the child gets a private copy of our address space and returns here
     // like fork(); this process is single-threaded, so no lock can be held by a missing thread.
     let ret = unsafe {
-        libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>())
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
     };
     match ret {
         -1 => Err(std::io::Error::last_os_error()).context("clone3"),
@@ -143,7 +181,13 @@ fn child(p: &Prepared) -> i32 {
     use nix::fcntl::{open, OFlag};
     use nix::sys::stat::Mode;
     for file in &p.procs {
-        let Ok(fd) = open(file.as_c_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) else { return 0 };
+        let Ok(fd) = open(
+            file.as_c_str(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return 0;
+        };
         // SAFETY: `open` just returned this fd and nothing else owns it.
         let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         if nix::unistd::write(&fd, b"0").is_err() {
@@ -154,7 +198,15 @@ fn child(p: &Prepared) -> i32 {
     let steps: [&dyn Fn() -> nix::Result<()>; 7] = [
         &|| nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP),
         &|| mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_SLAVE, none),
-        &|| mount(Some(p.rootfs.as_c_str()), p.rootfs.as_c_str(), none, MsFlags::MS_BIND | MsFlags::MS_REC, none),
+        &|| {
+            mount(
+                Some(p.rootfs.as_c_str()),
+                p.rootfs.as_c_str(),
+                none,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                none,
+            )
+        },
         &|| nix::unistd::chdir(p.rootfs.as_c_str()),
         &|| nix::unistd::pivot_root(".", "."),
         &|| umount2(".", MntFlags::MNT_DETACH),

@@ -24,7 +24,10 @@ pub fn serve(mut run: impl FnMut(usize) -> Result<Vec<StepSample>>) -> Result<()
     let mut stdout = std::io::stdout().lock();
     for line in stdin.lock().lines() {
         let line = line?;
-        let n: usize = line.trim().parse().with_context(|| format!("bad count {line:?}"))?;
+        let n: usize = line
+            .trim()
+            .parse()
+            .with_context(|| format!("bad count {line:?}"))?;
         let reply = match run(n) {
             Ok(samples) => Reply::Samples(samples),
             Err(e) => Reply::Failed(format!("{e:#}")),
@@ -49,10 +52,18 @@ impl Helper {
     /// Spawns `cmd` with piped stdin/stdout (stderr as the caller set it).
     pub fn spawn(name: &str, mut cmd: Command) -> Result<Helper> {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-        let mut child = cmd.spawn().with_context(|| format!("starting the {name} helper"))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting the {name} helper"))?;
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().context("helper stdout")?);
-        Ok(Helper { name: name.into(), child, stdin, stdout, done: false })
+        Ok(Helper {
+            name: name.into(),
+            child,
+            stdin,
+            stdout,
+            done: false,
+        })
     }
 
     /// Runs `n` iterations in the helper. `at_ms` of the samples is set from `t0` (the
@@ -60,12 +71,16 @@ impl Helper {
     pub fn batch(&mut self, n: usize, t0: Instant) -> Result<Vec<StepSample>> {
         let mut at_ms = t0.elapsed().as_secs_f64() * 1e3;
         let stdin = self.stdin.as_mut().context("helper already finished")?;
-        writeln!(stdin, "{n}").and_then(|()| stdin.flush()).with_context(|| format!("{} helper gone", self.name))?;
+        writeln!(stdin, "{n}")
+            .and_then(|()| stdin.flush())
+            .with_context(|| format!("{} helper gone", self.name))?;
         let mut line = String::new();
         if self.stdout.read_line(&mut line)? == 0 {
             bail!("{} helper exited without an answer", self.name);
         }
-        match serde_json::from_str(&line).with_context(|| format!("{} helper said {line:?}", self.name))? {
+        match serde_json::from_str(&line)
+            .with_context(|| format!("{} helper said {line:?}", self.name))?
+        {
             Reply::Samples(mut samples) => {
                 for s in &mut samples {
                     s.at_ms = at_ms;

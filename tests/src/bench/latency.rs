@@ -4,12 +4,12 @@
 //! other load) hits every side alike. A zagent failure stops the bench; a runtime or the
 //! floor failing is recorded on that side, which then sits out the rest of the phase.
 
+use super::check_cancelled;
 use super::driver::{next_id, Client};
 use super::helper::Helper;
 use super::model::{SideKind, SideLatency, StepSample};
 use super::progress::{self, Phase};
 use super::setup::Ctx;
-use super::check_cancelled;
 use anyhow::Result;
 use std::time::Duration;
 
@@ -25,7 +25,13 @@ pub struct Side {
 
 impl Side {
     pub fn new(name: &str, kind: SideKind, driver: Driver) -> Side {
-        let lat = SideLatency { side: name.into(), kind, warmup: vec![], samples: vec![], failed: None };
+        let lat = SideLatency {
+            side: name.into(),
+            kind,
+            warmup: vec![],
+            samples: vec![],
+            failed: None,
+        };
         Side { lat, driver }
     }
 
@@ -34,7 +40,11 @@ impl Side {
             Driver::Agent(client) => {
                 let mut out = Vec::with_capacity(n);
                 for _ in 0..n {
-                    out.push(client.lifecycle(&next_id(&self.lat.side), &ctx.spec, ctx.t0).await?);
+                    out.push(
+                        client
+                            .lifecycle(&next_id(&self.lat.side), &ctx.spec, ctx.t0)
+                            .await?,
+                    );
                 }
                 Ok(out)
             }
@@ -55,7 +65,10 @@ impl Side {
 
 pub async fn run(ctx: &Ctx, sides: &mut [Side], warnings: &mut Vec<String>) -> Result<()> {
     let plan = &ctx.plan;
-    let phase = progress::phase("latency", (sides.len() * (plan.warmup + plan.samples)) as u64);
+    let phase = progress::phase(
+        "latency",
+        (sides.len() * (plan.warmup + plan.samples)) as u64,
+    );
     for side in sides.iter_mut() {
         phase.message(format!("warm-up {}", side.lat.side));
         step(ctx, side, plan.warmup, true, warnings, &phase).await?;
@@ -91,7 +104,10 @@ async fn step(
             }
             Err(e) => {
                 let msg = format!("{e:#}");
-                warnings.push(format!("{} failed and was left out from then on: {msg}", side.lat.side));
+                warnings.push(format!(
+                    "{} failed and was left out from then on: {msg}",
+                    side.lat.side
+                ));
                 side.lat.failed = Some(msg);
             }
         }

@@ -3,12 +3,13 @@
 //! each agent up to each level; at each level, sequential lifecycles measured, and at the
 //! memory level, PSS). Launchers take turns everywhere, so drift hits them alike.
 
+use super::check_cancelled;
 use super::driver::next_id;
+use super::helper::Helper;
 use super::memory::{self, Baseline};
 use super::model::{MemoryResult, ParkingCurve, ScalingResult, ThroughputRun};
 use super::progress::{self, Phase};
 use super::setup::Ctx;
-use super::check_cancelled;
 use anyhow::{Context, Result};
 use std::time::Instant;
 
@@ -23,9 +24,12 @@ pub async fn throughput(ctx: &Ctx) -> Result<Vec<ThroughputRun>> {
                 check_cancelled()?;
                 let i = (round + ci + k) % n;
                 phase.message(format!("{} with {clients} clients", ctx.agents[i].label));
-                let run = window(ctx, i, clients, round)
-                    .await
-                    .with_context(|| format!("{} agent, throughput with {clients} clients", ctx.agents[i].label))?;
+                let run = window(ctx, i, clients, round).await.with_context(|| {
+                    format!(
+                        "{} agent, throughput with {clients} clients",
+                        ctx.agents[i].label
+                    )
+                })?;
                 runs.push(run);
                 phase.inc(1);
             }
@@ -75,7 +79,15 @@ async fn window(ctx: &Ctx, agent: usize, clients: usize, round: usize) -> Result
     }
     samples.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     let completed = samples.len();
-    Ok(ThroughputRun { side: label, clients, round, completed, elapsed_s, per_second: completed as f64 / elapsed_s, samples })
+    Ok(ThroughputRun {
+        side: label,
+        clients,
+        round,
+        completed,
+        elapsed_s,
+        per_second: completed as f64 / elapsed_s,
+        samples,
+    })
 }
 
 pub struct Scaling {
@@ -84,7 +96,11 @@ pub struct Scaling {
     pub parking: Vec<ParkingCurve>,
 }
 
-pub async fn scaling(ctx: &Ctx, warnings: &mut Vec<String>) -> Result<Scaling> {
+pub async fn scaling(
+    ctx: &Ctx,
+    mut floor: Option<&mut Helper>,
+    warnings: &mut Vec<String>,
+) -> Result<Scaling> {
     let plan = &ctx.plan;
     let mut levels = plan.parked_levels.clone();
     levels.push(plan.memory_parked);
@@ -94,12 +110,22 @@ pub async fn scaling(ctx: &Ctx, warnings: &mut Vec<String>) -> Result<Scaling> {
     let top = levels.last().copied().unwrap_or(0);
     let units = 2 * top * n + plan.parked_levels.len() * plan.scaling_samples * n;
     let phase = progress::phase("scaling", units as u64);
-    let baselines: Vec<Option<Baseline>> =
-        ctx.agents.iter().map(|a| a.pid.map(memory::baseline).transpose()).collect::<Result<_>>()?;
+    let baselines: Vec<Option<Baseline>> = ctx
+        .agents
+        .iter()
+        .map(|a| a.pid.map(memory::baseline).transpose())
+        .collect::<Result<_>>()?;
     let mut out = Scaling {
         scaling: vec![],
         memory: vec![],
-        parking: ctx.agents.iter().map(|a| ParkingCurve { side: a.label.clone(), ..Default::default() }).collect(),
+        parking: ctx
+            .agents
+            .iter()
+            .map(|a| ParkingCurve {
+                side: a.label.clone(),
+                ..Default::default()
+            })
+            .collect(),
     };
     let mut parked: Vec<Vec<String>> = vec![Vec::new(); n];
     let result = async {
@@ -109,7 +135,14 @@ pub async fn scaling(ctx: &Ctx, warnings: &mut Vec<String>) -> Result<Scaling> {
                 out.memory = measure_memory(ctx, &baselines, &parked, warnings).await?;
             }
             if plan.parked_levels.contains(&level) {
-                out.scaling.extend(measure_level(ctx, level, &phase).await?);
+                out.scaling.extend(
+                    measure_level(ctx, level, floor.as_deref_mut(), warnings, &phase).await?,
+                );
+            }
+            if level == top && level > plan.memory_parked {
+                for m in &mut out.memory {
+                    m.agent_at_max_parked = Some((level, memory::proc_mem(m.agent_before.pid)?));
+                }
             }
         }
         anyhow::Ok(())
@@ -141,7 +174,10 @@ async fn park_to(
             for _ in 0..level.saturating_sub(parked[i].len()).min(50) {
                 let id = next_id(&format!("{}-parked", agent.label));
                 let t = Instant::now();
-                ctx.clients[i].park(&id, &ctx.spec).await.with_context(|| format!("{} agent, parking", agent.label))?;
+                ctx.clients[i]
+                    .park(&id, &ctx.spec)
+                    .await
+                    .with_context(|| format!("{} agent, parking", agent.label))?;
                 curves[i].create_ns.push(t.elapsed().as_nanos() as u64);
                 curves[i].parked_before.push(parked[i].len());
                 parked[i].push(id);
@@ -152,15 +188,31 @@ async fn park_to(
     Ok(())
 }
 
-/// Sequential lifecycles with `level` parked on every agent, agents taking turns in batches.
-async fn measure_level(ctx: &Ctx, level: usize, phase: &Phase) -> Result<Vec<ScalingResult>> {
+/// Sequential lifecycles with `level` parked on every agent, agents (and the floor, whose
+/// failure is only a warning) taking turns in batches.
+async fn measure_level(
+    ctx: &Ctx,
+    level: usize,
+    mut floor: Option<&mut Helper>,
+    warnings: &mut Vec<String>,
+    phase: &Phase,
+) -> Result<Vec<ScalingResult>> {
     let plan = &ctx.plan;
     let n = ctx.agents.len();
     let mut results: Vec<ScalingResult> = ctx
         .agents
         .iter()
-        .map(|a| ScalingResult { side: a.label.clone(), parked: level, samples: vec![] })
+        .map(|a| ScalingResult {
+            side: a.label.clone(),
+            parked: level,
+            samples: vec![],
+        })
         .collect();
+    let mut floor_result = ScalingResult {
+        side: "floor".into(),
+        parked: level,
+        samples: vec![],
+    };
     phase.message(format!("lifecycles with {level} parked"));
     for r in 0..plan.scaling_samples.div_ceil(plan.batch) {
         check_cancelled()?;
@@ -172,11 +224,28 @@ async fn measure_level(ctx: &Ctx, level: usize, phase: &Phase) -> Result<Vec<Sca
                 let s = ctx.clients[i]
                     .lifecycle(&id, &ctx.spec, ctx.t0)
                     .await
-                    .with_context(|| format!("{} agent, lifecycle with {level} parked", ctx.agents[i].label))?;
+                    .with_context(|| {
+                        format!(
+                            "{} agent, lifecycle with {level} parked",
+                            ctx.agents[i].label
+                        )
+                    })?;
                 results[i].samples.push(s);
                 phase.inc(1);
             }
         }
+        if let Some(helper) = floor.as_deref_mut() {
+            match helper.batch(count, ctx.t0) {
+                Ok(v) => floor_result.samples.extend(v),
+                Err(e) => {
+                    warnings.push(format!("floor with {level} parked: {e:#}"));
+                    floor = None;
+                }
+            }
+        }
+    }
+    if !floor_result.samples.is_empty() {
+        results.push(floor_result);
     }
     Ok(results)
 }
@@ -190,22 +259,41 @@ async fn measure_memory(
     let mut out = Vec::new();
     for (i, agent) in ctx.agents.iter().enumerate() {
         let (Some(pid), Some(base)) = (agent.pid, baselines[i].as_ref()) else {
-            warnings.push(format!("{}: agent pid unknown, memory not measured", agent.label));
+            warnings.push(format!(
+                "{}: agent pid unknown, memory not measured",
+                agent.label
+            ));
             continue;
         };
-        let listed = ctx.clients[i].list().await.with_context(|| format!("{} agent", agent.label))?;
+        let listed = ctx.clients[i]
+            .list()
+            .await
+            .with_context(|| format!("{} agent", agent.label))?;
         let pids: Vec<i32> = listed
             .iter()
             .filter(|(id, state, _)| parked[i].contains(id) && state == "created")
             .map(|(_, _, pid)| *pid)
             .collect();
         if pids.len() != parked[i].len() {
-            anyhow::bail!("{} agent lists {} of our {} parked containers as created", agent.label, pids.len(), parked[i].len());
+            anyhow::bail!(
+                "{} agent lists {} of our {} parked containers as created",
+                agent.label,
+                pids.len(),
+                parked[i].len()
+            );
         }
         let m = memory::measure(&agent.label, pid, base, &pids)?;
         if !m.others.is_empty() {
-            let list: Vec<String> = m.others.iter().map(|o| format!("{} ({})", o.pid, o.comm)).collect();
-            warnings.push(format!("{}: processes besides the parked containers remain: {}", agent.label, list.join(", ")));
+            let list: Vec<String> = m
+                .others
+                .iter()
+                .map(|o| format!("{} ({})", o.pid, o.comm))
+                .collect();
+            warnings.push(format!(
+                "{}: processes besides the parked containers remain: {}",
+                agent.label,
+                list.join(", ")
+            ));
         }
         out.push(m);
     }
@@ -220,7 +308,10 @@ async fn unpark(ctx: &Ctx, parked: &mut [Vec<String>], phase: &Phase) -> Result<
     for (i, ids) in parked.iter_mut().enumerate() {
         for id in ids.drain(..) {
             if let Err(e) = ctx.clients[i].remove(&id).await {
-                first_err.get_or_insert(e.context(format!("{} agent, removing parked containers", ctx.agents[i].label)));
+                first_err.get_or_insert(e.context(format!(
+                    "{} agent, removing parked containers",
+                    ctx.agents[i].label
+                )));
             }
             phase.inc(1);
         }

@@ -19,22 +19,37 @@ pub fn proc_mem(pid: i32) -> Result<ProcMem> {
     let (Some(pss_kb), Some(rss_kb)) = (field("Pss:"), field("Rss:")) else {
         bail!("/proc/{pid}/smaps_rollup has no Pss/Rss line");
     };
-    Ok(ProcMem { pid, comm: comm(pid), pss_kb, rss_kb })
+    Ok(ProcMem {
+        pid,
+        comm: comm(pid),
+        pss_kb,
+        rss_kb,
+    })
 }
 
 fn comm(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// pid -> parent pid of every process.
 fn parents() -> HashMap<i32, i32> {
     let mut map = HashMap::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else { return map };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return map;
+    };
     for e in rd.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // comm may contain spaces and parentheses: the fields after the last ')' are fixed.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
         if let Some(ppid) = rest.split(' ').nth(1).and_then(|s| s.parse().ok()) {
             map.insert(pid, ppid);
         }
@@ -59,11 +74,15 @@ pub fn descendants(root: i32) -> BTreeSet<i32> {
 
 /// The zygote of an agent: its child whose argv[1] is "zygote".
 pub fn zygote_of(agent: i32) -> Option<i32> {
-    parents().into_iter().filter(|&(_, ppid)| ppid == agent).map(|(pid, _)| pid).find(|pid| {
-        std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| c.split(|b| *b == 0).nth(1) == Some(b"zygote"))
-            .unwrap_or(false)
-    })
+    parents()
+        .into_iter()
+        .filter(|&(_, ppid)| ppid == agent)
+        .map(|(pid, _)| pid)
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).nth(1) == Some(b"zygote"))
+                .unwrap_or(false)
+        })
 }
 
 /// An agent's memory before containers are parked on it.
@@ -76,16 +95,28 @@ pub struct Baseline {
 
 pub fn baseline(agent: i32) -> Result<Baseline> {
     let zygote = zygote_of(agent).map(proc_mem).transpose()?;
-    Ok(Baseline { agent: proc_mem(agent)?, zygote, tree: descendants(agent) })
+    Ok(Baseline {
+        agent: proc_mem(agent)?,
+        zygote,
+        tree: descendants(agent),
+    })
 }
 
 /// Measures the agent with `children` (the pids zagent.Admin reports for the parked
 /// containers) parked on it. Every child must be a direct child of the agent.
-pub fn measure(side: &str, agent: i32, before: &Baseline, children: &[i32]) -> Result<MemoryResult> {
+pub fn measure(
+    side: &str,
+    agent: i32,
+    before: &Baseline,
+    children: &[i32],
+) -> Result<MemoryResult> {
     let parents = parents();
     for pid in children {
         if parents.get(pid) != Some(&agent) {
-            bail!("{side}: container pid {pid} is not a child of the agent {agent} (parent {:?})", parents.get(pid));
+            bail!(
+                "{side}: container pid {pid} is not a child of the agent {agent} (parent {:?})",
+                parents.get(pid)
+            );
         }
     }
     let kids: BTreeSet<i32> = children.iter().copied().collect();
@@ -94,13 +125,20 @@ pub fn measure(side: &str, agent: i32, before: &Baseline, children: &[i32]) -> R
         .into_iter()
         .filter(|p| !kids.contains(p) && !before.tree.contains(p) && Some(*p) != zygote)
         .collect();
-    let children: Vec<ProcMem> = children.iter().map(|&p| proc_mem(p)).collect::<Result<_>>()?;
-    let others: Vec<ProcMem> = others.into_iter().filter_map(|p| proc_mem(p).ok()).collect();
+    let children: Vec<ProcMem> = children
+        .iter()
+        .map(|&p| proc_mem(p))
+        .collect::<Result<_>>()?;
+    let others: Vec<ProcMem> = others
+        .into_iter()
+        .filter_map(|p| proc_mem(p).ok())
+        .collect();
     let agent_after = proc_mem(agent)?;
     let zygote_after = zygote.map(proc_mem).transpose()?;
     let n = children.len().max(1) as f64;
     let sum = |v: &[ProcMem]| v.iter().map(|m| m.pss_kb as i64).sum::<i64>();
-    let tree_before = before.agent.pss_kb as i64 + before.zygote.as_ref().map_or(0, |z| z.pss_kb as i64);
+    let tree_before =
+        before.agent.pss_kb as i64 + before.zygote.as_ref().map_or(0, |z| z.pss_kb as i64);
     let tree_after = agent_after.pss_kb as i64
         + zygote_after.as_ref().map_or(0, |z| z.pss_kb as i64)
         + sum(&children)
@@ -113,6 +151,7 @@ pub fn measure(side: &str, agent: i32, before: &Baseline, children: &[i32]) -> R
         marginal_pss_per_container_kb: (tree_after - tree_before) as f64 / n,
         agent_before: before.agent.clone(),
         agent_after,
+        agent_at_max_parked: None,
         agent_after_remove: None,
         zygote_before: before.zygote.clone(),
         zygote_after,

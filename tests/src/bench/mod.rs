@@ -19,7 +19,7 @@ pub mod runtimes;
 mod setup;
 pub mod stats;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,23 +112,44 @@ pub fn cancel() {
     CANCELLED.store(true, Ordering::SeqCst);
 }
 
+/// The error a run stops with after SIGINT/SIGTERM (not a zagent failure).
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted by a signal")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 pub fn check_cancelled() -> Result<()> {
     if CANCELLED.load(Ordering::SeqCst) {
-        bail!("interrupted");
+        return Err(Interrupted.into());
     }
     Ok(())
+}
+
+pub fn is_interrupted(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Interrupted>())
 }
 
 /// Runs the bench; the result is Err only when the zagent side failed (or the bench could
 /// not start at all).
 pub fn run(opts: Options) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     // One thread for the bench's own clients: it leaves the other core to the agent and keeps
     // every spawn on the main thread (the death signal of children follows the spawner).
     rt.block_on(async {
         tokio::spawn(async {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
                 return;
             };
             tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }

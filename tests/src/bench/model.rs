@@ -27,7 +27,13 @@ pub enum Step {
     Lifecycle,
 }
 
-pub const STEPS: [Step; 5] = [Step::Create, Step::Start, Step::Wait, Step::Remove, Step::Lifecycle];
+pub const STEPS: [Step; 5] = [
+    Step::Create,
+    Step::Start,
+    Step::Wait,
+    Step::Remove,
+    Step::Lifecycle,
+];
 
 impl Step {
     pub fn name(self) -> &'static str {
@@ -53,7 +59,11 @@ impl Step {
 
 /// The step's samples in milliseconds.
 pub fn step_ms(samples: &[StepSample], step: Step) -> Vec<f64> {
-    samples.iter().filter_map(|s| step.ns(s)).map(|ns| ns as f64 / 1e6).collect()
+    samples
+        .iter()
+        .filter_map(|s| step.ns(s))
+        .map(|ns| ns as f64 / 1e6)
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -108,7 +118,9 @@ pub struct MemoryResult {
     pub parked: usize,
     pub agent_before: ProcMem,
     pub agent_after: ProcMem,
-    /// After every parked container was removed again.
+    /// With the most containers the scaling phase parks (count, agent), when above `parked`.
+    pub agent_at_max_parked: Option<(usize, ProcMem)>,
+    /// After the scaling phase removed every parked container again.
     pub agent_after_remove: Option<ProcMem>,
     pub zygote_before: Option<ProcMem>,
     pub zygote_after: Option<ProcMem>,
@@ -173,4 +185,6 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Set when the zagent side failed and the run stopped early.
     pub error: Option<String>,
+    /// Set when a signal stopped the run early (the results are partial).
+    pub interrupted: bool,
 }

@@ -17,9 +17,10 @@ pub fn phase(name: &str, len: u64) -> Phase {
     let tty = std::io::stderr().is_terminal();
     let bar = if tty {
         let bar = ProgressBar::new(len);
-        let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {elapsed:>4} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {elapsed:>4} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(name.to_string());
         bar
@@ -27,7 +28,12 @@ pub fn phase(name: &str, len: u64) -> Phase {
         eprintln!("zagent-bench: {name} ({len} units)...");
         ProgressBar::hidden()
     };
-    Phase { bar, name: name.into(), started: Instant::now(), tty }
+    Phase {
+        bar,
+        name: name.into(),
+        started: Instant::now(),
+        tty,
+    }
 }
 
 impl Phase {

@@ -34,7 +34,10 @@ pub fn installed(names: &[&str]) -> Vec<(String, PathBuf)> {
     names
         .iter()
         .filter_map(|name| {
-            std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()).map(|p| (name.to_string(), p))
+            std::env::split_paths(&path)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+                .map(|p| (name.to_string(), p))
         })
         .collect()
 }
@@ -44,13 +47,22 @@ pub fn version(runtime: &Path) -> String {
     Command::new(runtime)
         .arg("--version")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
         .unwrap_or_else(|e| format!("unknown ({e})"))
 }
 
 pub fn main(args: &RuntimeArgs) -> Result<()> {
     if !args.prefix.starts_with("zagent") {
-        bail!("container ids must start with \"zagent\" (got prefix {:?})", args.prefix);
+        bail!(
+            "container ids must start with \"zagent\" (got prefix {:?})",
+            args.prefix
+        );
     }
     enter_plain_v1_namespace()?;
     nix::sys::prctl::set_child_subreaper(true).context("PR_SET_CHILD_SUBREAPER")?;
@@ -74,7 +86,8 @@ pub fn main(args: &RuntimeArgs) -> Result<()> {
 fn enter_plain_v1_namespace() -> Result<()> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS)")?;
     let none: Option<&str> = None;
-    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).context("making / private")?;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .context("making / private")?;
     let info = std::fs::read_to_string("/proc/self/mountinfo")?;
     let mounts: Vec<(String, String)> = info
         .lines()
@@ -85,8 +98,12 @@ fn enter_plain_v1_namespace() -> Result<()> {
         })
         .collect();
     if mounts.iter().any(|(_, t)| t == "cgroup") {
-        for (target, _) in mounts.iter().filter(|(t, ty)| ty == "cgroup2" && t.starts_with("/sys/fs/cgroup")) {
-            umount2(target.as_str(), MntFlags::MNT_DETACH).with_context(|| format!("detaching {target}"))?;
+        for (target, _) in mounts
+            .iter()
+            .filter(|(t, ty)| ty == "cgroup2" && t.starts_with("/sys/fs/cgroup"))
+        {
+            umount2(target.as_str(), MntFlags::MNT_DETACH)
+                .with_context(|| format!("detaching {target}"))?;
         }
     }
     Ok(())
@@ -111,7 +128,12 @@ fn call(args: &RuntimeArgs, cmd: &[&str], stderr: &mut File) -> Result<()> {
         let mut text = String::new();
         stderr.rewind()?;
         stderr.read_to_string(&mut text)?;
-        bail!("`{} {}` failed ({status}): {}", args.runtime.display(), cmd.join(" "), text.trim());
+        bail!(
+            "`{} {}` failed ({status}): {}",
+            args.runtime.display(),
+            cmd.join(" "),
+            text.trim()
+        );
     }
     Ok(())
 }
@@ -121,7 +143,11 @@ fn lifecycle(args: &RuntimeArgs, id: &str, stderr: &mut File) -> Result<StepSamp
     let bundle = args.bundle.to_string_lossy();
     let pid_arg = pid_file.to_string_lossy();
     let begin = Instant::now();
-    call(args, &["create", "--bundle", &bundle, "--pid-file", &pid_arg, id], stderr)?;
+    call(
+        args,
+        &["create", "--bundle", &bundle, "--pid-file", &pid_arg, id],
+        stderr,
+    )?;
     let create_ns = begin.elapsed().as_nanos() as u64;
     let result = after_create(args, id, &pid_file, stderr);
     if result.is_err() {
@@ -140,7 +166,12 @@ fn lifecycle(args: &RuntimeArgs, id: &str, stderr: &mut File) -> Result<StepSamp
     })
 }
 
-fn after_create(args: &RuntimeArgs, id: &str, pid_file: &Path, stderr: &mut File) -> Result<(u64, u64, u64)> {
+fn after_create(
+    args: &RuntimeArgs,
+    id: &str,
+    pid_file: &Path,
+    stderr: &mut File,
+) -> Result<(u64, u64, u64)> {
     let pid: i32 = std::fs::read_to_string(pid_file)
         .with_context(|| format!("reading {}", pid_file.display()))?
         .trim()
@@ -151,7 +182,9 @@ fn after_create(args: &RuntimeArgs, id: &str, pid_file: &Path, stderr: &mut File
     let start_ns = t.elapsed().as_nanos() as u64;
     let t = Instant::now();
     // The runtime's create has exited, so its container process is ours (subreaper).
-    match waitpid(Pid::from_raw(pid), None).with_context(|| format!("waiting for container pid {pid}"))? {
+    match waitpid(Pid::from_raw(pid), None)
+        .with_context(|| format!("waiting for container pid {pid}"))?
+    {
         WaitStatus::Exited(_, 0) => {}
         other => bail!("container {id} (/bin/true) ended with {other:?}"),
     }
@@ -173,11 +206,19 @@ fn reap_orphans() {
 
 /// Deletes every container still in our --root (after a failure or an early stop).
 fn cleanup(args: &RuntimeArgs) {
-    let Ok(out) = Command::new(&args.runtime).arg("--root").arg(&args.root).args(["list", "-q"]).output() else {
+    let Ok(out) = Command::new(&args.runtime)
+        .arg("--root")
+        .arg(&args.root)
+        .args(["list", "-q"])
+        .output()
+    else {
         return;
     };
     let mut sink = tempfile::tempfile().ok();
-    for id in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with(&args.prefix)) {
+    for id in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&args.prefix))
+    {
         if let Some(f) = sink.as_mut() {
             let _ = call(args, &["delete", "--force", id], f);
         }
@@ -190,9 +231,13 @@ fn cleanup(args: &RuntimeArgs) {
 /// and is reported.
 pub fn remove_stray_cgroups(prefix: &str) -> Vec<String> {
     let mut left = Vec::new();
-    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else { return left };
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return left;
+    };
     for h in hierarchies.flatten() {
-        let Ok(entries) = std::fs::read_dir(h.path()) else { continue };
+        let Ok(entries) = std::fs::read_dir(h.path()) else {
+            continue;
+        };
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().starts_with(prefix) && e.path().is_dir() {
                 if let Err(err) = std::fs::remove_dir(e.path()) {

@@ -13,21 +13,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
-use wire::agent as pb;
 
 /// What every phase needs.
 pub struct Ctx {
     pub t0: Instant,
     pub plan: Plan,
-    pub spec: Arc<pb::Spec>,
+    pub spec: Arc<wire::oci::Spec>,
     pub agents: Vec<Agent>,
     /// One connection per agent for the sequential phases.
     pub clients: Vec<Client>,
 }
 
 impl Ctx {
-    fn new(t0: Instant, plan: &Plan, spec: pb::Spec) -> Ctx {
-        Ctx { t0, plan: plan.clone(), spec: Arc::new(spec), agents: vec![], clients: vec![] }
+    fn new(t0: Instant, plan: &Plan, spec: wire::oci::Spec) -> Ctx {
+        Ctx {
+            t0,
+            plan: plan.clone(),
+            spec: Arc::new(spec),
+            agents: vec![],
+            clients: vec![],
+        }
     }
 }
 
@@ -43,7 +48,9 @@ struct Paths {
 
 /// A binary of the workspace: next to zagent-bench in target/<profile>/, unless given.
 fn sibling(given: &Option<PathBuf>, exe: &Path, name: &str) -> Result<PathBuf> {
-    let path = given.clone().unwrap_or_else(|| exe.parent().unwrap_or(Path::new(".")).join(name));
+    let path = given
+        .clone()
+        .unwrap_or_else(|| exe.parent().unwrap_or(Path::new(".")).join(name));
     if !path.is_file() {
         bail!("{} not found: run `cargo build --workspace --bins` (same profile) or pass --{name} PATH", path.display());
     }
@@ -56,7 +63,8 @@ pub async fn run(opts: Options) -> Result<()> {
     }
     let plan = Plan::new(&opts);
     let t0 = Instant::now();
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
     let work = tempfile::Builder::new().prefix("zagent-bench").tempdir()?;
     let exe = std::env::current_exe()?;
     let paths = Paths {
@@ -69,36 +77,66 @@ pub async fn run(opts: Options) -> Result<()> {
         exe,
     };
     let spec = make_bundle(&paths)?;
-    let mut report = report::new_report(&opts, &plan, &paths.zagent, t0);
+    let mut report = report::new_report(&plan, &paths.zagent);
     let outcome = measure(&opts, &paths, Ctx::new(t0, &plan, spec), &mut report).await;
     report.warnings.extend(leftovers(&paths.work));
     drop(work);
     report.meta.wall_s = t0.elapsed().as_secs_f64();
     if let Err(e) = &outcome {
+        report.interrupted = super::is_interrupted(e);
         report.error = Some(format!("{e:#}"));
     }
     report::output(&report, &opts.out)?;
+    remove_empty_logs(&opts.out);
     outcome
+}
+
+/// The agents' and helpers' logs are kept only when something was written to them.
+fn remove_empty_logs(out: &Path) {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let empty = e
+            .metadata()
+            .map(|m| m.is_file() && m.len() == 0)
+            .unwrap_or(false);
+        if empty && e.path().extension().is_some_and(|x| x == "log") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// `zagent-ctl bundle` into the work dir; the spec with args /bin/true and an absolute root,
 /// also written as the runtimes' bundle.
-fn make_bundle(p: &Paths) -> Result<pb::Spec> {
+fn make_bundle(p: &Paths) -> Result<wire::oci::Spec> {
     let dir = p.work.join("bundle");
-    let out = Command::new(&p.zagent_ctl).arg("bundle").arg(&dir).stdin(Stdio::null()).output()?;
+    let out = Command::new(&p.zagent_ctl)
+        .arg("bundle")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()?;
     if !out.status.success() {
-        bail!("zagent-ctl bundle failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "zagent-ctl bundle failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
-    let mut spec = oci_spec::runtime::Spec::load(dir.join("config.json")).context("loading config.json")?;
+    let mut spec =
+        oci_spec::runtime::Spec::load(dir.join("config.json")).context("loading config.json")?;
     let mut root = spec.root().clone().context("config.json has no root")?;
     root.set_path(p.rootfs.clone());
     spec.set_root(Some(root));
-    let mut process = spec.process().clone().context("config.json has no process")?;
+    let mut process = spec
+        .process()
+        .clone()
+        .context("config.json has no process")?;
     process.set_args(Some(vec!["/bin/true".into()]));
     process.set_terminal(Some(false));
     spec.set_process(Some(process));
     std::fs::create_dir_all(&p.runtime_bundle)?;
-    spec.save(p.runtime_bundle.join("config.json")).context("writing the runtimes' config.json")?;
+    spec.save(p.runtime_bundle.join("config.json"))
+        .context("writing the runtimes' config.json")?;
     Ok(wire::oci::spec_to_grpc(&spec))
 }
 
@@ -113,7 +151,9 @@ async fn start_agents(opts: &Options, p: &Paths) -> Result<Vec<Agent>> {
             if l != "zygote" && l != "reexec" {
                 bail!("unknown launcher {l:?} (zygote or reexec)");
             }
-            agents.push(Agent::spawn(&p.zagent, l, &p.work, &p.out.join(format!("agent-{l}.log"))).await?);
+            agents.push(
+                Agent::spawn(&p.zagent, l, &p.work, &p.out.join(format!("agent-{l}.log"))).await?,
+            );
         }
     }
     if agents.is_empty() {
@@ -127,24 +167,45 @@ async fn start_agents(opts: &Options, p: &Paths) -> Result<Vec<Agent>> {
 fn start_helpers(plan: &Plan, p: &Paths, report: &mut Report) -> Vec<Side> {
     let me = std::process::id();
     let mut sides = Vec::new();
-    let wanted = if plan.runtimes { runtimes::installed(&["runc", "crun"]) } else { vec![] };
+    let wanted = if plan.runtimes {
+        runtimes::installed(&["runc", "crun"])
+    } else {
+        vec![]
+    };
     for (name, path) in wanted {
-        report.meta.runtimes.push((name.clone(), runtimes::version(&path)));
+        report
+            .meta
+            .runtimes
+            .push((name.clone(), runtimes::version(&path)));
         let mut cmd = Command::new(&p.exe);
-        cmd.arg("runtime").arg("--runtime").arg(&path).arg("--bundle").arg(&p.runtime_bundle);
-        cmd.arg("--root").arg(p.work.join(format!("{name}-root"))).arg("--prefix").arg(format!("zagent-bench-{me}-{name}"));
+        cmd.arg("runtime")
+            .arg("--runtime")
+            .arg(&path)
+            .arg("--bundle")
+            .arg(&p.runtime_bundle);
+        cmd.arg("--root")
+            .arg(p.work.join(format!("{name}-root")))
+            .arg("--prefix")
+            .arg(format!("zagent-bench-{me}-{name}"));
         match spawn_helper(&name, cmd, &p.out) {
             Ok(h) => sides.push(Side::new(&name, SideKind::Runtime, Driver::Helper(h))),
             Err(e) => report.warnings.push(format!("{name}: {e:#}")),
         }
     }
-    let mut cmd = Command::new(&p.exe);
-    cmd.arg("floor").arg("--rootfs").arg(&p.rootfs).arg("--cgroup").arg(format!("zagent-bench-{me}-floor"));
-    match spawn_helper("floor", cmd, &p.out) {
+    match spawn_floor(p, "floor") {
         Ok(h) => sides.push(Side::new("floor", SideKind::Floor, Driver::Helper(h))),
         Err(e) => report.warnings.push(format!("floor: {e:#}")),
     }
     sides
+}
+
+/// A floor helper; `tag` names its cgroup and log.
+fn spawn_floor(p: &Paths, tag: &str) -> Result<Helper> {
+    let mut cmd = Command::new(&p.exe);
+    cmd.arg("floor").arg("--rootfs").arg(&p.rootfs);
+    cmd.arg("--cgroup")
+        .arg(format!("zagent-bench-{}-{tag}", std::process::id()));
+    spawn_helper(tag, cmd, &p.out)
 }
 
 fn spawn_helper(name: &str, mut cmd: Command, out: &Path) -> Result<Helper> {
@@ -191,7 +252,22 @@ async fn phases(ctx: &Ctx, p: &Paths, report: &mut Report) -> Result<()> {
     }
     result?;
     report.throughput = load::throughput(ctx).await?;
-    let scaled = load::scaling(ctx, &mut report.warnings).await?;
+    // A fresh floor helper for the scaling phase: how the bare clone + pivot_root + exec
+    // itself slows down with many live containers tells the kernel's share from zagent's.
+    let mut floor = match spawn_floor(p, "floor-scaling") {
+        Ok(h) => Some(h),
+        Err(e) => {
+            report.warnings.push(format!("floor (scaling): {e:#}"));
+            None
+        }
+    };
+    let scaled = load::scaling(ctx, floor.as_mut(), &mut report.warnings).await;
+    if let Some(h) = floor {
+        if let Err(e) = h.finish(std::time::Duration::from_secs(30)) {
+            report.warnings.push(format!("{e:#}"));
+        }
+    }
+    let scaled = scaled?;
     report.scaling = scaled.scaling;
     report.memory = scaled.memory;
     report.parking = scaled.parking;
@@ -202,7 +278,10 @@ async fn phases(ctx: &Ctx, p: &Paths, report: &mut Report) -> Result<()> {
 async fn remove_ours(client: &Client) {
     let prefix = format!("zagent-bench-{}-", std::process::id());
     if let Ok(list) = client.list().await {
-        for (id, _, _) in list.into_iter().filter(|(id, _, _)| id.starts_with(&prefix)) {
+        for (id, _, _) in list
+            .into_iter()
+            .filter(|(id, _, _)| id.starts_with(&prefix))
+        {
             let _ = client.remove(&id).await;
         }
     }
@@ -224,19 +303,36 @@ fn leftovers(work: &Path) -> Vec<String> {
     let mut found: Vec<String> = runtimes::remove_stray_cgroups(&prefix);
     if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
         for h in hierarchies.flatten() {
-            let Ok(entries) = std::fs::read_dir(h.path().join("zagent")) else { continue };
-            for e in entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)) {
+            let Ok(entries) = std::fs::read_dir(h.path().join("zagent")) else {
+                continue;
+            };
+            for e in entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            {
                 found.push(format!("zagent left cgroup {}", e.path().display()));
             }
         }
     }
     let work = work.to_string_lossy().into_owned();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for m in mounts.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&work)) {
+    for m in mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&work))
+    {
         found.push(format!("mount left: {m}"));
     }
     for pid in super::memory::descendants(std::process::id() as i32) {
-        found.push(format!("process left: {pid} ({})", super::memory::proc_mem(pid).map(|m| m.comm).unwrap_or_default()));
+        found.push(format!(
+            "process left: {pid} ({})",
+            super::memory::proc_mem(pid)
+                .map(|m| m.comm)
+                .unwrap_or_default()
+        ));
     }
-    found.into_iter().map(|f| format!("leftover: {f}")).collect()
+    found
+        .into_iter()
+        .map(|f| format!("leftover: {f}"))
+        .collect()
 }
