@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: build zagent, make a busybox bundle, start zagent on a unix socket and run a
-# few containers through zagent-ctl, then stop the agent (which removes what it still holds).
+# few containers through zagent-ctl, stop the agent (which removes what it still holds), then
+# run the benchmark: zygote vs re-exec (and runc/crun when installed) vs the floor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -31,3 +32,7 @@ set -x
 "$bin/zagent-ctl" --addr "$sock" rm demo
 status=0; "$bin/zagent-ctl" --addr "$sock" run --bundle "$work/bundle" -- sh -c 'exit 7' || status=$?
 echo "sh -c 'exit 7' exited with $status"
+set +x
+kill -TERM "$agent"; wait "$agent" || true
+"$bin/zagent-bench" --out bench-out
+for h in /sys/fs/cgroup/*/; do rmdir "${h}zagent" 2>/dev/null || true; done

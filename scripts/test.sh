@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite, as root: unit tests, root-only unit tests (#[ignore = "requires root"])
-# and the integration tiers, which start their own agents.
+# The whole test suite, as root: unit tests, root-only unit tests (#[ignore = "requires root"]),
+# the integration tiers (each test starts its own agents, for both launchers), and the
+# benchmark's quick mode for both launchers as a smoke test (it asserts no timings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cargo build --workspace --bins
+cleanup() {
+    # The agents remove their containers' cgroups; the shared `zagent` parents they made are
+    # left for the next container. Remove them once everything is done (rmdir: only if empty).
+    for h in /sys/fs/cgroup/*/; do rmdir "${h}zagent" 2>/dev/null || true; done
+}
+trap cleanup EXIT
 cargo test --workspace -- --include-ignored
+target/debug/zagent-bench --quick --launchers zygote,reexec --out "$(mktemp -d /tmp/zagent-bench.XXXXXX)"

@@ -16,7 +16,24 @@ use wire::zygote::{ExecConfig, Reply};
 use zygote::sequence::{Kind, LaunchEvent, LaunchState};
 
 impl Agent {
-    pub async fn exec(&self, id: &str, exec_id: &str, process: &oci_spec::runtime::Process) -> Result<(), AgentError> {
+    /// ExecProcess. Runs to completion in its own task, so a client that goes away halfway
+    /// cannot leave a launched process unregistered or its exec id reserved forever.
+    pub async fn exec(
+        self: &Arc<Self>,
+        id: &str,
+        exec_id: &str,
+        process: &oci_spec::runtime::Process,
+    ) -> Result<(), AgentError> {
+        let (agent, id, exec_id, process) = (self.clone(), id.to_owned(), exec_id.to_owned(), process.clone());
+        let inflight = self.inflight.clone().read_owned().await;
+        let task = tokio::spawn(async move {
+            let _inflight = inflight;
+            agent.exec_steps(&id, &exec_id, &process).await
+        });
+        task.await.map_err(|e| AgentError::io("exec task", std::io::Error::other(e)))?
+    }
+
+    async fn exec_steps(&self, id: &str, exec_id: &str, process: &oci_spec::runtime::Process) -> Result<(), AgentError> {
         crate::registry::check_exec_id(exec_id)?;
         let pc = jail::validate::process_config(process)?;
         if pc.terminal && !self.terminals {

@@ -39,7 +39,9 @@ impl Agent {
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let agent = self.clone();
+        let inflight = self.inflight.clone().read_owned().await;
         tokio::spawn(async move {
+            let _inflight = inflight;
             let result = agent.launch(&id, exec_id, validated).await;
             // On failure the reservation is dropped here, after `launch` undid everything.
             if let Err(Ok((reservation, container))) = tx.send(result.map(|c| (reservation, c))) {

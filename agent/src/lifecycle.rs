@@ -27,6 +27,9 @@ pub struct Agent {
     pub terminals: bool,
     /// Test hook (hidden agent flag): exec'd processes sleep this long before execve.
     pub test_exec_pause_ms: u32,
+    /// Held (shared) by every launch task; shutdown takes it exclusively, so it waits for
+    /// launches under way to finish or be taken back before removing what is left.
+    pub inflight: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Agent {
@@ -114,6 +117,14 @@ impl Agent {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Waits for launches under way (bounded), then removes every container.
+    pub async fn shutdown(&self) -> Result<(), AgentError> {
+        if tokio::time::timeout(READY_TIMEOUT, self.inflight.write()).await.is_err() {
+            tracing::error!("launches still under way at shutdown");
+        }
+        self.remove_all().await
     }
 
     /// Removes every container, going on past failures; returns the first one.

@@ -33,6 +33,7 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         state_dir: cfg.state_dir.clone(),
         terminals: true,
         test_exec_pause_ms: cfg.test_exec_pause_ms,
+        inflight: Default::default(),
     });
     let mut services = wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));
     for service in services.values_mut() {
@@ -57,7 +58,7 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down");
     let _ = server.shutdown().await;
-    if let Err(e) = agent.remove_all().await {
+    if let Err(e) = agent.shutdown().await {
         tracing::error!(error = %e, "removing containers at shutdown");
     }
     if let Some(p) = socket_path {
