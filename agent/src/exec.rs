@@ -53,7 +53,7 @@ impl Agent {
                 container_id: id.into(),
                 exec_id: exec_id.into(),
                 namespaces: c.namespaces.clone(),
-                cgroup_procs: c.cgroup.procs_files(),
+                cgroup_procs: c.cgroup.join_files(),
                 process: pc,
                 console_size: jail::validate::console_size(process),
                 test_pause_before_exec_ms: self.test_exec_pause_ms,

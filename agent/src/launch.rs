@@ -83,10 +83,8 @@ impl Agent {
             _ => AgentError::io(format!("create {}", state_dir.display()), e),
         })?;
         undo.state_dir = Some(state_dir.clone());
-        let cgroup = self.layout.create(&v.cgroup_path, &v.resources)?;
         let mut config = v.config;
-        config.cgroup_procs = cgroup.procs_files();
-        undo.cgroup = Some(cgroup);
+        config.cgroup_procs = self.layout.join_files(&v.cgroup_path)?;
         write_debug_config(&state_dir, &config);
         let namespaces = config.namespaces.iter().map(|n| n.kind).collect();
         let (fifo, fifo_fd) = exec_fifo::create(&state_dir).map_err(|e| AgentError::io("exec.fifo", e))?;
@@ -103,7 +101,17 @@ impl Agent {
             exec_fifo: fifo_fd,
             join_ns,
         };
-        let launched = match self.launcher.launch(req).await {
+        // The cgroup is made on the blocking pool while the zygote clones (each v1 hierarchy's
+        // mkdir costs tens of microseconds); the child waits for `proceed` before joining it.
+        let layout = self.layout.clone();
+        let (path, res) = (v.cgroup_path.clone(), v.resources.clone());
+        let cgroup = tokio::task::spawn_blocking(move || layout.create(&path, &res));
+        let (launched, cgroup) = tokio::join!(self.launcher.launch(req), cgroup);
+        let cgroup = cgroup.map_err(|e| AgentError::io("cgroup task", std::io::Error::other(e)));
+        if let Ok(Ok(cg)) = &cgroup {
+            undo.cgroup = Some(cg.clone());
+        }
+        let launched = match launched {
             Ok(l) => l,
             Err(e) => {
                 reap_orphan(&sync, &e).await;
@@ -116,6 +124,10 @@ impl Agent {
         let pidfd = PidFd(Arc::new(launched.pidfd));
         let exit = reaper::watch(pidfd.clone()).map_err(|e| AgentError::io("watch pidfd", e))?;
         undo.process = Some((pidfd.clone(), exit.clone()));
+        cgroup??;
+        let announced = |s: &LaunchState| matches!(s, LaunchState::Announced { .. });
+        let (seq, _) = follow(&sync, seq, READY_TIMEOUT, announced).await?;
+        sync.proceed().map_err(|e| AgentError::io("sync socket", std::io::Error::other(e)))?;
         let (seq, console) = follow(&sync, seq, READY_TIMEOUT, |s| matches!(s, LaunchState::Ready { .. })).await?;
         let stdio = match console {
             Some(master) => stdio.into_console(master)?,

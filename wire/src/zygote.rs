@@ -55,6 +55,14 @@ pub enum ChildEvent {
     Failed { step: String, errno: i32, message: String },
 }
 
+/// Agent -> container child, on the child's sync socket: the one message a container child
+/// waits for after `Started`, sent once its cgroup exists (the agent makes the cgroup while
+/// the zygote clones, so the two overlap).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Proceed {
+    Proceed,
+}
+
 /// Names of the fixed fd slots of a `Request::Launch`, in the order they travel.
 pub struct LaunchFds;
 
@@ -93,7 +101,8 @@ pub struct ExecConfig {
     /// The container's namespaces, joined through the init pidfd (Pid by the zygote at clone
     /// time; the rest by the child). Never User.
     pub namespaces: Vec<NamespaceKind>,
-    /// `cgroup.procs` files (absolute host paths) joined before the mount namespace.
+    /// Files (absolute host paths: v1 `tasks`, v2 `cgroup.procs`) written "0" to join the
+    /// container's cgroup, before the mount namespace is joined.
     pub cgroup_procs: Vec<PathBuf>,
     pub process: ProcessConfig,
     /// Initial terminal size (rows, columns) when `process.terminal`.
@@ -122,7 +131,8 @@ pub struct ContainerConfig {
     pub masked_paths: Vec<PathBuf>,
     pub readonly_paths: Vec<PathBuf>,
     pub sysctl: Vec<(String, String)>,
-    /// `cgroup.procs` files (absolute host paths) the child writes "0" into before anything else.
+    /// Files (absolute host paths: v1 `tasks`, v2 `cgroup.procs`) the child writes "0" into
+    /// before anything else, to join its cgroup.
     pub cgroup_procs: Vec<PathBuf>,
     pub oom_score_adj: Option<i32>,
     pub process: ProcessConfig,

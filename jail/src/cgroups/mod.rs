@@ -142,6 +142,16 @@ impl Layout {
     /// Creates `rel` (e.g. "zagent/c1") in every v1 hierarchy or under the v2 root, parents
     /// included, and applies `res`. An existing `rel` is `CgroupError::Exists`. On any failure,
     /// whatever this call created is removed again.
+    /// The files a child writes "0" into to join `rel` once `create` made it (see
+    /// `Cgroup::join_files`); known before the cgroup exists, so a launch can start early.
+    pub fn join_files(&self, rel: &Path) -> Result<Vec<PathBuf>, CgroupError> {
+        check_rel(rel)?;
+        Ok(match self {
+            Layout::V1(hierarchies) => hierarchies.iter().map(|h| h.mount.join(rel).join("tasks")).collect(),
+            Layout::V2 { root } => vec![root.join(rel).join("cgroup.procs")],
+        })
+    }
+
     pub fn create(&self, rel: &Path, res: &Resources) -> Result<Cgroup, CgroupError> {
         check_rel(rel)?;
         match self {
@@ -174,7 +184,16 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// Each directory's `cgroup.procs`: the files the child writes "0" into.
+    /// The files a single-threaded child writes "0" into to join: each v1 directory's `tasks`,
+    /// or the unified directory's `cgroup.procs`. On v1, moving one thread through `tasks`
+    /// skips the global threadgroup rwsem that a `cgroup.procs` write takes for writing (an RCU
+    /// grace period, milliseconds per launch); for a single-threaded process it is the same move.
+    pub fn join_files(&self) -> Vec<PathBuf> {
+        let file = if self.flavor == Flavor::V2 { "cgroup.procs" } else { "tasks" };
+        self.dirs.iter().map(|d| d.join(file)).collect()
+    }
+
+    /// Each directory's `cgroup.procs` (whole processes; what tests and tools write pids into).
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
     }

@@ -178,6 +178,8 @@ fn v1_create_writes_limits_and_copies_cpusets() {
         .collect();
     assert_eq!(cg.dirs(), dirs);
     assert_eq!(cg.procs_files()[3], b.join("memory/zagent/c1/cgroup.procs"));
+    assert_eq!(cg.join_files()[3], b.join("memory/zagent/c1/tasks"));
+    assert_eq!(layout.join_files(Path::new("zagent/c1")).unwrap(), cg.join_files());
     assert_eq!(
         text(b.join("memory/zagent/c1/memory.limit_in_bytes")),
         "67108864"
@@ -395,6 +397,8 @@ fn v2_create_enables_controllers_and_writes_limits() {
     let leaf = root.join("zagent/c1");
     assert_eq!(cg.dirs(), std::slice::from_ref(&leaf));
     assert_eq!(cg.procs_files(), [leaf.join("cgroup.procs")]);
+    assert_eq!(cg.join_files(), [leaf.join("cgroup.procs")]);
+    assert_eq!(layout.join_files(Path::new("zagent/c1")).unwrap(), cg.join_files());
     assert_eq!(
         text(root.join("cgroup.subtree_control")),
         "+cpu +io +memory +pids +cpuset"

@@ -66,7 +66,7 @@ pub fn main(args: &FloorArgs) -> Result<()> {
     let cgroup = layout
         .create(Path::new(&args.cgroup), &Resources::default())
         .with_context(|| format!("creating cgroup {}", args.cgroup))?;
-    let result = prepare(&args.rootfs, &cgroup.procs_files()).and_then(|p| match args.iterations {
+    let result = prepare(&args.rootfs, &cgroup.join_files()).and_then(|p| match args.iterations {
         Some(n) => {
             let reply = match run(&p, n) {
                 Ok(samples) => Reply::Samples(samples),
