@@ -18,12 +18,6 @@ impl SyncSocket {
         Ok(SyncSocket(unsafe { AsyncFd::register(fd) }?))
     }
 
-    /// Tells a container child its cgroup exists. The socket is non-blocking, but one tiny
-    /// frame always fits in an idle socket's buffer.
-    pub fn proceed(&self) -> Result<(), ChannelError> {
-        channel::send(self.0.get_ref().as_fd(), &wire::zygote::Proceed::Proceed, &[])
-    }
-
     /// The next event with the fds it carries (checked: one for `started` and `console`,
     /// none otherwise), or None once the child's end is closed (exec'd or dead).
     pub async fn next(&self) -> Result<Option<(ChildEvent, Option<OwnedFd>)>, ChannelError> {

@@ -76,6 +76,7 @@ impl Agent {
         v: jail::validate::Validated,
         undo: &mut Undo,
     ) -> Result<Container, AgentError> {
+        let t0 = std::time::Instant::now();
         let join_ns = open_namespaces(&v.join_namespaces)?;
         let state_dir = self.state_dir.join(id);
         std::fs::create_dir(&state_dir).map_err(|e| match e.kind() {
@@ -85,6 +86,7 @@ impl Agent {
         undo.state_dir = Some(state_dir.clone());
         let mut config = v.config;
         config.cgroup_procs = self.layout.join_files(&v.cgroup_path)?;
+        undo.cgroup = Some(self.layout.create(&v.cgroup_path, &v.resources)?);
         write_debug_config(&state_dir, &config);
         let namespaces = config.namespaces.iter().map(|n| n.kind).collect();
         let (fifo, fifo_fd) = exec_fifo::create(&state_dir).map_err(|e| AgentError::io("exec.fifo", e))?;
@@ -101,16 +103,9 @@ impl Agent {
             exec_fifo: fifo_fd,
             join_ns,
         };
-        // The cgroup is made on the blocking pool while the zygote clones (each v1 hierarchy's
-        // mkdir costs tens of microseconds); the child waits for `proceed` before joining it.
-        let layout = self.layout.clone();
-        let (path, res) = (v.cgroup_path.clone(), v.resources.clone());
-        let cgroup = tokio::task::spawn_blocking(move || layout.create(&path, &res));
-        let (launched, cgroup) = tokio::join!(self.launcher.launch(req), cgroup);
-        let cgroup = cgroup.map_err(|e| AgentError::io("cgroup task", std::io::Error::other(e)));
-        if let Ok(Ok(cg)) = &cgroup {
-            undo.cgroup = Some(cg.clone());
-        }
+        let t_prepared = t0.elapsed();
+        let launched = self.launcher.launch(req).await;
+        let t_launched = t0.elapsed();
         let launched = match launched {
             Ok(l) => l,
             Err(e) => {
@@ -124,11 +119,15 @@ impl Agent {
         let pidfd = PidFd(Arc::new(launched.pidfd));
         let exit = reaper::watch(pidfd.clone()).map_err(|e| AgentError::io("watch pidfd", e))?;
         undo.process = Some((pidfd.clone(), exit.clone()));
-        cgroup??;
-        let announced = |s: &LaunchState| matches!(s, LaunchState::Announced { .. });
-        let (seq, _) = follow(&sync, seq, READY_TIMEOUT, announced).await?;
-        sync.proceed().map_err(|e| AgentError::io("sync socket", std::io::Error::other(e)))?;
         let (seq, console) = follow(&sync, seq, READY_TIMEOUT, |s| matches!(s, LaunchState::Ready { .. })).await?;
+        // Per-stage timings for profiling (microseconds since the launch began).
+        tracing::debug!(
+            id,
+            prepared = t_prepared.as_micros() as u64,
+            launched = t_launched.as_micros() as u64,
+            ready = t0.elapsed().as_micros() as u64,
+            "create stages"
+        );
         let stdio = match console {
             Some(master) => stdio.into_console(master)?,
             None => stdio,

@@ -55,14 +55,6 @@ pub enum ChildEvent {
     Failed { step: String, errno: i32, message: String },
 }
 
-/// Agent -> container child, on the child's sync socket: the one message a container child
-/// waits for after `Started`, sent once its cgroup exists (the agent makes the cgroup while
-/// the zygote clones, so the two overlap).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Proceed {
-    Proceed,
-}
-
 /// Names of the fixed fd slots of a `Request::Launch`, in the order they travel.
 pub struct LaunchFds;
 

@@ -1,11 +1,11 @@
 //! The container child between clone and execve: announce itself (with its own pidfd) on the
-//! sync socket, take stdio, drop the zygote's channel, wait for the agent's `proceed` (its
-//! cgroup exists), build the jail, report `ready` (or the failed step) straight to the agent,
-//! park on exec.fifo until StartContainer writes its byte, then exec. Never returns.
+//! sync socket, take stdio, drop the zygote's channel, build the jail, report `ready` (or the
+//! failed step) straight to the agent, park on exec.fifo until StartContainer writes its byte,
+//! then exec. Never returns.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use wire::channel;
-use wire::zygote::{ChildEvent, ContainerConfig, LaunchFds, NamespaceKind, Proceed};
+use wire::zygote::{ChildEvent, ContainerConfig, LaunchFds, NamespaceKind};
 
 /// Exit status of a child whose jail failed before exec.
 const JAIL_FAILED: i32 = 1;
@@ -18,7 +18,6 @@ pub fn run(
 ) -> ! {
     let sync = fds[LaunchFds::SYNC].as_fd();
     begin(zygote_channel, sync, &fds[..3]);
-    await_proceed(sync);
     // A joined pid namespace was entered by the zygote at clone time.
     let join: Vec<(NamespaceKind, BorrowedFd<'_>)> = joined
         .iter()
@@ -60,14 +59,6 @@ pub(crate) fn begin(zygote_channel: BorrowedFd<'_>, sync: BorrowedFd<'_>, stdio:
         if let Err(errno) = nix::unistd::dup2(fd.as_raw_fd(), target) {
             fail(sync, "stdio", errno as i32, format!("dup2 stdio: {errno}"));
         }
-    }
-}
-
-/// Blocks until the agent says the cgroup exists (or exits if the agent gave up on us).
-fn await_proceed(sync: BorrowedFd<'_>) {
-    let mut buf = [0u8; 64];
-    if channel::recv::<Proceed>(sync, &mut buf, Some(0)).is_err() {
-        exit(JAIL_FAILED);
     }
 }
 
