@@ -13,4 +13,4 @@ cleanup() {
 }
 trap cleanup EXIT
 cargo test --workspace -- --include-ignored
-target/debug/zagent-bench --quick --launchers zygote,reexec --out "$(mktemp -d /tmp/zagent-bench.XXXXXX)"
+target/debug/zagent-bench --quick --launchers zygote,pool,reexec --out "$(mktemp -d /tmp/zagent-bench.XXXXXX)"

@@ -18,9 +18,9 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
     let exe = Arc::new(crate::selfexe::sealed_copy().context("sealing a copy of our binary")?);
     let launcher: Arc<dyn Launcher> = match cfg.launcher {
         LauncherKind::Zygote => {
-            let mut args = Vec::new();
+            let mut args = vec!["--warm-pool".to_string(), cfg.warm_pool.to_string()];
             if cfg.test_zygote_pause_ms > 0 {
-                args = vec!["--test-pause-after-clone-ms".into(), cfg.test_zygote_pause_ms.to_string()];
+                args.extend(["--test-pause-after-clone-ms".into(), cfg.test_zygote_pause_ms.to_string()]);
             }
             Arc::new(ZygoteLauncher::start(exe, args).await.context("starting the zygote")?)
         }

@@ -3,28 +3,38 @@
 //! failed step) straight to the agent, park on exec.fifo until StartContainer writes its byte,
 //! then exec. Never returns.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use crate::pool::NsSet;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use wire::channel;
 use wire::zygote::{ChildEvent, ContainerConfig, LaunchFds, NamespaceKind};
 
 /// Exit status of a child whose jail failed before exec.
 const JAIL_FAILED: i32 = 1;
 
-pub fn run(
-    cfg: &ContainerConfig,
-    fds: Vec<OwnedFd>,
-    joined: &[NamespaceKind],
-    zygote_channel: BorrowedFd<'_>,
-) -> ! {
+/// What the zygote hands a container child besides the request's fds.
+pub struct Launch<'a> {
+    pub cfg: &'a ContainerConfig,
+    /// The kinds of the namespaces joined by path, in the order of their fds.
+    pub joined: &'a [NamespaceKind],
+    /// Fresh namespaces from the warm pool (the pid one already entered by the zygote).
+    pub pooled: Option<&'a NsSet>,
+    /// The zygote's own fds, which the child closes first.
+    pub closes: &'a [RawFd],
+}
+
+pub fn run(launch: Launch<'_>, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>) -> ! {
     let sync = fds[LaunchFds::SYNC].as_fd();
-    begin(zygote_channel, sync, &fds[..3]);
+    begin(zygote_channel, launch.closes, sync, &fds[..3]);
     // A joined pid namespace was entered by the zygote at clone time.
-    let join: Vec<(NamespaceKind, BorrowedFd<'_>)> = joined
+    let mut join: Vec<(NamespaceKind, BorrowedFd<'_>)> = launch
+        .joined
         .iter()
         .zip(&fds[LaunchFds::FIXED..])
         .filter(|(k, _)| **k != NamespaceKind::Pid)
         .map(|(k, fd)| (*k, fd.as_fd()))
         .collect();
+    join.extend(launch.pooled.iter().flat_map(|set| set.joins()));
+    let cfg = launch.cfg;
     let mut prepared = match jail::init::prepare(cfg, &join) {
         Ok(p) => p,
         Err(e) => fail(sync, e.step(), e.errno(), e.to_string()),
@@ -42,11 +52,16 @@ pub fn run(
 /// What every child does first: drop the zygote's channel, tell the agent who it is (its own
 /// pidfd travels with `Started`, so the agent can kill and reap it even if the zygote dies
 /// before replying), and put the given stdio fds on 0, 1, 2.
-pub(crate) fn begin(zygote_channel: BorrowedFd<'_>, sync: BorrowedFd<'_>, stdio: &[OwnedFd]) {
+pub(crate) fn begin(zygote_channel: BorrowedFd<'_>, closes: &[RawFd], sync: BorrowedFd<'_>, stdio: &[OwnedFd]) {
     // SAFETY: the child must not keep the zygote's end of the agent channel (it could read the
-    // next request); nothing in this process uses that fd again, and we never return to the
-    // server loop that owns it.
-    unsafe { libc::close(zygote_channel.as_raw_fd()) };
+    // next request) nor the zygote's namespace fds; nothing in this process uses those fds
+    // again, and we never return to the server loop that owns them.
+    unsafe {
+        libc::close(zygote_channel.as_raw_fd());
+        for fd in closes {
+            libc::close(*fd);
+        }
+    }
     match own_pidfd() {
         Ok(pidfd) => {
             if channel::send(sync, &ChildEvent::Started, &[pidfd.as_fd()]).is_err() {

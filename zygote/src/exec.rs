@@ -6,12 +6,12 @@
 
 use crate::child::{begin, exec, fail};
 use wire::zygote::{ExecConfig, ExecFds};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
 /// Runs in the cloned child. Never returns.
-pub fn run(cfg: &ExecConfig, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>) -> ! {
+pub fn run(cfg: &ExecConfig, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>, closes: &[RawFd]) -> ! {
     let sync = fds[ExecFds::SYNC].as_fd();
-    begin(zygote_channel, sync, &fds[..3]);
+    begin(zygote_channel, closes, sync, &fds[..3]);
     let mut prepared = match jail::init::prepare_exec(cfg, fds[ExecFds::INIT_PIDFD].as_fd()) {
         Ok(p) => p,
         Err(e) => fail(sync, e.step(), e.errno(), e.to_string()),

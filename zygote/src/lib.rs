@@ -8,6 +8,7 @@ pub mod child;
 pub mod error;
 pub mod exec;
 pub mod fork;
+pub mod pool;
 pub mod sanitize;
 pub mod sequence;
 pub mod server;
@@ -21,25 +22,29 @@ pub fn serve_one(inherited: std::os::fd::RawFd) -> Result<(), ZygoteError> {
     server::Server::new(channel, Options::default())?.serve_next().map(|_| ())
 }
 
-/// Knobs of `zagent zygote`; only test hooks so far.
+/// Knobs of `zagent zygote`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Options {
-    /// Sleep between a clone and its reply, so tests can kill the zygote in that window.
+    /// How many sets of fresh namespaces to keep ready (see `pool`); 0 disables the pool.
+    pub warm_pool: usize,
+    /// Test hook: sleep between a clone and its reply, so tests can kill the zygote then.
     pub pause_after_clone: Option<std::time::Duration>,
 }
 
 impl Options {
-    /// Parses the arguments after `zygote` (`--test-pause-after-clone-ms N`).
+    /// Parses the arguments after `zygote`: `--warm-pool N`, `--test-pause-after-clone-ms N`.
     pub fn parse(args: &[String]) -> Result<Options, ZygoteError> {
         let mut opts = Options::default();
         let mut it = args.iter();
         while let Some(a) = it.next() {
-            let ms = match (a.as_str(), it.next()) {
-                ("--test-pause-after-clone-ms", Some(v)) => v.parse::<u64>().ok(),
-                _ => None,
-            };
-            let ms = ms.ok_or_else(|| ZygoteError::Usage(format!("unexpected argument {a:?}")))?;
-            opts.pause_after_clone = Some(std::time::Duration::from_millis(ms));
+            let value = it.next().and_then(|v| v.parse::<u64>().ok());
+            match (a.as_str(), value) {
+                ("--warm-pool", Some(n)) => opts.warm_pool = n as usize,
+                ("--test-pause-after-clone-ms", Some(ms)) => {
+                    opts.pause_after_clone = Some(std::time::Duration::from_millis(ms))
+                }
+                _ => return Err(ZygoteError::Usage(format!("unexpected argument {a:?}"))),
+            }
         }
         Ok(opts)
     }

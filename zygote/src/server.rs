@@ -3,16 +3,18 @@
 //! agent closes the channel (so the zygote never outlives the agent).
 
 use crate::child;
+use crate::pool::{self, NsPool};
 use crate::error::ZygoteError;
 use crate::fork::{self, Forked};
 use nix::sched::{setns, CloneFlags};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use wire::channel::{self, ChannelError};
 use wire::zygote::{ContainerConfig, ExecConfig, ExecFds, LaunchFds, NamespaceKind, Reply, Request, PROTOCOL_VERSION};
 
 pub struct Server {
     channel: OwnedFd,
     opts: crate::Options,
+    pool: NsPool,
     /// Our own pid namespace, to restore `pid_for_children` after a launch that joined another.
     own_pid_ns: OwnedFd,
     buf: Vec<u8>,
@@ -28,7 +30,10 @@ impl Server {
         .map_err(|errno| ZygoteError::Sanitize { what: "open own pid ns", errno })?;
         // SAFETY: open returned a fresh fd that nothing else owns.
         let own_pid_ns = unsafe { std::os::fd::FromRawFd::from_raw_fd(own_pid_ns) };
-        Ok(Server { channel, opts, own_pid_ns, buf: channel::buffer() })
+        let pool = NsPool::new(opts.warm_pool).map_err(|errno| ZygoteError::Sanitize { what: "open own namespaces", errno })?;
+        let mut server = Server { channel, opts, pool, own_pid_ns, buf: channel::buffer() };
+        server.refill()?;
+        Ok(server)
     }
 
     /// Serves until the agent closes the channel.
@@ -50,7 +55,24 @@ impl Server {
         // The pidfd (if any) is closed once sent.
         let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
         channel::send(self.channel.as_fd(), &msg, &borrowed)?;
+        drop(fds);
+        // Off the launch's critical path: the agent and the child go on meanwhile.
+        self.refill()?;
         Ok(true)
+    }
+
+    fn refill(&mut self) -> Result<(), ZygoteError> {
+        self.pool
+            .fill(self.own_pid_ns.as_fd())
+            .map_err(|errno| ZygoteError::Sanitize { what: "step back into our own namespaces", errno })
+    }
+
+    /// Fds a child closes first: what the zygote holds for itself and for other launches.
+    fn child_closes(&self) -> Vec<RawFd> {
+        let mut fds = self.pool.raw_fds();
+        fds.extend(self.pool.own_fds());
+        fds.push(self.own_pid_ns.as_raw_fd());
+        fds
     }
 
     fn refuse(&self, err: &ZygoteError) -> (Reply, Vec<OwnedFd>) {
@@ -77,17 +99,29 @@ impl Server {
     }
 
     /// Clones the child; our copies of `fds` are closed when this returns, on every path.
-    fn launch(&self, cfg: &ContainerConfig, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), ZygoteError> {
+    fn launch(&mut self, cfg: &ContainerConfig, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), ZygoteError> {
         let joined: Vec<NamespaceKind> =
             cfg.namespaces.iter().filter(|n| n.join).map(|n| n.kind).collect();
         let expected = LaunchFds::FIXED + joined.len();
         if fds.len() != expected {
             return Err(ZygoteError::FdCount { expected, got: fds.len() });
         }
-        let pid_ns = joined.iter().position(|k| *k == NamespaceKind::Pid);
-        let pid_ns_fd = pid_ns.map(|i| fds[LaunchFds::FIXED + i].as_fd());
-        match self.clone_in_pid_ns(pid_ns_fd, fork::namespace_flags(&cfg.namespaces))? {
-            Forked::Child => child::run(cfg, fds, &joined, self.channel.as_fd()),
+        let pooled = if pool::eligible(&cfg.namespaces) { self.pool.take() } else { None };
+        let (pid_ns_fd, flags) = match &pooled {
+            // Only the mount namespace is new at clone time; the rest come from the pool.
+            Some(set) => (Some(set.pid.as_fd()), libc::CLONE_NEWNS as u64),
+            None => {
+                let pid_ns = joined.iter().position(|k| *k == NamespaceKind::Pid);
+                (pid_ns.map(|i| fds[LaunchFds::FIXED + i].as_fd()), fork::namespace_flags(&cfg.namespaces))
+            }
+        };
+        let closes = self.child_closes();
+        match self.clone_in_pid_ns(pid_ns_fd, flags)? {
+            Forked::Child => {
+                let launch = child::Launch { cfg, joined: &joined, pooled: pooled.as_ref(), closes: &closes };
+                child::run(launch, fds, self.channel.as_fd())
+            }
+            // Our copies of the pooled set are closed here: the child holds them now.
             Forked::Parent { pid, pidfd } => Ok((pid.as_raw(), pidfd)),
         }
     }
@@ -121,8 +155,9 @@ impl Server {
         }
         let join_pid = cfg.namespaces.contains(&NamespaceKind::Pid);
         let pid_ns_fd = join_pid.then(|| fds[ExecFds::INIT_PIDFD].as_fd());
+        let closes = self.child_closes();
         match self.clone_in_pid_ns(pid_ns_fd, 0)? {
-            Forked::Child => crate::exec::run(cfg, fds, self.channel.as_fd()),
+            Forked::Child => crate::exec::run(cfg, fds, self.channel.as_fd(), &closes),
             Forked::Parent { pid, pidfd } => Ok((pid.as_raw(), pidfd)),
         }
     }

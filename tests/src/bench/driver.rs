@@ -64,7 +64,12 @@ impl Agent {
         let addr = format!("unix://{}", dir.join("agent.sock").display());
         let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(zagent);
-        cmd.args(["--listen", &addr, "--launcher", launcher, "--state-dir"])
+        // "pool" is the zygote with its warm pool of namespaces; "zygote" runs without one.
+        let (kind, pool) = match launcher {
+            "pool" => ("zygote", "4"),
+            other => (other, "0"),
+        };
+        cmd.args(["--listen", &addr, "--launcher", kind, "--warm-pool", pool, "--state-dir"])
             .arg(dir.join("state"))
             .env(
                 "ZAGENT_LOG",

@@ -148,8 +148,8 @@ async fn start_agents(opts: &Options, p: &Paths) -> Result<Vec<Agent>> {
     }
     if opts.addrs.is_empty() {
         for l in &opts.launchers {
-            if l != "zygote" && l != "reexec" {
-                bail!("unknown launcher {l:?} (zygote or reexec)");
+            if l != "zygote" && l != "pool" && l != "reexec" {
+                bail!("unknown launcher {l:?} (zygote, pool or reexec)");
             }
             agents.push(
                 Agent::spawn(&p.zagent, l, &p.work, &p.out.join(format!("agent-{l}.log"))).await?,

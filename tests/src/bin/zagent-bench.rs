@@ -9,15 +9,16 @@ use tests::bench::{self, floor, runtimes};
 
 #[derive(Parser)]
 #[command(name = "zagent-bench", args_conflicts_with_subcommands = true)]
-#[command(about = "Benchmark zagent's launchers (zygote, reexec) against the floor, runc and crun")]
+#[command(about = "Benchmark zagent's launchers (zygote, zygote with its warm pool, reexec) against the floor, runc and crun")]
 struct Cli {
     #[command(subcommand)]
     helper: Option<Helper>,
     /// Short run for CI (under a minute): fewer samples, 1 and 8 clients, 20 parked, no runc/crun.
     #[arg(long)]
     quick: bool,
-    /// Launchers to start agents for.
-    #[arg(long, value_delimiter = ',', default_value = "zygote,reexec")]
+    /// Launchers to start agents for: zygote (no warm pool), pool (the zygote with its warm pool
+    /// of namespaces, zagent's default), reexec.
+    #[arg(long, value_delimiter = ',', default_value = "zygote,pool,reexec")]
     launchers: Vec<String>,
     /// Use a running agent instead of starting one (repeatable), e.g. zygote=unix:///run/zagent/zagent.sock.
     #[arg(long = "addr", value_name = "NAME=ADDR")]
