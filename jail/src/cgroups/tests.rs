@@ -197,6 +197,14 @@ fn v1_create_writes_limits_and_copies_cpusets() {
     assert_eq!(text(b.join("cpuset/zagent/cpuset.mems")), "0");
     assert_eq!(text(b.join("cpuset/zagent/c1/cpuset.cpus")), "1");
     assert_eq!(text(b.join("cpuset/zagent/c1/cpuset.mems")), "0");
+    // The parent we made clones its values into children made from now on (the kernel does
+    // the copy), so a second leaf whose spec sets no cpuset gets no write at all.
+    assert_eq!(text(b.join("cpuset/zagent/cgroup.clone_children")), "1");
+    let no_cpuset = Resources { cpuset_cpus: None, ..all_limits() };
+    let cg2 = layout.create(Path::new("zagent/c2"), &no_cpuset).unwrap();
+    assert!(!b.join("cpuset/zagent/c2/cpuset.cpus").exists());
+    assert!(!b.join("cpuset/zagent/c2/cpuset.mems").exists());
+    cg2.remove().unwrap();
     // Nothing written where the controller does not live.
     assert!(!b.join("devices/zagent/c1/pids.max").exists());
     assert!(!b.join("memory/zagent/c1/cpu.shares").exists());

@@ -71,15 +71,22 @@ fn build(
 
 /// A new v1 cpuset starts with empty cpus and mems, and joining it then fails with ENOSPC:
 /// every cpuset dir this call made gets its parent's values, except where the leaf has its own.
+/// Writing them rebuilds the scheduler domains, a walk over every cpuset (milliseconds with a
+/// thousand containers), so the parents we make also get `cgroup.clone_children`: the kernel
+/// then copies the values into each new child itself, and a leaf without its own values under
+/// such a parent needs no write at all.
 fn fill_cpusets(created: &[PathBuf], res: &Resources) -> Result<(), CgroupError> {
     for (i, dir) in created.iter().enumerate() {
         let is_leaf = i + 1 == created.len();
+        // Only a parent that had the flag before this call made `dir` has copied into it.
+        let inherited = i == 0 && dir.parent().is_some_and(clones_children);
         for (file, own) in [
             ("cpuset.cpus", &res.cpuset_cpus),
             ("cpuset.mems", &res.cpuset_mems),
         ] {
             let value = match own {
                 Some(value) if is_leaf => value.clone(),
+                _ if inherited => continue,
                 _ => match dir.parent() {
                     Some(parent) => read(&parent.join(file))?.trim().to_owned(),
                     None => continue,
@@ -87,8 +94,15 @@ fn fill_cpusets(created: &[PathBuf], res: &Resources) -> Result<(), CgroupError>
             };
             write(&dir.join(file), &value)?;
         }
+        if !is_leaf {
+            write(&dir.join("cgroup.clone_children"), "1")?;
+        }
     }
     Ok(())
+}
+
+fn clones_children(dir: &Path) -> bool {
+    read(&dir.join("cgroup.clone_children")).is_ok_and(|v| v.trim() == "1")
 }
 
 fn apply(h: &Hierarchy, leaf: &Path, res: &Resources) -> Result<(), CgroupError> {
