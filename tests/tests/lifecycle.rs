@@ -276,3 +276,39 @@ async fn sigkill_kills_every_process_in_the_cgroup_without_a_pid_namespace(l: La
     }
     a.remove(&id).await.unwrap();
 }
+
+fn exec_process(args: &[&str]) -> oci_spec::runtime::Process {
+    bundle::spec(args).process().clone().unwrap()
+}
+
+/// With a warm pool, each container still gets namespaces of its own, fresh and apart from the
+/// host's and from each other's, also once the pool was used up and refilled. (All are alive at
+/// once when compared: the kernel reuses a freed namespace's inode number.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_namespaces_are_fresh_and_never_shared() {
+    let a = TestAgent::start_opts(Launcher::Zygote, &["--warm-pool", "2"]).await;
+    let mut seen = std::collections::HashSet::new();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let id = unique_id("pool");
+        let mut spec = bundle::spec(&["sleep", "100"]);
+        spec.set_hostname(Some(format!("pooled-{i}")));
+        a.create(&id, &spec).await.unwrap();
+        a.start_container(&id).await.unwrap();
+        let (_, pid, _) = a.info(&id).await.unwrap();
+        for ns in ["net", "pid", "ipc", "uts", "mnt"] {
+            let mine = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+            assert_ne!(mine, std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap(), "{ns} is the host's");
+            assert!(seen.insert(mine.clone()), "{ns} namespace {mine:?} shared by two containers");
+        }
+        assert_eq!(procs::status_field(pid, "NSpid").unwrap().split_whitespace().last(), Some("1"));
+        a.exec(&id, "h", &exec_process(&["hostname"])).await.unwrap();
+        assert_eq!(a.read_all_exec(&id, "h", false).await.unwrap(), format!("pooled-{i}\n").as_bytes());
+        ids.push(id);
+        // Let the zygote see a quiet channel now and then, so it refills.
+        tokio::time::sleep(std::time::Duration::from_millis(if i % 2 == 0 { 20 } else { 0 })).await;
+    }
+    for id in ids {
+        a.remove(&id).await.unwrap();
+    }
+}

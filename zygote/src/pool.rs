@@ -87,24 +87,33 @@ impl NsPool {
         self.sets.iter().flat_map(|s| s.raw()).collect()
     }
 
-    /// Makes sets until the pool is full. A set that cannot be made disables the pool (the
-    /// launches then create their namespaces at clone time, as without a pool); failing to step
-    /// back into our own namespaces is fatal, since every later child would inherit them.
-    pub fn fill(&mut self, own_pid: BorrowedFd<'_>) -> Result<(), Errno> {
-        while self.sets.len() < self.target {
-            if let Err(e) = unshare(POOLED) {
-                eprintln!("zagent zygote: warm pool disabled: unshare: {e}");
+    pub fn wants_more(&self) -> bool {
+        self.sets.len() < self.target
+    }
+
+    /// Makes one more set. A set that cannot be made disables the pool (launches then create
+    /// their namespaces at clone time, as without a pool); failing to step back into our own
+    /// namespaces is fatal, since every later child would inherit the wrong ones.
+    pub fn fill_one(&mut self, own_pid: BorrowedFd<'_>) -> Result<(), Errno> {
+        if let Err(e) = unshare(POOLED) {
+            eprintln!("zagent zygote: warm pool disabled: unshare: {e}");
+            self.target = 0;
+            return Ok(());
+        }
+        let opened = (|| {
+            Ok::<_, Errno>(NsSet {
+                pid: open_ns("pid_for_children")?,
+                net: open_ns("net")?,
+                ipc: open_ns("ipc")?,
+                uts: open_ns("uts")?,
+            })
+        })();
+        self.restore(own_pid)?;
+        match opened {
+            Ok(set) => self.sets.push(set),
+            Err(e) => {
+                eprintln!("zagent zygote: warm pool disabled: {e}");
                 self.target = 0;
-                return Ok(());
-            }
-            let opened = (|| Ok::<_, Errno>(NsSet { pid: open_ns("pid_for_children")?, net: open_ns("net")?, ipc: open_ns("ipc")?, uts: open_ns("uts")? }))();
-            self.restore(own_pid)?;
-            match opened {
-                Ok(set) => self.sets.push(set),
-                Err(e) => {
-                    eprintln!("zagent zygote: warm pool disabled: {e}");
-                    self.target = 0;
-                }
             }
         }
         Ok(())

@@ -11,6 +11,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use wire::channel::{self, ChannelError};
 use wire::zygote::{ContainerConfig, ExecConfig, ExecFds, LaunchFds, NamespaceKind, Reply, Request, PROTOCOL_VERSION};
 
+/// How long the channel must be quiet before the zygote refills its warm pool.
+const REFILL_AFTER_QUIET_MS: u16 = 3;
+
 pub struct Server {
     channel: OwnedFd,
     opts: crate::Options,
@@ -36,10 +39,26 @@ impl Server {
         Ok(server)
     }
 
-    /// Serves until the agent closes the channel.
+    /// Serves until the agent closes the channel. The warm pool is refilled only while no
+    /// request is waiting and the channel has been quiet for a moment: right after a reply the
+    /// launched child is building its jail, and on a small machine a refill then would only
+    /// take the CPU from it.
     pub fn run(mut self) -> Result<(), ZygoteError> {
-        while self.serve_next()? {}
-        Ok(())
+        loop {
+            while self.pool.wants_more() && self.quiet_for(REFILL_AFTER_QUIET_MS) {
+                self.refill_one()?;
+            }
+            if !self.serve_next()? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// True when nothing arrives on the channel within `ms` milliseconds.
+    fn quiet_for(&self, ms: u16) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(self.channel.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(0))
     }
 
     /// Serves one request; false once the agent has closed the channel.
@@ -55,15 +74,19 @@ impl Server {
         // The pidfd (if any) is closed once sent.
         let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
         channel::send(self.channel.as_fd(), &msg, &borrowed)?;
-        drop(fds);
-        // Off the launch's critical path: the agent and the child go on meanwhile.
-        self.refill()?;
         Ok(true)
     }
 
     fn refill(&mut self) -> Result<(), ZygoteError> {
+        while self.pool.wants_more() {
+            self.refill_one()?;
+        }
+        Ok(())
+    }
+
+    fn refill_one(&mut self) -> Result<(), ZygoteError> {
         self.pool
-            .fill(self.own_pid_ns.as_fd())
+            .fill_one(self.own_pid_ns.as_fd())
             .map_err(|errno| ZygoteError::Sanitize { what: "step back into our own namespaces", errno })
     }
 
