@@ -235,23 +235,9 @@ impl TestAgent {
         }
     }
 
-    /// All of stdout (or stderr) until EOF.
+    /// All of the init process's stdout (or stderr) until EOF.
     pub async fn read_all(&self, id: &str, stderr: bool) -> RpcResult<Vec<u8>> {
-        let mut req = pb::ReadStreamRequest::new();
-        req.container_id = id.into();
-        req.len = 1 << 16;
-        let mut all = Vec::new();
-        loop {
-            let data = if stderr {
-                self.client.read_stderr(ctx(), &req).await?.data
-            } else {
-                self.client.read_stdout(ctx(), &req).await?.data
-            };
-            if data.is_empty() {
-                return Ok(all);
-            }
-            all.extend(data);
-        }
+        self.read_all_exec(id, "", stderr).await
     }
 
     /// The container's (state, pid, exit status) from zagent.Admin.

@@ -79,7 +79,7 @@ async fn start_twice_or_after_stop_is_failed_precondition(l: Launcher) {
     assert_clean(&a, &id).await;
 }
 
-/// Each case edits the protobuf spec the way a careless host could send it.
+// Each case edits the protobuf spec the way a careless host could send it.
 tests::both_launchers!(invalid_specs_are_invalid_argument_and_launch_nothing);
 async fn invalid_specs_are_invalid_argument_and_launch_nothing(l: Launcher) {
     use wire::agent::CreateContainerRequest;
