@@ -106,7 +106,11 @@ async fn client_disconnect_during_create_takes_everything_back() {
         // Give up on the call (and drop the connection) while the zygote is still pausing.
         assert!(tokio::time::timeout(Duration::from_millis(200), call).await.is_err());
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The launch finishes in the background (the zygote pauses 600 ms), then is taken back.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while (a.state_dir.join(&id).exists() || !cgroup_gone(&id)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_nothing_left(&a, &id).await;
     assert_eq!(procs::fd_count(a.pid()), fds, "agent fds leaked");
     create_eventually(&a, &id, &spec).await;
