@@ -31,11 +31,9 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Sets of fresh pid/network/IPC/UTS namespaces the zygote keeps ready, so that a create
-    /// does not make them on its critical path (0: make them at clone time). Off by default:
-    /// on the 2-core machines measured it gained nothing at the median (see the note in
-    /// docs/design.md).
-    #[arg(long, default_value_t = 0)]
+    /// Sets of fresh network/IPC/UTS namespaces the zygote keeps ready, so that a create does
+    /// not make them on its critical path (0: make them at clone time).
+    #[arg(long, default_value_t = 4)]
     pub warm_pool: usize,
     /// Test hook: exec'd processes pause this long before execve.
     #[arg(long, default_value_t = 0, hide = true)]

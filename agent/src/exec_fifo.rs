@@ -10,14 +10,19 @@ use std::path::{Path, PathBuf};
 
 pub const NAME: &str = "exec.fifo";
 
-/// Makes `dir`/exec.fifo and returns its path and the fd for the child.
-pub fn create(dir: &Path) -> std::io::Result<(PathBuf, OwnedFd)> {
+/// Makes `dir`/exec.fifo and returns its path.
+pub fn create(dir: &Path) -> std::io::Result<PathBuf> {
     let path = dir.join(NAME);
     nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600))?;
-    // O_RDWR never blocks on a fifo; the descriptor must stay blocking for the child's read.
-    let fd = open(&path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())?;
+    Ok(path)
+}
+
+/// The fd the child parks on. O_RDWR never blocks on a fifo; the descriptor must stay blocking
+/// for the child's read.
+pub fn open_for_child(path: &Path) -> std::io::Result<OwnedFd> {
+    let fd = open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())?;
     // SAFETY: open returned a fresh fd that nothing else owns.
-    Ok((path, unsafe { OwnedFd::from_raw_fd(fd) }))
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +58,12 @@ mod tests {
     #[test]
     fn release_without_reader_is_gone_and_with_reader_delivers() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, fd) = create(dir.path()).unwrap();
-        drop(fd);
+        let path = create(dir.path()).unwrap();
+        drop(open_for_child(&path).unwrap());
         assert!(matches!(release(&path), Err(ReleaseError::Gone)));
         let dir = tempfile::tempdir().unwrap();
-        let (path, fd) = create(dir.path()).unwrap();
+        let path = create(dir.path()).unwrap();
+        let fd = open_for_child(&path).unwrap();
         release(&path).unwrap();
         assert!(!path.exists());
         let mut b = [9u8; 1];

@@ -8,7 +8,7 @@
 use crate::child_sync::SyncSocket;
 use crate::container::{Container, Process};
 use crate::error::AgentError;
-use crate::launcher::{LaunchError, LaunchRequest};
+use crate::launcher::{LaunchError, LaunchRequest, Launched};
 use crate::lifecycle::{remove_cgroup, Agent, KILL_TIMEOUT};
 use crate::reaper::{self, PidFd};
 use crate::registry::check_id;
@@ -69,6 +69,49 @@ impl Agent {
         result
     }
 
+    /// Asks the launcher for the child, with fresh pipes, sync socket and exec.fifo fd. If the
+    /// zygote died before it cloned anything for us (no child announced itself), the request
+    /// never reached it: one retry on its successor is safe. If a child was cloned, it is
+    /// killed and reaped, and the create fails.
+    async fn clone_child(
+        &self,
+        config: &wire::zygote::ContainerConfig,
+        fifo: &Path,
+        join_ns: &[OwnedFd],
+    ) -> Result<(Launched, SyncSocket, io::Stdio), AgentError> {
+        for attempt in 1.. {
+            let (child_stdio, stdio) = io::pipes()?;
+            let (sync_ours, sync_theirs) =
+                wire::channel::pair().map_err(|e| AgentError::io("sync socket", std::io::Error::other(e)))?;
+            let sync = SyncSocket::new(sync_ours).map_err(|e| AgentError::io("sync socket", e))?;
+            let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| AgentError::io("dup namespace fd", e));
+            let req = LaunchRequest {
+                config: config.clone(),
+                stdin: child_stdio.stdin,
+                stdout: child_stdio.stdout,
+                stderr: child_stdio.stderr,
+                sync: sync_theirs,
+                exec_fifo: exec_fifo::open_for_child(fifo).map_err(|e| AgentError::io("exec.fifo", e))?,
+                join_ns: join_ns.iter().map(dup).collect::<Result<_, _>>()?,
+            };
+            // The request (and with it our copies of the child's ends) is gone after this.
+            match self.launcher.launch(req).await {
+                Ok(launched) => return Ok((launched, sync, stdio)),
+                Err(e) if matches!(e, LaunchError::ZygoteDied) && attempt == 1 => {
+                    if reap_orphan(&sync, &e).await {
+                        return Err(e.into());
+                    }
+                    tracing::warn!("the zygote died before handling a launch; retrying on its successor");
+                }
+                Err(e) => {
+                    reap_orphan(&sync, &e).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
     async fn launch_steps(
         &self,
         id: &str,
@@ -89,30 +132,10 @@ impl Agent {
         undo.cgroup = Some(self.layout.create(&v.cgroup_path, &v.resources)?);
         write_debug_config(&state_dir, &config);
         let namespaces = config.namespaces.iter().map(|n| n.kind).collect();
-        let (fifo, fifo_fd) = exec_fifo::create(&state_dir).map_err(|e| AgentError::io("exec.fifo", e))?;
-        let (child_stdio, stdio) = io::pipes()?;
-        let (sync_ours, sync_theirs) =
-            wire::channel::pair().map_err(|e| AgentError::io("sync socket", std::io::Error::other(e)))?;
-        let sync = SyncSocket::new(sync_ours).map_err(|e| AgentError::io("sync socket", e))?;
-        let req = LaunchRequest {
-            config,
-            stdin: child_stdio.stdin,
-            stdout: child_stdio.stdout,
-            stderr: child_stdio.stderr,
-            sync: sync_theirs,
-            exec_fifo: fifo_fd,
-            join_ns,
-        };
+        let fifo = exec_fifo::create(&state_dir).map_err(|e| AgentError::io("exec.fifo", e))?;
         let t_prepared = t0.elapsed();
-        let launched = self.launcher.launch(req).await;
+        let (launched, sync, stdio) = self.clone_child(&config, &fifo, &join_ns).await?;
         let t_launched = t0.elapsed();
-        let launched = match launched {
-            Ok(l) => l,
-            Err(e) => {
-                reap_orphan(&sync, &e).await;
-                return Err(e.into());
-            }
-        };
         let seq = LaunchState::Requested(Kind::Container)
             .on(LaunchEvent::Zygote(Reply::Launched { pid: launched.pid }))
             .map_err(protocol)?;
@@ -175,13 +198,15 @@ pub async fn follow(
 /// The zygote died after our request reached it: a child may exist that nobody told us about.
 /// It announces itself with its own pidfd first thing, so kill and reap it through that; EOF
 /// means no child holds the sync socket (every copy of its end is closed by now).
-pub async fn reap_orphan(sync: &SyncSocket, e: &LaunchError) {
+/// Returns whether a child may exist (it did, and was killed; or we could not tell).
+pub async fn reap_orphan(sync: &SyncSocket, e: &LaunchError) -> bool {
     if !matches!(e, LaunchError::ZygoteDied) {
-        return;
+        return false;
     }
-    let Ok(Ok(Some((ChildEvent::Started, Some(fd))))) = tokio::time::timeout(Duration::from_secs(5), sync.next()).await
-    else {
-        return;
+    let fd = match tokio::time::timeout(Duration::from_secs(5), sync.next()).await {
+        Ok(Ok(None)) => return false, // EOF: no child ever held the other end
+        Ok(Ok(Some((ChildEvent::Started, Some(fd))))) => fd,
+        _ => return true,
     };
     let pidfd = PidFd(Arc::new(fd));
     let _ = pidfd.signal(libc::SIGKILL);
@@ -192,6 +217,7 @@ pub async fn reap_orphan(sync: &SyncSocket, e: &LaunchError) {
         }
         Err(e) => tracing::error!(error = %e, "watching an orphaned child"),
     }
+    true
 }
 
 pub fn protocol(e: zygote::sequence::SequenceError) -> AgentError {

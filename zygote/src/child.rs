@@ -16,7 +16,7 @@ pub struct Launch<'a> {
     pub cfg: &'a ContainerConfig,
     /// The kinds of the namespaces joined by path, in the order of their fds.
     pub joined: &'a [NamespaceKind],
-    /// Fresh namespaces from the warm pool (the pid one already entered by the zygote).
+    /// Fresh network, IPC and UTS namespaces from the warm pool, joined with setns.
     pub pooled: Option<&'a NsSet>,
     /// The zygote's own fds, which the child closes first.
     pub closes: &'a [RawFd],

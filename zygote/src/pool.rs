@@ -1,12 +1,13 @@
-//! The warm pool: fresh pid, network, IPC and UTS namespaces made ahead of time, so that a
-//! launch does not create them on its critical path (a new network namespace alone costs
-//! about half a millisecond, with a long tail). Each set is made by unsharing them in the
-//! zygote itself, keeping an fd to each, and stepping back into the zygote's own namespaces;
-//! only the zygote, which is single-threaded, is affected, and only between those calls. A
-//! launch whose spec asks for exactly these new namespaces (the common case) clones into the
-//! pooled pid namespace and joins the other three; the pool is refilled after the reply. The
-//! mount namespace is always copied at clone time: a copy made earlier could miss host mounts
-//! made since (this host's / is private, so nothing would propagate into it).
+//! The warm pool: fresh network, IPC and UTS namespaces made ahead of time, so that a launch
+//! does not create them on its critical path (a new network namespace alone costs about half a
+//! millisecond, with a long tail). Each set is made by unsharing them in the zygote itself,
+//! keeping an fd to each, and stepping back into the zygote's own namespaces; only the zygote,
+//! which is single-threaded, is affected, and only between those calls. A launch whose spec asks
+//! for exactly the default new namespaces (the common case) clones with new mount and pid
+//! namespaces only and joins the pooled three. A pid namespace cannot be pooled: the kernel
+//! will not hand out a pid namespace that has no init yet. The mount namespace is always copied
+//! at clone time too: a copy made earlier could miss host mounts made since (this host's / is
+//! private, so nothing would propagate into it).
 
 use nix::errno::Errno;
 use nix::sched::{setns, unshare, CloneFlags};
@@ -15,14 +16,13 @@ use wire::zygote::{Namespace, NamespaceKind};
 
 /// One set of fresh namespaces.
 pub struct NsSet {
-    pub pid: OwnedFd,
     pub net: OwnedFd,
     pub ipc: OwnedFd,
     pub uts: OwnedFd,
 }
 
 impl NsSet {
-    /// The namespaces the child joins with setns (the pid one is entered by the zygote).
+    /// The namespaces the child joins with setns.
     pub fn joins(&self) -> [(NamespaceKind, BorrowedFd<'_>); 3] {
         [
             (NamespaceKind::Network, self.net.as_fd()),
@@ -31,8 +31,8 @@ impl NsSet {
         ]
     }
 
-    fn raw(&self) -> [RawFd; 4] {
-        [self.pid.as_raw_fd(), self.net.as_raw_fd(), self.ipc.as_raw_fd(), self.uts.as_raw_fd()]
+    fn raw(&self) -> [RawFd; 3] {
+        [self.net.as_raw_fd(), self.ipc.as_raw_fd(), self.uts.as_raw_fd()]
     }
 }
 
@@ -44,10 +44,12 @@ pub struct NsPool {
     own_uts: OwnedFd,
 }
 
-const POOLED: CloneFlags = CloneFlags::CLONE_NEWPID
-    .union(CloneFlags::CLONE_NEWNET)
+const POOLED: CloneFlags = CloneFlags::CLONE_NEWNET
     .union(CloneFlags::CLONE_NEWIPC)
     .union(CloneFlags::CLONE_NEWUTS);
+
+/// What a pooled launch still creates at clone time.
+pub const CLONE_FLAGS: u64 = (libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64;
 
 fn open_ns(name: &str) -> Result<OwnedFd, Errno> {
     let fd = nix::fcntl::open(
@@ -94,7 +96,7 @@ impl NsPool {
     /// Makes one more set. A set that cannot be made disables the pool (launches then create
     /// their namespaces at clone time, as without a pool); failing to step back into our own
     /// namespaces is fatal, since every later child would inherit the wrong ones.
-    pub fn fill_one(&mut self, own_pid: BorrowedFd<'_>) -> Result<(), Errno> {
+    pub fn fill_one(&mut self) -> Result<(), Errno> {
         if let Err(e) = unshare(POOLED) {
             eprintln!("zagent zygote: warm pool disabled: unshare: {e}");
             self.target = 0;
@@ -102,13 +104,12 @@ impl NsPool {
         }
         let opened = (|| {
             Ok::<_, Errno>(NsSet {
-                pid: open_ns("pid_for_children")?,
                 net: open_ns("net")?,
                 ipc: open_ns("ipc")?,
                 uts: open_ns("uts")?,
             })
         })();
-        self.restore(own_pid)?;
+        self.restore()?;
         match opened {
             Ok(set) => self.sets.push(set),
             Err(e) => {
@@ -119,11 +120,10 @@ impl NsPool {
         Ok(())
     }
 
-    fn restore(&self, own_pid: BorrowedFd<'_>) -> Result<(), Errno> {
+    fn restore(&self) -> Result<(), Errno> {
         setns(self.own_net.as_fd(), CloneFlags::CLONE_NEWNET)?;
         setns(self.own_ipc.as_fd(), CloneFlags::CLONE_NEWIPC)?;
-        setns(self.own_uts.as_fd(), CloneFlags::CLONE_NEWUTS)?;
-        setns(own_pid, CloneFlags::CLONE_NEWPID)
+        setns(self.own_uts.as_fd(), CloneFlags::CLONE_NEWUTS)
     }
 }
 

@@ -86,7 +86,7 @@ impl Server {
 
     fn refill_one(&mut self) -> Result<(), ZygoteError> {
         self.pool
-            .fill_one(self.own_pid_ns.as_fd())
+            .fill_one()
             .map_err(|errno| ZygoteError::Sanitize { what: "step back into our own namespaces", errno })
     }
 
@@ -131,8 +131,8 @@ impl Server {
         }
         let pooled = if pool::eligible(&cfg.namespaces) { self.pool.take() } else { None };
         let (pid_ns_fd, flags) = match &pooled {
-            // Only the mount namespace is new at clone time; the rest come from the pool.
-            Some(set) => (Some(set.pid.as_fd()), libc::CLONE_NEWNS as u64),
+            // Only the mount and pid namespaces are new at clone time; the rest are pooled.
+            Some(_) => (None, pool::CLONE_FLAGS),
             None => {
                 let pid_ns = joined.iter().position(|k| *k == NamespaceKind::Pid);
                 (pid_ns.map(|i| fds[LaunchFds::FIXED + i].as_fd()), fork::namespace_flags(&cfg.namespaces))

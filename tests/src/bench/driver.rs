@@ -64,7 +64,8 @@ impl Agent {
         let addr = format!("unix://{}", dir.join("agent.sock").display());
         let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(zagent);
-        // "pool" is the zygote with a warm pool of namespaces; "zygote" runs without one.
+        // "pool" is the zygote with its warm pool of namespaces (zagent's default); "zygote"
+        // runs without one.
         let (kind, pool) = match launcher {
             "pool" => ("zygote", "4"),
             other => (other, "0"),

@@ -3,6 +3,8 @@
 //! stdin, the helper runs that many iterations and answers with one JSON line of samples (or
 //! an error). A long-lived helper lets the bench interleave small batches of every side
 //! without paying a process start per batch; stdin EOF tells the helper to clean up and exit.
+//! `window MS` instead of a count: iterations back to back until MS milliseconds have passed
+//! (the last one started finishes), for the throughput phase.
 
 use super::model::StepSample;
 use anyhow::{bail, Context, Result};
@@ -18,17 +20,36 @@ pub enum Reply {
     Failed(String),
 }
 
-/// The helper side: answers each count read from stdin with `run(count)`, until EOF.
+/// The helper side: answers each count read from stdin with `run(count)`, and each
+/// `window MS` with `run(1)` repeated until MS ms have passed, until EOF.
 pub fn serve(mut run: impl FnMut(usize) -> Result<Vec<StepSample>>) -> Result<()> {
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
     for line in stdin.lock().lines() {
         let line = line?;
-        let n: usize = line
-            .trim()
-            .parse()
-            .with_context(|| format!("bad count {line:?}"))?;
-        let reply = match run(n) {
+        let result = if let Some(ms) = line.trim().strip_prefix("window ") {
+            let ms: u64 = ms
+                .trim()
+                .parse()
+                .with_context(|| format!("bad window {line:?}"))?;
+            let deadline = Instant::now() + Duration::from_millis(ms);
+            let mut samples = Vec::new();
+            let mut failed = None;
+            while failed.is_none() && Instant::now() < deadline {
+                match run(1) {
+                    Ok(v) => samples.extend(v),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            failed.map_or(Ok(samples), Err)
+        } else {
+            let n: usize = line
+                .trim()
+                .parse()
+                .with_context(|| format!("bad count {line:?}"))?;
+            run(n)
+        };
+        let reply = match result {
             Ok(samples) => Reply::Samples(samples),
             Err(e) => Reply::Failed(format!("{e:#}")),
         };
@@ -69,11 +90,27 @@ impl Helper {
     /// Runs `n` iterations in the helper. `at_ms` of the samples is set from `t0` (the
     /// helper does not know when the bench started): the batch start plus the samples before.
     pub fn batch(&mut self, n: usize, t0: Instant) -> Result<Vec<StepSample>> {
-        let mut at_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let at_ms = t0.elapsed().as_secs_f64() * 1e3;
+        self.send(&n.to_string())?;
+        self.receive(at_ms)
+    }
+
+    /// Asks for iterations back to back for `window` without waiting for the answer (several
+    /// helpers can then run at once); `receive` collects it.
+    pub fn send_window(&mut self, window: Duration) -> Result<()> {
+        self.send(&format!("window {}", window.as_millis()))
+    }
+
+    fn send(&mut self, request: &str) -> Result<()> {
         let stdin = self.stdin.as_mut().context("helper already finished")?;
-        writeln!(stdin, "{n}")
+        writeln!(stdin, "{request}")
             .and_then(|()| stdin.flush())
-            .with_context(|| format!("{} helper gone", self.name))?;
+            .with_context(|| format!("{} helper gone", self.name))
+    }
+
+    /// Reads the answer to the last request; the samples' `at_ms` run on from `at_ms` (ms
+    /// since the bench started, when the request was sent).
+    pub fn receive(&mut self, mut at_ms: f64) -> Result<Vec<StepSample>> {
         let mut line = String::new();
         if self.stdout.read_line(&mut line)? == 0 {
             bail!("{} helper exited without an answer", self.name);

@@ -11,11 +11,118 @@ use super::model::{MemoryResult, ParkingCurve, ScalingResult, ThroughputRun};
 use super::progress::{self, Phase};
 use super::setup::Ctx;
 use anyhow::{Context, Result};
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-pub async fn throughput(ctx: &Ctx) -> Result<Vec<ThroughputRun>> {
+/// runc or crun in the throughput phase: one helper (`zagent-bench runtime`) per client, all
+/// sharing one --root with ids unique per helper, spawned as the concurrency first needs them
+/// and kept for the rest of the phase. A failure is recorded and the runtime sits out the rest.
+pub struct RuntimeLoad<'a> {
+    pub name: String,
+    /// Spawns the helper of client `k`; also returns where its stderr goes.
+    spawn: Box<dyn Fn(usize) -> Result<(Helper, PathBuf)> + 'a>,
+    helpers: Vec<Helper>,
+    logs: Vec<PathBuf>,
+    failed: bool,
+}
+
+impl<'a> RuntimeLoad<'a> {
+    pub fn new(name: &str, spawn: impl Fn(usize) -> Result<(Helper, PathBuf)> + 'a) -> Self {
+        RuntimeLoad {
+            name: name.into(),
+            spawn: Box::new(spawn),
+            helpers: vec![],
+            logs: vec![],
+            failed: false,
+        }
+    }
+
+    /// Ends every helper (each deletes what is left in its --root and exits).
+    pub fn finish(self, warnings: &mut Vec<String>) {
+        for h in self.helpers {
+            if let Err(e) = h.finish(Duration::from_secs(60)) {
+                warnings.push(format!("{e:#}"));
+            }
+        }
+    }
+
+    /// What the helpers wrote on stderr (a helper that died says why there), at most the
+    /// last 2000 characters of each.
+    fn stderr(&self) -> String {
+        let mut out = String::new();
+        for log in &self.logs {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let text = text.trim();
+            if !text.is_empty() {
+                let skip = text.chars().count().saturating_sub(2000);
+                let tail: String = text.chars().skip(skip).collect();
+                out.push_str(&format!(" [{}: {tail}]", log.display()));
+            }
+        }
+        out
+    }
+
+    /// `clients` helpers, each running lifecycles back to back for the window; the elapsed
+    /// time runs from the requests until the last answer (the last lifecycles started finish).
+    fn window(&mut self, ctx: &Ctx, clients: usize, round: usize) -> Result<ThroughputRun> {
+        let fresh = self.helpers.len();
+        while self.helpers.len() < clients {
+            let (helper, log) = (self.spawn)(self.helpers.len())?;
+            self.helpers.push(helper);
+            self.logs.push(log);
+        }
+        // New helpers answer an empty batch first, so their own start is not in the window.
+        for h in &mut self.helpers[fresh..] {
+            h.batch(0, ctx.t0)?;
+        }
+        let at_ms = ctx.t0.elapsed().as_secs_f64() * 1e3;
+        let start = Instant::now();
+        let mut first_err = None;
+        let mut sent = 0;
+        for h in &mut self.helpers[..clients] {
+            if let Err(e) = h.send_window(ctx.plan.window()) {
+                first_err = Some(e);
+                break;
+            }
+            sent += 1;
+        }
+        let mut samples = Vec::new();
+        for h in &mut self.helpers[..sent] {
+            match h.receive(at_ms) {
+                Ok(v) => samples.extend(v),
+                Err(e) => {
+                    first_err.get_or_insert(e.context(format!("{} helper", h.name)));
+                }
+            }
+        }
+        let elapsed_s = start.elapsed().as_secs_f64();
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        samples.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        let completed = samples.len();
+        Ok(ThroughputRun {
+            side: self.name.clone(),
+            clients,
+            round,
+            completed,
+            elapsed_s,
+            per_second: completed as f64 / elapsed_s,
+            samples,
+        })
+    }
+}
+
+/// The launchers' windows and (when in the run) runc's and crun's, taking turns with rotating
+/// order. A launcher failing stops the bench; a runtime failing is a warning (with what it
+/// printed) and the runtime is left out from then on.
+pub async fn throughput(
+    ctx: &Ctx,
+    runtimes: &mut [RuntimeLoad<'_>],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ThroughputRun>> {
     let plan = &ctx.plan;
-    let n = ctx.agents.len();
+    let n = ctx.agents.len() + runtimes.len();
     let phase = progress::phase("throughput", (plan.rounds * plan.clients.len() * n) as u64);
     let mut runs = Vec::new();
     for round in 0..plan.rounds {
@@ -23,14 +130,32 @@ pub async fn throughput(ctx: &Ctx) -> Result<Vec<ThroughputRun>> {
             for k in 0..n {
                 check_cancelled()?;
                 let i = (round + ci + k) % n;
-                phase.message(format!("{} with {clients} clients", ctx.agents[i].label));
-                let run = window(ctx, i, clients, round).await.with_context(|| {
-                    format!(
-                        "{} agent, throughput with {clients} clients",
-                        ctx.agents[i].label
-                    )
-                })?;
-                runs.push(run);
+                let Some(rt) = i.checked_sub(ctx.agents.len()).map(|r| &mut runtimes[r]) else {
+                    phase.message(format!("{} with {clients} clients", ctx.agents[i].label));
+                    let run = window(ctx, i, clients, round).await.with_context(|| {
+                        format!(
+                            "{} agent, throughput with {clients} clients",
+                            ctx.agents[i].label
+                        )
+                    })?;
+                    runs.push(run);
+                    phase.inc(1);
+                    continue;
+                };
+                if !rt.failed {
+                    phase.message(format!("{} with {clients} clients", rt.name));
+                    match rt.window(ctx, clients, round) {
+                        Ok(run) => runs.push(run),
+                        Err(e) => {
+                            rt.failed = true;
+                            warnings.push(format!(
+                                "{} failed in the throughput phase with {clients} clients and was left out from then on: {e:#}{}",
+                                rt.name,
+                                rt.stderr()
+                            ));
+                        }
+                    }
+                }
                 phase.inc(1);
             }
         }

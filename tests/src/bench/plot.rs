@@ -3,7 +3,7 @@
 //! against concurrency, create latency against the number of parked containers, and memory
 //! per parked container.
 
-use super::model::{step_ms, MemoryResult, Report, SideKind, Step};
+use super::model::{step_ms, MemoryResult, Report, Step};
 use std::fmt::Write as _;
 
 const W: f64 = 1240.0;
@@ -224,12 +224,7 @@ fn throughput_panel(svg: &mut String, r: &Report, i: usize) {
         "concurrent clients",
         "containers / s (full lifecycle)",
     );
-    let sides: Vec<String> = r
-        .latency
-        .iter()
-        .filter(|l| l.kind == SideKind::Launcher)
-        .map(|l| l.side.clone())
-        .collect();
+    let sides = super::report::throughput_sides(r);
     let rate = |side: &str, c: usize| {
         let runs: Vec<_> = r
             .throughput

@@ -108,7 +108,7 @@ fn method(plan: &Plan) -> Vec<String> {
         "floor: a single-threaded helper: clone3(NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET), the child joins a pre-made cgroup in every v1 hierarchy, unshares its cgroup ns, makes / rslave, binds the rootfs onto itself, pivot_root(.,.), detaches the old root, execs /bin/true; the parent waits. No other mounts, devices, capabilities or cgroup creation: the least a launcher must do. One sample = clone to reap (compare with lifecycle).".into(),
         format!("Sequential latency: {} warm-up lifecycles per side excluded (kept in the JSON), then {} measured per side; sides take turns in batches of {}, the first side rotating each round, so drift hits all alike.", plan.warmup, plan.samples, plan.batch),
         "Percentiles are nearest-rank over every measured sample; nothing is dropped as an outlier. Ratios divide the same percentile of two sides.".into(),
-        format!("Throughput: with {} concurrent clients (each its own ttrpc connection, lifecycles back to back), each launcher for {} window(s) of {:.1} s, launchers alternating with rotating order; rate = lifecycles completed / time until the last one finished. Agents are warm from the latency phase.", clients.join(", "), plan.rounds, plan.window_s),
+        format!("Throughput: with {} concurrent clients (each its own ttrpc connection, lifecycles back to back), each launcher{} for {} window(s) of {:.1} s, sides alternating with rotating order; rate = lifecycles completed / time until the last one finished. Agents are warm from the latency phase.{}", clients.join(", "), if plan.runtimes { " and runc/crun" } else { "" }, plan.rounds, plan.window_s, if plan.runtimes { " runc/crun: one runtime helper process per client (as in the latency phase, sharing one --root, ids unique per helper), each doing CLI lifecycles back to back for the window." } else { "" }),
         format!("Memory: with {} containers created but not started on each agent: PSS (/proc/PID/smaps_rollup) of every container child (pids from zagent.Admin ListContainers, checked to be the agent's children), the agent's and zygote's PSS before and after; marginal = (PSS of the agent's whole process tree after - before) / N. Kernel memory (page tables, namespaces, cgroups) is not in PSS.", plan.memory_parked),
         format!("Scaling: containers are parked on every agent at once (turns of 50) up to each level ({}); at each level {} lifecycles per launcher are measured, launchers taking turns. The create latency of every parked container is in the JSON (parking).{}", levels.join(", "), plan.scaling_samples, if plan.mode == "quick" { " Quick mode: smaller levels." } else { "" }),
     ]
@@ -218,16 +218,23 @@ fn latency_table(r: &Report, out: &mut String) {
     }
 }
 
+/// The sides of the throughput phase: the launchers, then runc/crun when they have windows.
+pub fn throughput_sides(r: &Report) -> Vec<String> {
+    r.latency
+        .iter()
+        .filter(|l| {
+            l.kind == SideKind::Launcher
+                || (l.kind == SideKind::Runtime && r.throughput.iter().any(|t| t.side == l.side))
+        })
+        .map(|l| l.side.clone())
+        .collect()
+}
+
 fn throughput_table(r: &Report, out: &mut String) {
     if r.throughput.is_empty() {
         return;
     }
-    let sides: Vec<String> = r
-        .latency
-        .iter()
-        .filter(|l| l.kind == SideKind::Launcher)
-        .map(|l| l.side.clone())
-        .collect();
+    let sides = throughput_sides(r);
     let base = base_side(r).map(|b| b.side.clone()).unwrap_or_default();
     let _ = writeln!(
         out,

@@ -215,9 +215,11 @@ fn cleanup(args: &RuntimeArgs) {
         return;
     };
     let mut sink = tempfile::tempfile().ok();
+    // PREFIX- only: helpers sharing a --root have prefixes such as X-t1 and X-t10.
+    let ours = format!("{}-", args.prefix);
     for id in String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.starts_with(&args.prefix))
+        .filter(|l| l.starts_with(&ours))
     {
         if let Some(f) = sink.as_mut() {
             let _ = call(args, &["delete", "--force", id], f);

@@ -165,7 +165,6 @@ async fn start_agents(opts: &Options, p: &Paths) -> Result<Vec<Agent>> {
 /// The helper sides of the latency phase: runc and crun (when installed and planned), then
 /// the floor. A helper that does not start is a warning, never a failure of the bench.
 fn start_helpers(plan: &Plan, p: &Paths, report: &mut Report) -> Vec<Side> {
-    let me = std::process::id();
     let mut sides = Vec::new();
     let wanted = if plan.runtimes {
         runtimes::installed(&["runc", "crun"])
@@ -177,16 +176,7 @@ fn start_helpers(plan: &Plan, p: &Paths, report: &mut Report) -> Vec<Side> {
             .meta
             .runtimes
             .push((name.clone(), runtimes::version(&path)));
-        let mut cmd = Command::new(&p.exe);
-        cmd.arg("runtime")
-            .arg("--runtime")
-            .arg(&path)
-            .arg("--bundle")
-            .arg(&p.runtime_bundle);
-        cmd.arg("--root")
-            .arg(p.work.join(format!("{name}-root")))
-            .arg("--prefix")
-            .arg(format!("zagent-bench-{me}-{name}"));
+        let cmd = runtime_command(p, &path, &format!("{name}-root"), &name);
         match spawn_helper(&name, cmd, &p.out) {
             Ok(h) => sides.push(Side::new(&name, SideKind::Runtime, Driver::Helper(h))),
             Err(e) => report.warnings.push(format!("{name}: {e:#}")),
@@ -197,6 +187,44 @@ fn start_helpers(plan: &Plan, p: &Paths, report: &mut Report) -> Vec<Side> {
         Err(e) => report.warnings.push(format!("floor: {e:#}")),
     }
     sides
+}
+
+/// `zagent-bench runtime` for the runtime at `path` with --root work/`root` and ids
+/// zagent-bench-PID-`tag`-N.
+fn runtime_command(p: &Paths, path: &Path, root: &str, tag: &str) -> Command {
+    let mut cmd = Command::new(&p.exe);
+    cmd.arg("runtime")
+        .arg("--runtime")
+        .arg(path)
+        .arg("--bundle")
+        .arg(&p.runtime_bundle);
+    cmd.arg("--root")
+        .arg(p.work.join(root))
+        .arg("--prefix")
+        .arg(format!("zagent-bench-{}-{tag}", std::process::id()));
+    cmd
+}
+
+/// The throughput phase's runc/crun: those that were in the latency phase and did not fail
+/// there. Client k's helper is NAME-tpK (its ids and log); they share --root work/NAME-tp-root.
+fn runtime_loads<'a>(p: &'a Paths, sides: &[Side]) -> Vec<load::RuntimeLoad<'a>> {
+    let names: Vec<&str> = sides
+        .iter()
+        .filter(|s| s.lat.kind == SideKind::Runtime && s.lat.failed.is_none())
+        .map(|s| s.lat.side.as_str())
+        .collect();
+    runtimes::installed(&names)
+        .into_iter()
+        .map(|(name, path)| {
+            let tag = name.clone();
+            load::RuntimeLoad::new(&name, move |k| {
+                let helper = format!("{tag}-tp{k}");
+                let cmd = runtime_command(p, &path, &format!("{tag}-tp-root"), &helper);
+                let log = p.out.join(format!("{helper}.log"));
+                Ok((spawn_helper(&helper, cmd, &p.out)?, log))
+            })
+        })
+        .collect()
 }
 
 /// A floor helper; `tag` names its cgroup and log.
@@ -246,12 +274,17 @@ async fn phases(ctx: &Ctx, p: &Paths, report: &mut Report) -> Result<()> {
         .collect();
     sides.extend(start_helpers(&ctx.plan, p, report));
     let result = latency::run(ctx, &mut sides, &mut report.warnings).await;
+    let mut loads = runtime_loads(p, &sides);
     for side in sides {
         let lat = side.finish(&mut report.warnings);
         report.latency.push(lat);
     }
     result?;
-    report.throughput = load::throughput(ctx).await?;
+    let result = load::throughput(ctx, &mut loads, &mut report.warnings).await;
+    for l in loads {
+        l.finish(&mut report.warnings);
+    }
+    report.throughput = result?;
     // A fresh floor helper for the scaling phase: how the bare clone + pivot_root + exec
     // itself slows down with many live containers tells the kernel's share from zagent's.
     let mut floor = match spawn_floor(p, "floor-scaling") {

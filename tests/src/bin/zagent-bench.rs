@@ -16,8 +16,8 @@ struct Cli {
     /// Short run for CI (under a minute): fewer samples, 1 and 8 clients, 20 parked, no runc/crun.
     #[arg(long)]
     quick: bool,
-    /// Launchers to start agents for: zygote (zagent's default: no warm pool), pool (the zygote
-    /// with a warm pool of 4 namespace sets), reexec.
+    /// Launchers to start agents for: zygote (without the warm pool), pool (the zygote with its
+    /// warm pool of 4 namespace sets, zagent's default), reexec.
     #[arg(long, value_delimiter = ',', default_value = "zygote,pool,reexec")]
     launchers: Vec<String>,
     /// Use a running agent instead of starting one (repeatable), e.g. zygote=unix:///run/zagent/zagent.sock.
