@@ -156,6 +156,18 @@ pub fn run(opts: Options) -> Result<()> {
             eprintln!("\nzagent-bench: interrupted; cleaning up");
             cancel();
         });
-        setup::run(opts).await
+        let result = setup::run(opts).await;
+        remove_empty_agent_parents();
+        result
     })
+}
+
+/// The agents remove their containers' cgroups but leave the shared `zagent` parents they made
+/// for the next container; once the bench is done with its agents, remove those that are empty
+/// (rmdir refuses a cgroup that still has children or processes, so nothing else is touched).
+fn remove_empty_agent_parents() {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    for h in hierarchies.flatten() {
+        let _ = std::fs::remove_dir(h.path().join("zagent"));
+    }
 }
