@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+# The house style: formatting and lints are part of the suite.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 cleanup() {
     # The agents remove their containers' cgroups; the shared `zagent` parents they made are

@@ -24,18 +24,23 @@ impl SyncSocket {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let mut guard = self.0.readable().await.map_err(|e| {
-                ChannelError::Io(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+                ChannelError::Io(nix::errno::Errno::from_raw(
+                    e.raw_os_error().unwrap_or(libc::EIO),
+                ))
             })?;
             match channel::recv::<ChildEvent>(self.0.get_ref().as_fd(), &mut buf, None) {
                 Err(e) if e.is_would_block() => guard.clear_ready(),
-                Err(ChannelError::Closed) | Err(ChannelError::Io(nix::errno::Errno::ECONNRESET)) => {
-                    return Ok(None)
-                }
+                Err(ChannelError::Closed)
+                | Err(ChannelError::Io(nix::errno::Errno::ECONNRESET)) => return Ok(None),
                 Err(e) => return Err(e),
                 Ok((ev, mut fds)) => {
-                    let expected = usize::from(matches!(ev, ChildEvent::Started | ChildEvent::Console));
+                    let expected =
+                        usize::from(matches!(ev, ChildEvent::Started | ChildEvent::Console));
                     if fds.len() != expected {
-                        return Err(ChannelError::FdCount { expected, got: fds.len() });
+                        return Err(ChannelError::FdCount {
+                            expected,
+                            got: fds.len(),
+                        });
                     }
                     return Ok(Some((ev, fds.pop())));
                 }

@@ -104,7 +104,11 @@ impl Container {
     pub fn check_startable(&self) -> Result<(), AgentError> {
         match self.state() {
             State::Created => Ok(()),
-            s => Err(AgentError::State { id: self.id.clone(), state: s.name(), op: "start" }),
+            s => Err(AgentError::State {
+                id: self.id.clone(),
+                state: s.name(),
+                op: "start",
+            }),
         }
     }
 
@@ -117,9 +121,12 @@ impl Container {
         if exec_id.is_empty() {
             return Ok(self.init.clone());
         }
-        self.processes.get(exec_id).cloned().ok_or_else(|| AgentError::ProcessNotFound {
-            id: self.id.clone(),
-            exec_id: exec_id.into(),
-        })
+        self.processes
+            .get(exec_id)
+            .cloned()
+            .ok_or_else(|| AgentError::ProcessNotFound {
+                id: self.id.clone(),
+                exec_id: exec_id.into(),
+            })
     }
 }

@@ -24,7 +24,11 @@ pub enum AgentError {
     #[error("process {exec_id:?} not found in container {id:?}")]
     ProcessNotFound { id: String, exec_id: String },
     #[error("container {id:?} is {state}: cannot {op}")]
-    State { id: String, state: &'static str, op: &'static str },
+    State {
+        id: String,
+        state: &'static str,
+        op: &'static str,
+    },
     #[error("process has already finished")]
     Finished,
     #[error("stdin is closed")]
@@ -34,23 +38,40 @@ pub enum AgentError {
     #[error("launch: {0}")]
     Launch(#[from] crate::launcher::LaunchError),
     #[error("container setup failed at step {step:?} ({errno_name}): {message}")]
-    Jail { step: String, errno: i32, errno_name: String, message: String },
+    Jail {
+        step: String,
+        errno: i32,
+        errno_name: String,
+        message: String,
+    },
     #[error("cgroup: {0}")]
     Cgroup(#[from] CgroupError),
     #[error("{what}: {source}")]
-    Io { what: String, #[source] source: std::io::Error },
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("timed out: {0}")]
     Timeout(String),
 }
 
 impl AgentError {
     pub fn io(what: impl Into<String>, source: std::io::Error) -> AgentError {
-        AgentError::Io { what: what.into(), source }
+        AgentError::Io {
+            what: what.into(),
+            source,
+        }
     }
 
     pub fn jail(step: &str, errno: i32, message: &str) -> AgentError {
         let errno_name = format!("{}", nix::errno::Errno::from_raw(errno));
-        AgentError::Jail { step: step.into(), errno, errno_name, message: message.into() }
+        AgentError::Jail {
+            step: step.into(),
+            errno,
+            errno_name,
+            message: message.into(),
+        }
     }
 
     pub fn code(&self) -> Code {
@@ -59,9 +80,9 @@ impl AgentError {
                 Code::INVALID_ARGUMENT
             }
             AgentError::Unsupported(_) => Code::UNIMPLEMENTED,
-            AgentError::Exists(_) | AgentError::ExecExists { .. } | AgentError::Cgroup(CgroupError::Exists(_)) => {
-                Code::ALREADY_EXISTS
-            }
+            AgentError::Exists(_)
+            | AgentError::ExecExists { .. }
+            | AgentError::Cgroup(CgroupError::Exists(_)) => Code::ALREADY_EXISTS,
             AgentError::NotFound(_) | AgentError::ProcessNotFound { .. } | AgentError::Finished => {
                 Code::NOT_FOUND
             }
@@ -88,10 +109,17 @@ mod tests {
 
     #[test]
     fn codes_follow_the_kind_of_failure() {
-        assert_eq!(AgentError::InvalidId("".into()).code(), Code::INVALID_ARGUMENT);
+        assert_eq!(
+            AgentError::InvalidId("".into()).code(),
+            Code::INVALID_ARGUMENT
+        );
         assert_eq!(AgentError::Exists("a".into()).code(), Code::ALREADY_EXISTS);
         assert_eq!(AgentError::NotFound("a".into()).code(), Code::NOT_FOUND);
-        let st = AgentError::State { id: "a".into(), state: "running", op: "start" };
+        let st = AgentError::State {
+            id: "a".into(),
+            state: "running",
+            op: "start",
+        };
         assert_eq!(st.code(), Code::FAILED_PRECONDITION);
         let j = AgentError::jail("mount", libc::ENOENT, "mount /x");
         assert_eq!(j.code(), Code::FAILED_PRECONDITION);

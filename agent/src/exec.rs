@@ -24,16 +24,27 @@ impl Agent {
         exec_id: &str,
         process: &oci_spec::runtime::Process,
     ) -> Result<(), AgentError> {
-        let (agent, id, exec_id, process) = (self.clone(), id.to_owned(), exec_id.to_owned(), process.clone());
+        let (agent, id, exec_id, process) = (
+            self.clone(),
+            id.to_owned(),
+            exec_id.to_owned(),
+            process.clone(),
+        );
         let inflight = self.inflight.clone().read_owned().await;
         let task = tokio::spawn(async move {
             let _inflight = inflight;
             agent.exec_steps(&id, &exec_id, &process).await
         });
-        task.await.map_err(|e| AgentError::io("exec task", std::io::Error::other(e)))?
+        task.await
+            .map_err(|e| AgentError::io("exec task", std::io::Error::other(e)))?
     }
 
-    async fn exec_steps(&self, id: &str, exec_id: &str, process: &oci_spec::runtime::Process) -> Result<(), AgentError> {
+    async fn exec_steps(
+        &self,
+        id: &str,
+        exec_id: &str,
+        process: &oci_spec::runtime::Process,
+    ) -> Result<(), AgentError> {
         crate::registry::check_exec_id(exec_id)?;
         let pc = jail::validate::process_config(process)?;
         if pc.terminal && !self.terminals {
@@ -44,10 +55,19 @@ impl Agent {
             let mut c = entry.lock().await;
             match c.state() {
                 State::Running => {}
-                s => return Err(AgentError::State { id: id.into(), state: s.name(), op: "exec into it" }),
+                s => {
+                    return Err(AgentError::State {
+                        id: id.into(),
+                        state: s.name(),
+                        op: "exec into it",
+                    })
+                }
             }
             if c.processes.contains_key(exec_id) || !c.pending_execs.insert(exec_id.into()) {
-                return Err(AgentError::ExecExists { id: id.into(), exec_id: exec_id.into() });
+                return Err(AgentError::ExecExists {
+                    id: id.into(),
+                    exec_id: exec_id.into(),
+                });
             }
             let config = ExecConfig {
                 container_id: id.into(),
@@ -58,7 +78,12 @@ impl Agent {
                 console_size: jail::validate::console_size(process),
                 test_pause_before_exec_ms: self.test_exec_pause_ms,
             };
-            let init_pidfd = c.init.pidfd.0.try_clone().map_err(|e| AgentError::io("dup pidfd", e));
+            let init_pidfd = c
+                .init
+                .pidfd
+                .0
+                .try_clone()
+                .map_err(|e| AgentError::io("dup pidfd", e));
             (config, init_pidfd)
         };
         let result = match req.1 {
@@ -73,11 +98,15 @@ impl Agent {
     }
 
     /// Launches the exec'd process and follows its sync socket to EOF (execve worked).
-    async fn launch_exec(&self, config: ExecConfig, init_pidfd: std::os::fd::OwnedFd) -> Result<Process, AgentError> {
+    async fn launch_exec(
+        &self,
+        config: ExecConfig,
+        init_pidfd: std::os::fd::OwnedFd,
+    ) -> Result<Process, AgentError> {
         let exec_id = config.exec_id.clone();
         let (child_stdio, stdio) = io::pipes()?;
-        let (sync_ours, sync_theirs) =
-            wire::channel::pair().map_err(|e| AgentError::io("sync socket", std::io::Error::other(e)))?;
+        let (sync_ours, sync_theirs) = wire::channel::pair()
+            .map_err(|e| AgentError::io("sync socket", std::io::Error::other(e)))?;
         let sync = SyncSocket::new(sync_ours).map_err(|e| AgentError::io("sync socket", e))?;
         let req = ExecRequest {
             config,
@@ -106,7 +135,13 @@ impl Agent {
                     Some(master) => stdio.into_console(master)?,
                     None => stdio,
                 };
-                Ok(Process { exec_id, pid: launched.pid, pidfd, exit, stdio })
+                Ok(Process {
+                    exec_id,
+                    pid: launched.pid,
+                    pidfd,
+                    exit,
+                    stdio,
+                })
             }
             Err(e) => {
                 let _ = pidfd.signal(libc::SIGKILL);
@@ -117,4 +152,3 @@ impl Agent {
         }
     }
 }
-

@@ -35,7 +35,11 @@ pub enum ReleaseError {
 
 /// Lets the parked child exec: one byte into the fifo, then the fifo is removed.
 pub fn release(path: &Path) -> Result<(), ReleaseError> {
-    let fd = match open(path, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty()) {
+    let fd = match open(
+        path,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
         Err(Errno::ENXIO) | Err(Errno::ENOENT) => return Err(ReleaseError::Gone),
         other => other?,
     };
@@ -67,7 +71,10 @@ mod tests {
         release(&path).unwrap();
         assert!(!path.exists());
         let mut b = [9u8; 1];
-        assert_eq!(nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut b).unwrap(), 1);
+        assert_eq!(
+            nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut b).unwrap(),
+            1
+        );
         assert_eq!(b[0], 0);
     }
 }

@@ -58,12 +58,25 @@ pub fn pipes() -> Result<(ChildStdio, Stdio), AgentError> {
     let (out_r, out_w) = mk()?;
     let (err_r, err_w) = mk()?;
     let stdio = Stdio {
-        stdin: Mutex::new(Some(Writer::Pipe(pipe::Sender::from_owned_fd(in_w).map_err(io("stdin pipe"))?))),
-        stdout: Mutex::new(Some(Reader::Pipe(pipe::Receiver::from_owned_fd(out_r).map_err(io("stdout pipe"))?))),
-        stderr: Mutex::new(Some(Reader::Pipe(pipe::Receiver::from_owned_fd(err_r).map_err(io("stderr pipe"))?))),
+        stdin: Mutex::new(Some(Writer::Pipe(
+            pipe::Sender::from_owned_fd(in_w).map_err(io("stdin pipe"))?,
+        ))),
+        stdout: Mutex::new(Some(Reader::Pipe(
+            pipe::Receiver::from_owned_fd(out_r).map_err(io("stdout pipe"))?,
+        ))),
+        stderr: Mutex::new(Some(Reader::Pipe(
+            pipe::Receiver::from_owned_fd(err_r).map_err(io("stderr pipe"))?,
+        ))),
         console: None,
     };
-    Ok((ChildStdio { stdin: in_r, stdout: out_w, stderr: err_w }, stdio))
+    Ok((
+        ChildStdio {
+            stdin: in_r,
+            stdout: out_w,
+            stderr: err_w,
+        },
+        stdio,
+    ))
 }
 
 impl Stdio {
@@ -71,11 +84,19 @@ impl Stdio {
     /// them with the pty's slave), stdin and stdout go through the master, stderr is empty.
     pub fn into_console(self, master: OwnedFd) -> Result<Stdio, AgentError> {
         let raw = master.as_raw_fd();
-        let flags = OFlag::from_bits_truncate(nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_GETFL).map_err(|e| AgentError::io("pty", e.into()))?);
-        nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))
-            .map_err(|e| AgentError::io("pty", e.into()))?;
+        let flags = OFlag::from_bits_truncate(
+            nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_GETFL)
+                .map_err(|e| AgentError::io("pty", e.into()))?,
+        );
+        nix::fcntl::fcntl(
+            raw,
+            nix::fcntl::FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK),
+        )
+        .map_err(|e| AgentError::io("pty", e.into()))?;
         // SAFETY: the AsyncFd owns the master; it is closed only when the last Arc drops.
-        let afd = Arc::new(unsafe { AsyncFd::register(master) }.map_err(|e| AgentError::io("pty", e.into()))?);
+        let afd = Arc::new(
+            unsafe { AsyncFd::register(master) }.map_err(|e| AgentError::io("pty", e.into()))?,
+        );
         Ok(Stdio {
             stdin: Mutex::new(Some(Writer::Tty(afd.clone()))),
             stdout: Mutex::new(Some(Reader::Tty(afd.clone()))),
@@ -89,7 +110,11 @@ impl Stdio {
         let mut guard = self.stdin.lock().await;
         match guard.as_mut() {
             None => Err(AgentError::StdinClosed),
-            Some(Writer::Pipe(w)) => w.write_all(data).await.map_err(io("write stdin")).map(|_| data.len()),
+            Some(Writer::Pipe(w)) => w
+                .write_all(data)
+                .await
+                .map_err(io("write stdin"))
+                .map(|_| data.len()),
             Some(Writer::Tty(fd)) => tty_write_all(fd, data).await.map(|_| data.len()),
         }
     }
@@ -127,11 +152,19 @@ impl Stdio {
     /// TtyWinResize.
     pub fn resize(&self, rows: u16, cols: u16) -> Result<(), AgentError> {
         let console = self.console.as_ref().ok_or(AgentError::NoTerminal)?;
-        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCSWINSZ reads one winsize struct that lives for the whole call.
         let r = unsafe { libc::ioctl(console.get_ref().as_raw_fd(), libc::TIOCSWINSZ, &ws) };
         if r < 0 {
-            return Err(AgentError::io("TIOCSWINSZ", std::io::Error::last_os_error()));
+            return Err(AgentError::io(
+                "TIOCSWINSZ",
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }

@@ -60,7 +60,12 @@ impl Agent {
         Ok(())
     }
 
-    async fn launch(&self, id: &str, exec_id: String, v: jail::validate::Validated) -> Result<Container, AgentError> {
+    async fn launch(
+        &self,
+        id: &str,
+        exec_id: String,
+        v: jail::validate::Validated,
+    ) -> Result<Container, AgentError> {
         let mut undo = Undo::default();
         let result = self.launch_steps(id, exec_id, v, &mut undo).await;
         if result.is_err() {
@@ -81,17 +86,21 @@ impl Agent {
     ) -> Result<(Launched, SyncSocket, io::Stdio), AgentError> {
         for attempt in 1.. {
             let (child_stdio, stdio) = io::pipes()?;
-            let (sync_ours, sync_theirs) =
-                wire::channel::pair().map_err(|e| AgentError::io("sync socket", std::io::Error::other(e)))?;
+            let (sync_ours, sync_theirs) = wire::channel::pair()
+                .map_err(|e| AgentError::io("sync socket", std::io::Error::other(e)))?;
             let sync = SyncSocket::new(sync_ours).map_err(|e| AgentError::io("sync socket", e))?;
-            let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| AgentError::io("dup namespace fd", e));
+            let dup = |fd: &OwnedFd| {
+                fd.try_clone()
+                    .map_err(|e| AgentError::io("dup namespace fd", e))
+            };
             let req = LaunchRequest {
                 config: config.clone(),
                 stdin: child_stdio.stdin,
                 stdout: child_stdio.stdout,
                 stderr: child_stdio.stderr,
                 sync: sync_theirs,
-                exec_fifo: exec_fifo::open_for_child(fifo).map_err(|e| AgentError::io("exec.fifo", e))?,
+                exec_fifo: exec_fifo::open_for_child(fifo)
+                    .map_err(|e| AgentError::io("exec.fifo", e))?,
                 join_ns: join_ns.iter().map(dup).collect::<Result<_, _>>()?,
             };
             // The request (and with it our copies of the child's ends) is gone after this.
@@ -101,7 +110,9 @@ impl Agent {
                     if reap_orphan(&sync, &e).await {
                         return Err(e.into());
                     }
-                    tracing::warn!("the zygote died before handling a launch; retrying on its successor");
+                    tracing::warn!(
+                        "the zygote died before handling a launch; retrying on its successor"
+                    );
                 }
                 Err(e) => {
                     reap_orphan(&sync, &e).await;
@@ -142,7 +153,10 @@ impl Agent {
         let pidfd = PidFd(Arc::new(launched.pidfd));
         let exit = reaper::watch(pidfd.clone()).map_err(|e| AgentError::io("watch pidfd", e))?;
         undo.process = Some((pidfd.clone(), exit.clone()));
-        let (seq, console) = follow(&sync, seq, READY_TIMEOUT, |s| matches!(s, LaunchState::Ready { .. })).await?;
+        let (seq, console) = follow(&sync, seq, READY_TIMEOUT, |s| {
+            matches!(s, LaunchState::Ready { .. })
+        })
+        .await?;
         // Per-stage timings for profiling (microseconds since the launch began).
         tracing::debug!(
             id,
@@ -155,7 +169,13 @@ impl Agent {
             Some(master) => stdio.into_console(master)?,
             None => stdio,
         };
-        let process = Process { exec_id, pid: launched.pid, pidfd, exit, stdio };
+        let process = Process {
+            exec_id,
+            pid: launched.pid,
+            pidfd,
+            exit,
+            stdio,
+        };
         let cgroup = undo.cgroup.take().expect("cgroup was created above");
         let mut container = Container::new(id.into(), process, cgroup, state_dir, fifo, namespaces);
         container.sync = Some((sync, seq));
@@ -188,7 +208,11 @@ pub async fn follow(
             None => LaunchEvent::SyncClosed,
         };
         seq = match seq.on(ev).map_err(protocol)? {
-            LaunchState::Failed { step, errno, message } => return Err(AgentError::jail(&step, errno, &message)),
+            LaunchState::Failed {
+                step,
+                errno,
+                message,
+            } => return Err(AgentError::jail(&step, errno, &message)),
             next => next,
         };
     }
@@ -224,12 +248,17 @@ pub fn protocol(e: zygote::sequence::SequenceError) -> AgentError {
     AgentError::io("launch protocol", std::io::Error::other(e.to_string()))
 }
 
-fn open_namespaces(paths: &[(wire::zygote::NamespaceKind, PathBuf)]) -> Result<Vec<OwnedFd>, AgentError> {
+fn open_namespaces(
+    paths: &[(wire::zygote::NamespaceKind, PathBuf)],
+) -> Result<Vec<OwnedFd>, AgentError> {
     paths
         .iter()
         .map(|(kind, path)| {
             std::fs::File::open(path).map(OwnedFd::from).map_err(|e| {
-                AgentError::InvalidArgument(format!("{kind:?} namespace path {}: {e}", path.display()))
+                AgentError::InvalidArgument(format!(
+                    "{kind:?} namespace path {}: {e}",
+                    path.display()
+                ))
             })
         })
         .collect()

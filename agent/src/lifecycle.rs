@@ -46,10 +46,18 @@ impl Agent {
         })?;
         if let Err(e) = exec_fifo::release(&c.fifo) {
             let _ = tokio::time::timeout(Duration::from_secs(1), c.init.wait()).await;
-            return Err(AgentError::State { id: id.into(), state: gone_state(&e), op: "start" });
+            return Err(AgentError::State {
+                id: id.into(),
+                state: gone_state(&e),
+                op: "start",
+            });
         }
         let seq = seq.on(LaunchEvent::Release).map_err(protocol)?;
-        match follow(&sync, seq, READY_TIMEOUT, |s| matches!(s, LaunchState::Running { .. })).await {
+        match follow(&sync, seq, READY_TIMEOUT, |s| {
+            matches!(s, LaunchState::Running { .. })
+        })
+        .await
+        {
             Ok(_) => {
                 c.mark_started();
                 Ok(())
@@ -64,7 +72,9 @@ impl Agent {
 
     pub async fn signal(&self, id: &str, exec_id: &str, signal: u32) -> Result<(), AgentError> {
         if signal > 64 {
-            return Err(AgentError::InvalidArgument(format!("signal {signal} is not a valid signal")));
+            return Err(AgentError::InvalidArgument(format!(
+                "signal {signal} is not a valid signal"
+            )));
         }
         let entry = self.registry.get(id)?;
         let c = entry.lock().await;
@@ -112,16 +122,20 @@ impl Agent {
         kill_and_reap(c).await?;
         remove_cgroup(c.cgroup.clone()).await?;
         match std::fs::remove_dir_all(&c.state_dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(AgentError::io(format!("remove {}", c.state_dir.display()), e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AgentError::io(
+                format!("remove {}", c.state_dir.display()),
+                e,
+            )),
             _ => Ok(()),
         }
     }
 
     /// Waits for launches under way (bounded), then removes every container.
     pub async fn shutdown(&self) -> Result<(), AgentError> {
-        if tokio::time::timeout(READY_TIMEOUT, self.inflight.write()).await.is_err() {
+        if tokio::time::timeout(READY_TIMEOUT, self.inflight.write())
+            .await
+            .is_err()
+        {
             tracing::error!("launches still under way at shutdown");
         }
         self.remove_all().await
@@ -152,7 +166,9 @@ async fn kill_and_reap(c: &Container) -> Result<(), AgentError> {
         }
         tokio::time::timeout(KILL_TIMEOUT, p.wait())
             .await
-            .map_err(|_| AgentError::Timeout(format!("process {} of {} did not die", p.pid, c.id)))?;
+            .map_err(|_| {
+                AgentError::Timeout(format!("process {} of {} did not die", p.pid, c.id))
+            })?;
     }
     Ok(())
 }

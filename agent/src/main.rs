@@ -42,7 +42,10 @@ fn main() -> ExitCode {
     }
     let cfg = config::AgentConfig::parse();
     init_logging(cfg.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("zagent: starting the runtime: {e}");
@@ -61,7 +64,9 @@ fn main() -> ExitCode {
 fn init_logging(format: config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZAGENT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         config::LogFormat::Text => builder.init(),
         config::LogFormat::Json => builder.json().init(),

@@ -91,7 +91,14 @@ mod tests {
     #[test]
     fn codes_for_exit_and_signal() {
         assert_eq!(exit_code(WaitStatus::Exited(Pid::from_raw(1), 7)), Some(7));
-        assert_eq!(exit_code(WaitStatus::Signaled(Pid::from_raw(1), Signal::SIGKILL, false)), Some(137));
+        assert_eq!(
+            exit_code(WaitStatus::Signaled(
+                Pid::from_raw(1),
+                Signal::SIGKILL,
+                false
+            )),
+            Some(137)
+        );
         assert_eq!(exit_code(WaitStatus::StillAlive), None);
     }
 }

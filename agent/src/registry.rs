@@ -30,7 +30,9 @@ pub struct Reservation {
 impl Reservation {
     pub fn fill(mut self, container: Container) -> Entry {
         let entry = Arc::new(tokio::sync::Mutex::new(container));
-        self.registry.lock().insert(self.id.clone(), Slot::Ready(entry.clone()));
+        self.registry
+            .lock()
+            .insert(self.id.clone(), Slot::Ready(entry.clone()));
         self.filled = true;
         entry
     }
@@ -56,15 +58,21 @@ impl Registry {
             return Err(AgentError::Exists(id.into()));
         }
         map.insert(id.into(), Slot::Creating);
-        Ok(Reservation { registry: self.clone(), id: id.into(), filled: false })
+        Ok(Reservation {
+            registry: self.clone(),
+            id: id.into(),
+            filled: false,
+        })
     }
 
     pub fn get(&self, id: &str) -> Result<Entry, AgentError> {
         match self.lock().get(id) {
             Some(Slot::Ready(e)) => Ok(e.clone()),
-            Some(Slot::Creating) => {
-                Err(AgentError::State { id: id.into(), state: "being created", op: "use it" })
-            }
+            Some(Slot::Creating) => Err(AgentError::State {
+                id: id.into(),
+                state: "being created",
+                op: "use it",
+            }),
             None => Err(AgentError::NotFound(id.into())),
         }
     }
@@ -90,7 +98,9 @@ impl Registry {
 
 /// Container ids as runc accepts them, bounded: 1..=256 bytes of [A-Za-z0-9_.+-], not . or ..
 pub fn check_id(id: &str) -> Result<(), AgentError> {
-    let ok_chars = id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b));
+    let ok_chars = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b));
     if id.is_empty() || id.len() > 256 || id == "." || id == ".." || !ok_chars {
         return Err(AgentError::InvalidId(id.into()));
     }
@@ -100,7 +110,8 @@ pub fn check_id(id: &str) -> Result<(), AgentError> {
 /// Exec ids follow the same rule as container ids (they name nothing on disk, but a bounded,
 /// printable id keeps logs and errors sane).
 pub fn check_exec_id(exec_id: &str) -> Result<(), AgentError> {
-    check_id(exec_id).map_err(|_| AgentError::InvalidArgument(format!("invalid exec id {exec_id:?}")))
+    check_id(exec_id)
+        .map_err(|_| AgentError::InvalidArgument(format!("invalid exec id {exec_id:?}")))
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 
 pub fn sealed_copy() -> std::io::Result<OwnedFd> {
-    let fd = memfd_create(c"zagent", MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING)?;
+    let fd = memfd_create(
+        c"zagent",
+        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )?;
     let mut dst = File::from(fd);
     let mut src = File::open("/proc/self/exe")?;
     std::io::copy(&mut src, &mut dst)?;
@@ -16,6 +19,9 @@ pub fn sealed_copy() -> std::io::Result<OwnedFd> {
         | SealFlag::F_SEAL_SHRINK
         | SealFlag::F_SEAL_GROW
         | SealFlag::F_SEAL_WRITE;
-    fcntl(std::os::fd::AsRawFd::as_raw_fd(&dst), FcntlArg::F_ADD_SEALS(seals))?;
+    fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&dst),
+        FcntlArg::F_ADD_SEALS(seals),
+    )?;
     Ok(OwnedFd::from(dst))
 }

@@ -20,9 +20,16 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         LauncherKind::Zygote => {
             let mut args = vec!["--warm-pool".to_string(), cfg.warm_pool.to_string()];
             if cfg.test_zygote_pause_ms > 0 {
-                args.extend(["--test-pause-after-clone-ms".into(), cfg.test_zygote_pause_ms.to_string()]);
+                args.extend([
+                    "--test-pause-after-clone-ms".into(),
+                    cfg.test_zygote_pause_ms.to_string(),
+                ]);
             }
-            Arc::new(ZygoteLauncher::start(exe, args).await.context("starting the zygote")?)
+            Arc::new(
+                ZygoteLauncher::start(exe, args)
+                    .await
+                    .context("starting the zygote")?,
+            )
         }
         LauncherKind::Reexec => Arc::new(ReexecLauncher::new(exe)),
     };
@@ -35,9 +42,12 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         test_exec_pause_ms: cfg.test_exec_pause_ms,
         inflight: Default::default(),
     });
-    let mut services = wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));
+    let mut services =
+        wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));
     for service in services.values_mut() {
-        service.methods.retain(|name, _| crate::rpc::SERVED.contains(&name.as_str()));
+        service
+            .methods
+            .retain(|name, _| crate::rpc::SERVED.contains(&name.as_str()));
     }
     let health = wire::health_ttrpc::create_health(Arc::new(HealthService));
     let admin = wire::zagent_ttrpc::create_admin(Arc::new(AdminService(agent.clone())));
@@ -69,7 +79,9 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
 
 /// For unix:// addresses: makes the parent dir and removes a stale socket file.
 fn prepare_unix_path(listen: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
-    let Some(path) = listen.strip_prefix("unix://") else { return Ok(None) };
+    let Some(path) = listen.strip_prefix("unix://") else {
+        return Ok(None);
+    };
     if path.starts_with('@') {
         return Ok(None); // abstract socket: nothing on disk
     }

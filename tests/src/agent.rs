@@ -92,15 +92,27 @@ impl TestAgent {
     /// With extra agent arguments (e.g. the hidden test hooks).
     pub async fn start_opts(launcher: Launcher, extra: &[&str]) -> TestAgent {
         crate::require_root();
-        let dir = tempfile::Builder::new().prefix("zagent-agent").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("zagent-agent")
+            .tempdir()
+            .expect("tempdir");
         let sock = dir.path().join("agent.sock");
         let state_dir = dir.path().join("state");
         let addr = format!("unix://{}", sock.display());
         let child = Command::new(crate::bin("zagent"))
-            .args(["--listen", &addr, "--launcher", launcher.arg(), "--state-dir"])
+            .args([
+                "--listen",
+                &addr,
+                "--launcher",
+                launcher.arg(),
+                "--state-dir",
+            ])
             .arg(&state_dir)
             .args(extra)
-            .env("ZAGENT_LOG", std::env::var("ZAGENT_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "ZAGENT_LOG",
+                std::env::var("ZAGENT_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn zagent");
@@ -112,7 +124,10 @@ impl TestAgent {
                     break c;
                 }
             }
-            assert!(Instant::now() < deadline, "zagent did not come up on {addr}");
+            assert!(
+                Instant::now() < deadline,
+                "zagent did not come up on {addr}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         TestAgent {
@@ -127,7 +142,10 @@ impl TestAgent {
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.as_ref().map(|c| c.id() as i32).expect("agent running")
+        self.child
+            .as_ref()
+            .map(|c| c.id() as i32)
+            .expect("agent running")
     }
 
     pub async fn create(&self, id: &str, spec: &Spec) -> RpcResult<()> {
@@ -158,7 +176,10 @@ impl TestAgent {
     pub async fn wait(&self, id: &str) -> RpcResult<i32> {
         let mut req = pb::WaitProcessRequest::new();
         req.container_id = id.into();
-        self.client.wait_process(ctx(), &req).await.map(|r| r.status)
+        self.client
+            .wait_process(ctx(), &req)
+            .await
+            .map(|r| r.status)
     }
 
     pub async fn remove(&self, id: &str) -> RpcResult<()> {
@@ -183,7 +204,12 @@ impl TestAgent {
     }
 
     /// ExecProcess of `process` (an OCI process) as `exec_id`.
-    pub async fn exec(&self, id: &str, exec_id: &str, process: &oci_spec::runtime::Process) -> RpcResult<()> {
+    pub async fn exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        process: &oci_spec::runtime::Process,
+    ) -> RpcResult<()> {
         let mut req = pb::ExecProcessRequest::new();
         req.container_id = id.into();
         req.exec_id = exec_id.into();
@@ -195,7 +221,10 @@ impl TestAgent {
         let mut req = pb::WaitProcessRequest::new();
         req.container_id = id.into();
         req.exec_id = exec_id.into();
-        self.client.wait_process(ctx(), &req).await.map(|r| r.status)
+        self.client
+            .wait_process(ctx(), &req)
+            .await
+            .map(|r| r.status)
     }
 
     pub async fn signal_exec(&self, id: &str, exec_id: &str, signal: u32) -> RpcResult<()> {
@@ -242,9 +271,17 @@ impl TestAgent {
 
     /// The container's (state, pid, exit status) from zagent.Admin.
     pub async fn info(&self, id: &str) -> Option<(String, i32, Option<i32>)> {
-        let list = self.admin.list_containers(ctx(), &Default::default()).await.expect("ListContainers");
+        let list = self
+            .admin
+            .list_containers(ctx(), &Default::default())
+            .await
+            .expect("ListContainers");
         list.containers.iter().find(|c| c.id == id).map(|c| {
-            (c.state.clone(), c.pid, c.has_exit_status.then_some(c.exit_status))
+            (
+                c.state.clone(),
+                c.pid,
+                c.has_exit_status.then_some(c.exit_status),
+            )
         })
     }
 

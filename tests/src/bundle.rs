@@ -12,13 +12,20 @@ static ROOTFS: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
 pub fn rootfs() -> &'static Path {
     &ROOTFS
         .get_or_init(|| {
-            let dir = tempfile::Builder::new().prefix("zagent-bundle").tempdir().expect("tempdir");
+            let dir = tempfile::Builder::new()
+                .prefix("zagent-bundle")
+                .tempdir()
+                .expect("tempdir");
             let out = std::process::Command::new(crate::bin("zagent-ctl"))
                 .arg("bundle")
                 .arg(dir.path())
                 .output()
                 .expect("run zagent-ctl bundle");
-            assert!(out.status.success(), "zagent-ctl bundle: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "zagent-ctl bundle: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let rootfs = dir.path().join("rootfs");
             (dir, rootfs)
         })
@@ -41,7 +48,11 @@ pub fn spec(args: &[&str]) -> Spec {
 /// A bundle dir of its own (config.json + a `rootfs` symlink to the shared rootfs) for
 /// driving zagent-ctl.
 pub fn bundle_dir(spec: &Spec) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("zagent-b").tempdir().expect("tempdir");
-    spec.save(dir.path().join("config.json")).expect("save config.json");
+    let dir = tempfile::Builder::new()
+        .prefix("zagent-b")
+        .tempdir()
+        .expect("tempdir");
+    spec.save(dir.path().join("config.json"))
+        .expect("save config.json");
     dir
 }

@@ -16,18 +16,29 @@ pub fn bin(name: &str) -> PathBuf {
     // target/<profile>/deps/<test binary>
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let path = dir.join(name);
-    assert!(path.exists(), "{} not built: run `cargo build --workspace --bins` first", path.display());
+    assert!(
+        path.exists(),
+        "{} not built: run `cargo build --workspace --bins` first",
+        path.display()
+    );
     path
 }
 
 /// Root tests fail (never pass silently) when not run as root.
 pub fn require_root() {
-    assert!(nix::unistd::geteuid().is_root(), "this test requires root (run the suite as root)");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test requires root (run the suite as root)"
+    );
 }
 
 /// An id unique to this test process and call, so parallel tests never share a cgroup.
 pub fn unique_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }

@@ -6,12 +6,20 @@ use std::path::Path;
 /// (pid, state letter, comm) of every process whose parent is `ppid`.
 pub fn children(ppid: i32) -> Vec<(i32, char, String)> {
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else { return out };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in rd.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // comm is in parentheses and may contain spaces: split at the last ')'.
-        let Some(close) = stat.rfind(')') else { continue };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
         let comm = stat[stat.find('(').map(|i| i + 1).unwrap_or(0)..close].to_string();
         let mut rest = stat[close + 2..].split(' ');
         let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
@@ -24,20 +32,31 @@ pub fn children(ppid: i32) -> Vec<(i32, char, String)> {
 }
 
 pub fn zombies_of(ppid: i32) -> Vec<i32> {
-    children(ppid).into_iter().filter(|c| c.1 == 'Z').map(|c| c.0).collect()
+    children(ppid)
+        .into_iter()
+        .filter(|c| c.1 == 'Z')
+        .map(|c| c.0)
+        .collect()
 }
 
 pub fn fd_count(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 pub fn status_field(pid: i32, field: &str) -> Option<String> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find_map(|l| l.strip_prefix(field).map(|v| v.trim_start_matches(':').trim().to_string()))
+    s.lines().find_map(|l| {
+        l.strip_prefix(field)
+            .map(|v| v.trim_start_matches(':').trim().to_string())
+    })
 }
 
 pub fn threads(pid: i32) -> usize {
-    status_field(pid, "Threads").and_then(|v| v.parse().ok()).unwrap_or(0)
+    status_field(pid, "Threads")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The zygote: the agent's child whose command line is `zagent zygote`.

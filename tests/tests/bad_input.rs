@@ -8,18 +8,33 @@ use ttrpc::Code;
 
 /// The agent still answers, and nothing of `id` is left.
 async fn assert_clean(a: &TestAgent, id: &str) {
-    a.health.check(ttrpc::context::with_timeout(0), &Default::default()).await.expect("agent still serves");
+    a.health
+        .check(ttrpc::context::with_timeout(0), &Default::default())
+        .await
+        .expect("agent still serves");
     assert!(a.info(id).await.is_none(), "{id} still registered");
-    assert!(!a.state_dir.join(id).exists(), "state dir of {id} left behind");
+    assert!(
+        !a.state_dir.join(id).exists(),
+        "state dir of {id} left behind"
+    );
     for h in ["memory", "pids", "cpu"] {
         let dir = format!("/sys/fs/cgroup/{h}/zagent/{id}");
         assert!(!Path::new(&dir).exists(), "{dir} left behind");
     }
     assert!(tests::procs::zombies_of(a.pid()).is_empty(), "zombies");
-    assert!(tests::procs::mounts_under(bundle::rootfs()).is_empty(), "mounts left on the rootfs");
+    assert!(
+        tests::procs::mounts_under(bundle::rootfs()).is_empty(),
+        "mounts left on the rootfs"
+    );
     let children = tests::procs::children(a.pid());
-    assert!(children.iter().all(|c| c.2 == "zagent-zygote"), "processes left: {children:?}");
-    assert!(children.len() <= 1, "more than the zygote left: {children:?}");
+    assert!(
+        children.iter().all(|c| c.2 == "zagent-zygote"),
+        "processes left: {children:?}"
+    );
+    assert!(
+        children.len() <= 1,
+        "more than the zygote left: {children:?}"
+    );
 }
 
 tests::both_launchers!(invalid_ids_are_invalid_argument);
@@ -28,7 +43,12 @@ async fn invalid_ids_are_invalid_argument(l: Launcher) {
     let spec = bundle::spec(&["true"]);
     for id in ["", ".", "..", "a/b", "a\0b", &"x".repeat(257)] {
         let r = a.create(id, &spec).await;
-        assert_eq!(code(&r), Code::INVALID_ARGUMENT, "id {id:?}: {}", message(&r));
+        assert_eq!(
+            code(&r),
+            Code::INVALID_ARGUMENT,
+            "id {id:?}: {}",
+            message(&r)
+        );
     }
     assert_clean(&a, "a").await;
 }
@@ -37,7 +57,9 @@ tests::both_launchers!(second_create_is_already_exists_and_the_first_is_untouche
 async fn second_create_is_already_exists_and_the_first_is_untouched(l: Launcher) {
     let a = TestAgent::start_with(l).await;
     let id = unique_id("dup");
-    a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
+    a.create(&id, &bundle::spec(&["sleep", "100"]))
+        .await
+        .unwrap();
     let r = a.create(&id, &bundle::spec(&["true"])).await;
     assert_eq!(code(&r), Code::ALREADY_EXISTS, "{}", message(&r));
     assert_eq!(a.info(&id).await.unwrap().0, "created");
@@ -62,15 +84,23 @@ tests::both_launchers!(start_twice_or_after_stop_is_failed_precondition);
 async fn start_twice_or_after_stop_is_failed_precondition(l: Launcher) {
     let a = TestAgent::start_with(l).await;
     let id = unique_id("twice");
-    a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
+    a.create(&id, &bundle::spec(&["sleep", "100"]))
+        .await
+        .unwrap();
     a.start_container(&id).await.unwrap();
-    assert_eq!(code(&a.start_container(&id).await), Code::FAILED_PRECONDITION);
+    assert_eq!(
+        code(&a.start_container(&id).await),
+        Code::FAILED_PRECONDITION
+    );
     assert_eq!(a.info(&id).await.unwrap().0, "running");
     if let Err(e) = a.signal(&id, 9).await {
         panic!("signal: {e:?}; info {:?}", a.info(&id).await);
     }
     assert_eq!(a.wait(&id).await.unwrap(), 137);
-    assert_eq!(code(&a.start_container(&id).await), Code::FAILED_PRECONDITION);
+    assert_eq!(
+        code(&a.start_container(&id).await),
+        Code::FAILED_PRECONDITION
+    );
     assert_eq!(a.info(&id).await.unwrap().0, "stopped");
     // An invalid signal number, and a signal to a finished process.
     assert_eq!(code(&a.signal(&id, 200).await), Code::INVALID_ARGUMENT);
@@ -85,25 +115,54 @@ async fn invalid_specs_are_invalid_argument_and_launch_nothing(l: Launcher) {
     use wire::agent::CreateContainerRequest;
     let a = TestAgent::start_with(l).await;
     let base = wire::oci::spec_to_grpc(&bundle::spec(&["true"]));
-    assert_eq!(code(&a.create("warm-up", &bundle::spec(&[])).await), Code::INVALID_ARGUMENT);
+    assert_eq!(
+        code(&a.create("warm-up", &bundle::spec(&[])).await),
+        Code::INVALID_ARGUMENT
+    );
     let fds = tests::procs::fd_count(a.pid());
     type Edit = fn(&mut wire::oci::Spec);
     let cases: Vec<(&str, Option<Edit>)> = vec![
         ("no spec", None),
         ("no process", Some(|s| s.Process = Default::default())),
-        ("empty args", Some(|s| s.Process.mut_or_insert_default().Args.clear())),
-        ("relative rootfs", Some(|s| s.Root.mut_or_insert_default().Path = "rootfs".into())),
-        ("missing rootfs", Some(|s| s.Root.mut_or_insert_default().Path = "/nonexistent/rootfs".into())),
+        (
+            "empty args",
+            Some(|s| s.Process.mut_or_insert_default().Args.clear()),
+        ),
+        (
+            "relative rootfs",
+            Some(|s| s.Root.mut_or_insert_default().Path = "rootfs".into()),
+        ),
+        (
+            "missing rootfs",
+            Some(|s| s.Root.mut_or_insert_default().Path = "/nonexistent/rootfs".into()),
+        ),
         ("no root", Some(|s| s.Root = Default::default())),
-        ("relative cwd", Some(|s| s.Process.mut_or_insert_default().Cwd = "tmp".into())),
-        ("cwd under /proc/self/fd", Some(|s| s.Process.mut_or_insert_default().Cwd = "/proc/self/fd/3".into())),
-        ("unknown capability", Some(|s| {
-            s.Process.mut_or_insert_default().Capabilities.mut_or_insert_default().Bounding.push("CAP_BOGUS".into())
-        })),
-        ("rlimit soft above hard", Some(|s| {
-            let r = &mut s.Process.mut_or_insert_default().Rlimits[0];
-            r.Soft = r.Hard + 1;
-        })),
+        (
+            "relative cwd",
+            Some(|s| s.Process.mut_or_insert_default().Cwd = "tmp".into()),
+        ),
+        (
+            "cwd under /proc/self/fd",
+            Some(|s| s.Process.mut_or_insert_default().Cwd = "/proc/self/fd/3".into()),
+        ),
+        (
+            "unknown capability",
+            Some(|s| {
+                s.Process
+                    .mut_or_insert_default()
+                    .Capabilities
+                    .mut_or_insert_default()
+                    .Bounding
+                    .push("CAP_BOGUS".into())
+            }),
+        ),
+        (
+            "rlimit soft above hard",
+            Some(|s| {
+                let r = &mut s.Process.mut_or_insert_default().Rlimits[0];
+                r.Soft = r.Hard + 1;
+            }),
+        ),
     ];
     for (what, edit) in cases {
         let id = unique_id("bad");
@@ -119,7 +178,9 @@ async fn invalid_specs_are_invalid_argument_and_launch_nothing(l: Launcher) {
         assert_eq!(code(&r), Code::INVALID_ARGUMENT, "{what}: {}", message(&r));
         assert_clean(&a, &id).await;
     }
-    assert!(tests::procs::children(a.pid()).iter().all(|c| c.2 != "sh" && c.2 != "true"));
+    assert!(tests::procs::children(a.pid())
+        .iter()
+        .all(|c| c.2 != "sh" && c.2 != "true"));
     assert_eq!(tests::procs::fd_count(a.pid()), fds, "agent fds leaked");
 }
 
@@ -149,11 +210,18 @@ async fn a_missing_bind_source_fails_create_with_step_and_errno(l: Launcher) {
 tests::both_launchers!(proc_as_a_symlink_in_the_rootfs_fails_create);
 async fn proc_as_a_symlink_in_the_rootfs_fails_create(l: Launcher) {
     let a = TestAgent::start_with(l).await;
-    let root = tempfile::Builder::new().prefix("zagent-evil").tempdir().unwrap();
+    let root = tempfile::Builder::new()
+        .prefix("zagent-evil")
+        .tempdir()
+        .unwrap();
     for d in ["bin", "dev", "sys", "tmp"] {
         std::fs::create_dir(root.path().join(d)).unwrap();
     }
-    std::fs::copy(bundle::rootfs().join("bin/busybox"), root.path().join("bin/busybox")).unwrap();
+    std::fs::copy(
+        bundle::rootfs().join("bin/busybox"),
+        root.path().join("bin/busybox"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("/tmp", root.path().join("proc")).unwrap();
     let mut spec = bundle::spec(&["true"]);
     let mut r = spec.root().clone().unwrap();
@@ -172,7 +240,9 @@ tests::both_launchers!(a_missing_executable_fails_start_and_the_container_ends_s
 async fn a_missing_executable_fails_start_and_the_container_ends_stopped(l: Launcher) {
     let a = TestAgent::start_with(l).await;
     let id = unique_id("noexec");
-    a.create(&id, &bundle::spec(&["/bin/does-not-exist"])).await.unwrap();
+    a.create(&id, &bundle::spec(&["/bin/does-not-exist"]))
+        .await
+        .unwrap();
     let r = a.start_container(&id).await;
     assert_eq!(code(&r), Code::FAILED_PRECONDITION, "{}", message(&r));
     assert!(message(&r).contains("ENOENT"), "{}", message(&r));

@@ -8,7 +8,9 @@ use tests::{bundle, procs, unique_id};
 use ttrpc::Code;
 
 fn cgroup_gone(id: &str) -> bool {
-    ["memory", "pids", "cpu", "freezer"].iter().all(|h| !Path::new(&format!("/sys/fs/cgroup/{h}/zagent/{id}")).exists())
+    ["memory", "pids", "cpu", "freezer"]
+        .iter()
+        .all(|h| !Path::new(&format!("/sys/fs/cgroup/{h}/zagent/{id}")).exists())
 }
 
 /// Nothing of `id` is left: registry, state dir, cgroup; no zombie children of the agent.
@@ -16,7 +18,11 @@ async fn assert_nothing_left(a: &TestAgent, id: &str) {
     assert!(a.info(id).await.is_none(), "{id} still registered");
     assert!(!a.state_dir.join(id).exists(), "state dir of {id} left");
     assert!(cgroup_gone(id), "cgroup of {id} left");
-    assert!(procs::zombies_of(a.pid()).is_empty(), "zombies: {:?}", procs::zombies_of(a.pid()));
+    assert!(
+        procs::zombies_of(a.pid()).is_empty(),
+        "zombies: {:?}",
+        procs::zombies_of(a.pid())
+    );
     assert!(procs::mounts_under(bundle::rootfs()).is_empty());
 }
 
@@ -26,7 +32,10 @@ async fn create_eventually(a: &TestAgent, id: &str, spec: &oci_spec::runtime::Sp
     loop {
         match a.create(id, spec).await {
             Ok(()) => return,
-            Err(e) if Instant::now() < deadline && code::<()>(&Err(e.clone())) == Code::ALREADY_EXISTS => {
+            Err(e)
+                if Instant::now() < deadline
+                    && code::<()>(&Err(e.clone())) == Code::ALREADY_EXISTS =>
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
             Err(e) => panic!("retry of {id} failed: {e:?}"),
@@ -44,11 +53,18 @@ async fn zygote_killed_between_clone_and_reply() {
     let create = a.create(&id, &spec);
     let killer = async {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(zygote), nix::sys::signal::Signal::SIGKILL).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(zygote),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
         Instant::now()
     };
     let (r, killed_at) = tokio::join!(create, killer);
-    assert!(killed_at.elapsed() < Duration::from_secs(6), "create did not fail promptly");
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(6),
+        "create did not fail promptly"
+    );
     assert_eq!(code(&r), Code::UNAVAILABLE, "{}", message(&r));
     assert_nothing_left(&a, &id).await;
     // Only the new zygote is left among the agent's children: the orphaned child was reaped.
@@ -104,7 +120,9 @@ async fn client_disconnect_during_create_takes_everything_back() {
         req.OCI = protobuf::MessageField::some(wire::oci::spec_to_grpc(&spec));
         let call = client.create_container(ttrpc::context::with_timeout(0), &req);
         // Give up on the call (and drop the connection) while the zygote is still pausing.
-        assert!(tokio::time::timeout(Duration::from_millis(200), call).await.is_err());
+        assert!(tokio::time::timeout(Duration::from_millis(200), call)
+            .await
+            .is_err());
     }
     // The launch finishes in the background (the zygote pauses 600 ms), then is taken back.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -150,13 +168,34 @@ async fn fds_dropped_by_the_zygote_fd_limit_are_detected_and_closed() {
     let zygote = procs::zygote_of(a.pid()).expect("zygote");
     let before = procs::fd_count(zygote);
     let pid = nix::unistd::Pid::from_raw(zygote);
-    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: prlimit reading another process's limit into a valid struct.
-    assert_eq!(unsafe { libc::prlimit(pid.as_raw(), libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) }, 0);
+    let got = unsafe {
+        libc::prlimit(
+            pid.as_raw(),
+            libc::RLIMIT_NOFILE,
+            std::ptr::null(),
+            &mut old,
+        )
+    };
+    assert_eq!(got, 0);
     let limit = |n: u64| {
-        let lim = libc::rlimit { rlim_cur: n, rlim_max: old.rlim_max };
+        let lim = libc::rlimit {
+            rlim_cur: n,
+            rlim_max: old.rlim_max,
+        };
         // SAFETY: prlimit on another process with a valid new limit and no old-limit pointer.
-        let r = unsafe { libc::prlimit(pid.as_raw(), libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) };
+        let r = unsafe {
+            libc::prlimit(
+                pid.as_raw(),
+                libc::RLIMIT_NOFILE,
+                &lim,
+                std::ptr::null_mut(),
+            )
+        };
         assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
     };
     // Room for the channel and a few fds, not for all five a launch brings.
@@ -166,9 +205,19 @@ async fn fds_dropped_by_the_zygote_fd_limit_are_detected_and_closed() {
     limit(old.rlim_cur);
     assert_eq!(code(&r), Code::INTERNAL, "{}", message(&r));
     assert!(message(&r).contains("MSG_CTRUNC"), "{}", message(&r));
-    assert_eq!(procs::fd_count(zygote), before, "the zygote kept fds it received");
+    assert_eq!(
+        procs::fd_count(zygote),
+        before,
+        "the zygote kept fds it received"
+    );
     assert_nothing_left(&a, &id).await;
-    assert_eq!(procs::zygote_of(a.pid()), Some(zygote), "the zygote survived");
-    a.create(&id, &bundle::spec(&["true"])).await.expect("create after the limit is restored");
+    assert_eq!(
+        procs::zygote_of(a.pid()),
+        Some(zygote),
+        "the zygote survived"
+    );
+    a.create(&id, &bundle::spec(&["true"]))
+        .await
+        .expect("create after the limit is restored");
     a.remove(&id).await.unwrap();
 }

@@ -1,7 +1,9 @@
 //! Tier 2 (root): the container lifecycle end to end through zagent, its zygote and the jail,
 //! driven over ttrpc and through zagent-ctl.
 
-use oci_spec::runtime::{LinuxBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder};
+use oci_spec::runtime::{
+    LinuxBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
+};
 use tests::agent::{Launcher, TestAgent};
 use tests::{bundle, procs, unique_id};
 
@@ -11,11 +13,28 @@ async fn ctl_run_prints_output_and_exits_with_the_container_status(l: Launcher) 
     let b = bundle::bundle_dir(&bundle::spec(&["echo", "hello"]));
     let dir = b.path().to_str().unwrap();
     let out = a.ctl(&["run", "--bundle", dir]);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     let out = a.ctl(&["run", "--bundle", dir, "--", "sh", "-c", "exit 7"]);
-    assert_eq!(out.status.code(), Some(7), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    let out = a.ctl(&["run", "--bundle", dir, "--", "sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = a.ctl(&[
+        "run",
+        "--bundle",
+        dir,
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("err\n"));
 }
@@ -24,7 +43,9 @@ tests::both_launchers!(sigkill_reports_137_through_rpc_and_ctl_wait);
 async fn sigkill_reports_137_through_rpc_and_ctl_wait(l: Launcher) {
     let a = TestAgent::start_with(l).await;
     let id = unique_id("kill");
-    a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
+    a.create(&id, &bundle::spec(&["sleep", "100"]))
+        .await
+        .unwrap();
     a.start_container(&id).await.unwrap();
     a.signal(&id, libc::SIGKILL as u32).await.unwrap();
     assert_eq!(a.wait(&id).await.unwrap(), 137);
@@ -32,7 +53,11 @@ async fn sigkill_reports_137_through_rpc_and_ctl_wait(l: Launcher) {
     assert_eq!(out.status.code(), Some(137));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "137");
     let out = a.ctl(&["rm", &id]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(a.info(&id).await.is_none());
 }
 
@@ -40,13 +65,24 @@ tests::both_launchers!(parked_child_is_a_child_of_zagent_until_start_then_pid_1)
 async fn parked_child_is_a_child_of_zagent_until_start_then_pid_1(l: Launcher) {
     let a = TestAgent::start_with(l).await;
     let id = unique_id("park");
-    a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
+    a.create(&id, &bundle::spec(&["sleep", "100"]))
+        .await
+        .unwrap();
     let (state, pid, _) = a.info(&id).await.unwrap();
     assert_eq!(state, "created");
-    assert_eq!(procs::status_field(pid, "PPid").unwrap(), a.pid().to_string());
+    assert_eq!(
+        procs::status_field(pid, "PPid").unwrap(),
+        a.pid().to_string()
+    );
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert!(!exe.to_string_lossy().contains("busybox"), "parked child already exec'd: {exe:?}");
-    assert!(exe.to_string_lossy().contains("memfd:zagent"), "parked child runs {exe:?}");
+    assert!(
+        !exe.to_string_lossy().contains("busybox"),
+        "parked child already exec'd: {exe:?}"
+    );
+    assert!(
+        exe.to_string_lossy().contains("memfd:zagent"),
+        "parked child runs {exe:?}"
+    );
     a.start_container(&id).await.unwrap();
     assert_eq!(a.info(&id).await.unwrap().0, "running");
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
@@ -58,7 +94,10 @@ async fn parked_child_is_a_child_of_zagent_until_start_then_pid_1(l: Launcher) {
 }
 
 fn read(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}")).trim().to_string()
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .trim()
+        .to_string()
 }
 
 tests::both_launchers!(cgroup_has_the_limits_and_exactly_the_processes_then_is_removed);
@@ -67,7 +106,12 @@ async fn cgroup_has_the_limits_and_exactly_the_processes_then_is_removed(l: Laun
     let id = unique_id("cg");
     let mut spec = bundle::spec(&["sleep", "100"]);
     let resources = LinuxResourcesBuilder::default()
-        .memory(LinuxMemoryBuilder::default().limit(64i64 << 20).build().unwrap())
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(64i64 << 20)
+                .build()
+                .unwrap(),
+        )
         .pids(LinuxPidsBuilder::default().limit(16i64).build().unwrap())
         .cpu(
             oci_spec::runtime::LinuxCpuBuilder::default()
@@ -80,7 +124,10 @@ async fn cgroup_has_the_limits_and_exactly_the_processes_then_is_removed(l: Laun
         )
         .build()
         .unwrap();
-    let mut linux = spec.linux().clone().unwrap_or_else(|| LinuxBuilder::default().build().unwrap());
+    let mut linux = spec
+        .linux()
+        .clone()
+        .unwrap_or_else(|| LinuxBuilder::default().build().unwrap());
     let mut resources = resources;
     resources.set_devices(linux.resources().as_ref().and_then(|r| r.devices().clone()));
     linux.set_resources(Some(resources));
@@ -92,13 +139,19 @@ async fn cgroup_has_the_limits_and_exactly_the_processes_then_is_removed(l: Laun
     // Parked, the child is already in its cgroup.
     assert_eq!(read(&format!("{pids}/cgroup.procs")), pid.to_string());
     a.start_container(&id).await.unwrap();
-    assert_eq!(read(&format!("{mem}/memory.limit_in_bytes")), (64u64 << 20).to_string());
+    assert_eq!(
+        read(&format!("{mem}/memory.limit_in_bytes")),
+        (64u64 << 20).to_string()
+    );
     assert_eq!(read(&format!("{pids}/pids.max")), "16");
     let cpu = format!("/sys/fs/cgroup/cpu/zagent/{id}");
     assert_eq!(read(&format!("{cpu}/cpu.shares")), "512");
     assert_eq!(read(&format!("{cpu}/cpu.cfs_quota_us")), "50000");
     assert_eq!(read(&format!("{cpu}/cpu.cfs_period_us")), "100000");
-    assert_eq!(read(&format!("/sys/fs/cgroup/cpuset/zagent/{id}/cpuset.cpus")), "0");
+    assert_eq!(
+        read(&format!("/sys/fs/cgroup/cpuset/zagent/{id}/cpuset.cpus")),
+        "0"
+    );
     // The default spec denies every device but the basics (as `runc spec` does).
     let devices = read(&format!("/sys/fs/cgroup/devices/zagent/{id}/devices.list"));
     assert!(devices.lines().any(|l| l == "c 1:3 rwm"), "{devices}");
@@ -146,12 +199,20 @@ async fn inside_the_container_everything_is_as_the_spec_says(l: Launcher) {
             "NoNewPrivs:\t1",
         ]
     );
-    assert_eq!(s[3], "0\n0\n", "masked file reads empty, masked dir is empty");
+    assert_eq!(
+        s[3], "0\n0\n",
+        "masked file reads empty, masked dir is empty"
+    );
     assert_eq!(s[4], "ro\nro\n", "read-only path and read-only root");
     let mounts = &s[5];
-    for m in ["proc /proc proc rw", "tmpfs /dev tmpfs rw,nosuid", "devpts /dev/pts devpts rw,nosuid,noexec",
-              "shm /dev/shm tmpfs rw,nosuid,nodev,noexec", "mqueue /dev/mqueue mqueue rw,nosuid,nodev,noexec",
-              "sysfs /sys sysfs ro,nosuid,nodev,noexec"] {
+    for m in [
+        "proc /proc proc rw",
+        "tmpfs /dev tmpfs rw,nosuid",
+        "devpts /dev/pts devpts rw,nosuid,noexec",
+        "shm /dev/shm tmpfs rw,nosuid,nodev,noexec",
+        "mqueue /dev/mqueue mqueue rw,nosuid,nodev,noexec",
+        "sysfs /sys sysfs ro,nosuid,nodev,noexec",
+    ] {
         assert!(mounts.contains(m), "missing {m:?} in\n{mounts}");
     }
 }
@@ -160,12 +221,20 @@ tests::both_launchers!(capabilities_and_no_new_privs_follow_a_different_spec);
 async fn capabilities_and_no_new_privs_follow_a_different_spec(l: Launcher) {
     use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder};
     let a = TestAgent::start_with(l).await;
-    let mut spec = bundle::spec(&["sh", "-c", "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status"]);
+    let mut spec = bundle::spec(&[
+        "sh",
+        "-c",
+        "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status",
+    ]);
     let set = |v: &[Capability]| v.iter().cloned().collect::<std::collections::HashSet<_>>();
     let mut process = spec.process().clone().unwrap();
     process.set_capabilities(Some(
         LinuxCapabilitiesBuilder::default()
-            .bounding(set(&[Capability::Chown, Capability::SysAdmin, Capability::NetRaw]))
+            .bounding(set(&[
+                Capability::Chown,
+                Capability::SysAdmin,
+                Capability::NetRaw,
+            ]))
             .permitted(set(&[Capability::Chown, Capability::NetRaw]))
             .effective(set(&[Capability::Chown]))
             .inheritable(set(&[Capability::NetRaw]))
@@ -227,9 +296,15 @@ async fn namespaces_are_joined_by_path(l: Launcher) {
     assert_eq!(status, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "host-a", "joined uts namespace");
-    assert_ne!(lines[1], "1", "in the joined pid namespace the second container is not pid 1");
+    assert_ne!(
+        lines[1], "1",
+        "in the joined pid namespace the second container is not pid 1"
+    );
     let host_ns = |p: &str| std::fs::read_link(p).unwrap();
-    assert_ne!(host_ns(&format!("/proc/{pid}/ns/pid")), host_ns("/proc/self/ns/pid"));
+    assert_ne!(
+        host_ns(&format!("/proc/{pid}/ns/pid")),
+        host_ns("/proc/self/ns/pid")
+    );
     a.remove(&first).await.unwrap();
 }
 
@@ -254,7 +329,10 @@ async fn sigkill_kills_every_process_in_the_cgroup_without_a_pid_namespace(l: La
     let procs_file = format!("/sys/fs/cgroup/pids/zagent/{id}/cgroup.procs");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let pids = loop {
-        let pids: Vec<i32> = read(&procs_file).lines().filter_map(|l| l.parse().ok()).collect();
+        let pids: Vec<i32> = read(&procs_file)
+            .lines()
+            .filter_map(|l| l.parse().ok())
+            .collect();
         if pids.len() == 3 || std::time::Instant::now() > deadline {
             break pids;
         }
@@ -290,7 +368,11 @@ async fn pooled_namespaces_are_fresh_and_never_shared() {
     // The pool is really there: 2 sets of (net, ipc, uts) fds beside the zygote's own 8
     // (stdio, its channel, and its own pid, net, ipc and uts namespaces).
     let zygote = procs::zygote_of(a.pid()).expect("zygote");
-    assert_eq!(procs::fd_count(zygote), 8 + 2 * 3, "the zygote's fds with a pool of 2");
+    assert_eq!(
+        procs::fd_count(zygote),
+        8 + 2 * 3,
+        "the zygote's fds with a pool of 2"
+    );
     let mut seen = std::collections::HashSet::new();
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -302,15 +384,38 @@ async fn pooled_namespaces_are_fresh_and_never_shared() {
         let (_, pid, _) = a.info(&id).await.unwrap();
         for ns in ["net", "pid", "ipc", "uts", "mnt"] {
             let mine = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
-            assert_ne!(mine, std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap(), "{ns} is the host's");
-            assert!(seen.insert(mine.clone()), "{ns} namespace {mine:?} shared by two containers");
+            assert_ne!(
+                mine,
+                std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap(),
+                "{ns} is the host's"
+            );
+            assert!(
+                seen.insert(mine.clone()),
+                "{ns} namespace {mine:?} shared by two containers"
+            );
         }
-        assert_eq!(procs::status_field(pid, "NSpid").unwrap().split_whitespace().last(), Some("1"));
-        a.exec(&id, "h", &exec_process(&["hostname"])).await.unwrap();
-        assert_eq!(a.read_all_exec(&id, "h", false).await.unwrap(), format!("pooled-{i}\n").as_bytes());
+        assert_eq!(
+            procs::status_field(pid, "NSpid")
+                .unwrap()
+                .split_whitespace()
+                .last(),
+            Some("1")
+        );
+        a.exec(&id, "h", &exec_process(&["hostname"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            a.read_all_exec(&id, "h", false).await.unwrap(),
+            format!("pooled-{i}\n").as_bytes()
+        );
         ids.push(id);
         // Let the zygote see a quiet channel now and then, so it refills.
-        tokio::time::sleep(std::time::Duration::from_millis(if i % 2 == 0 { 20 } else { 0 })).await;
+        tokio::time::sleep(std::time::Duration::from_millis(if i % 2 == 0 {
+            20
+        } else {
+            0
+        }))
+        .await;
     }
     for id in ids {
         a.remove(&id).await.unwrap();

@@ -24,7 +24,12 @@ async fn stdin_round_trip_and_eof_after_close(l: Launcher) {
 }
 
 fn pattern(len: usize) -> Vec<u8> {
-    b"0123456789abcdef\n".iter().copied().cycle().take(len).collect()
+    b"0123456789abcdef\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(len)
+        .collect()
 }
 
 tests::both_launchers!(sixteen_mib_arrive_byte_for_byte_under_back_pressure);
@@ -33,11 +38,17 @@ async fn sixteen_mib_arrive_byte_for_byte_under_back_pressure(l: Launcher) {
     let id = unique_id("big");
     let len = 16 << 20;
     let script = format!("yes 0123456789abcdef | head -c {len}; echo done >&2");
-    a.create(&id, &bundle::spec(&["sh", "-c", &script])).await.unwrap();
+    a.create(&id, &bundle::spec(&["sh", "-c", &script]))
+        .await
+        .unwrap();
     a.start_container(&id).await.unwrap();
     // Nobody reads for a while: the writer must block on the full pipe, not lose data.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(a.info(&id).await.unwrap().0, "running", "the writer cannot be done yet");
+    assert_eq!(
+        a.info(&id).await.unwrap().0,
+        "running",
+        "the writer cannot be done yet"
+    );
     let (out, err) = tokio::join!(a.read_all(&id, false), a.read_all(&id, true));
     let out = out.unwrap();
     assert_eq!(out.len(), len);
@@ -54,7 +65,9 @@ async fn output_is_delivered_after_the_process_exited(l: Launcher) {
     // Less than a pipe holds, so the process can finish before anyone reads.
     let len = 60_000;
     let script = format!("yes 0123456789abcdef | head -c {len}; echo e1 >&2; exit 3");
-    a.create(&id, &bundle::spec(&["sh", "-c", &script])).await.unwrap();
+    a.create(&id, &bundle::spec(&["sh", "-c", &script]))
+        .await
+        .unwrap();
     a.start_container(&id).await.unwrap();
     assert_eq!(a.wait(&id).await.unwrap(), 3);
     assert!(a.read_all(&id, false).await.unwrap() == pattern(len));

@@ -5,7 +5,9 @@
 use crate::codec::{self, CodecError};
 use crate::zygote::{MAX_FDS, MAX_FRAME};
 use nix::errno::Errno;
-use nix::sys::socket::{sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
+};
 use serde::{de::DeserializeOwned, Serialize};
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -46,7 +48,11 @@ pub fn pair() -> Result<(OwnedFd, OwnedFd), ChannelError> {
 }
 
 /// Sends one raw frame with `fds`. Retries on EINTR.
-pub fn send_frame(sock: BorrowedFd<'_>, frame: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), ChannelError> {
+pub fn send_frame(
+    sock: BorrowedFd<'_>,
+    frame: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> Result<(), ChannelError> {
     if fds.len() > MAX_FDS {
         return Err(ChannelError::TooManyFds(fds.len()));
     }
@@ -66,7 +72,10 @@ pub fn send_frame(sock: BorrowedFd<'_>, frame: &[u8], fds: &[BorrowedFd<'_>]) ->
 /// Receives one raw frame into `buf` (which must hold `MAX_FRAME` bytes). Returns the frame's
 /// length and its fds. A truncated frame or fd list is an error, and the fds that did arrive are
 /// closed on the way out.
-pub fn recv_frame(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), ChannelError> {
+pub fn recv_frame(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> Result<(usize, Vec<OwnedFd>), ChannelError> {
     // u64 elements keep the control buffer aligned for cmsghdr.
     let mut control = [0u64; CONTROL_WORDS];
     let (bytes, flags, fds) = loop {
@@ -89,13 +98,22 @@ pub fn recv_frame(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Vec<Ow
 }
 
 /// Room for one SCM_RIGHTS message of MAX_FDS fds (CMSG_SPACE, rounded up to u64 words).
-const CONTROL_WORDS: usize =
-    (std::mem::size_of::<libc::cmsghdr>() + MAX_FDS * std::mem::size_of::<libc::c_int>()).div_ceil(8) + 1;
+const CONTROL_WORDS: usize = (std::mem::size_of::<libc::cmsghdr>()
+    + MAX_FDS * std::mem::size_of::<libc::c_int>())
+.div_ceil(8)
+    + 1;
 
 /// recvmsg(2) with MSG_CMSG_CLOEXEC, taking ownership of every fd that arrived, also when the
 /// kernel could not install all of them (MSG_CTRUNC; nix refuses to walk such a buffer).
-fn recvmsg_raw(sock: BorrowedFd<'_>, buf: &mut [u8], control: &mut [u64]) -> Result<(usize, i32, Vec<OwnedFd>), Errno> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+fn recvmsg_raw(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    control: &mut [u64],
+) -> Result<(usize, i32, Vec<OwnedFd>), Errno> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     // SAFETY: an all-zero msghdr is valid (null name, no iov, no control) before we fill it.
     let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
     hdr.msg_iov = &mut iov;
@@ -127,7 +145,11 @@ fn recvmsg_raw(sock: BorrowedFd<'_>, buf: &mut [u8], control: &mut [u64]) -> Res
 }
 
 /// Encodes and sends `msg` with `fds`.
-pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<(), ChannelError> {
+pub fn send<T: Serialize>(
+    sock: BorrowedFd<'_>,
+    msg: &T,
+    fds: &[BorrowedFd<'_>],
+) -> Result<(), ChannelError> {
     send_frame(sock, &codec::encode(msg)?, fds)
 }
 
@@ -141,7 +163,10 @@ pub fn recv<T: DeserializeOwned>(
     let (len, fds) = recv_frame(sock, buf)?;
     if let Some(expected) = expected_fds {
         if fds.len() != expected {
-            return Err(ChannelError::FdCount { expected, got: fds.len() });
+            return Err(ChannelError::FdCount {
+                expected,
+                got: fds.len(),
+            });
         }
     }
     Ok((codec::decode(&buf[..len])?, fds))
@@ -189,9 +214,19 @@ mod tests {
         drop(w);
         let mut buf = buffer();
         let err = recv::<Reply>(b.as_fd(), &mut buf, Some(0)).unwrap_err();
-        assert!(matches!(err, ChannelError::FdCount { expected: 0, got: 1 }));
+        assert!(matches!(
+            err,
+            ChannelError::FdCount {
+                expected: 0,
+                got: 1
+            }
+        ));
         let mut got = [0u8; 1];
-        assert_eq!(nix::unistd::read(r.as_raw_fd(), &mut got).unwrap(), 0, "fd leaked");
+        assert_eq!(
+            nix::unistd::read(r.as_raw_fd(), &mut got).unwrap(),
+            0,
+            "fd leaked"
+        );
     }
 
     #[test]
@@ -199,7 +234,10 @@ mod tests {
         let (a, b) = pair().unwrap();
         drop(a);
         let mut buf = buffer();
-        assert!(matches!(recv_frame(b.as_fd(), &mut buf), Err(ChannelError::Closed)));
+        assert!(matches!(
+            recv_frame(b.as_fd(), &mut buf),
+            Err(ChannelError::Closed)
+        ));
     }
 
     #[test]
@@ -209,6 +247,9 @@ mod tests {
         let big = vec![1u8; MAX_FRAME + 10];
         send_frame(a.as_fd(), &big, &[]).unwrap();
         let mut buf = buffer();
-        assert!(matches!(recv_frame(b.as_fd(), &mut buf), Err(ChannelError::Truncated)));
+        assert!(matches!(
+            recv_frame(b.as_fd(), &mut buf),
+            Err(ChannelError::Truncated)
+        ));
     }
 }

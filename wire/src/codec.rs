@@ -81,8 +81,15 @@ mod tests {
             rootfs_propagation: 1,
             hostname: Some("h".into()),
             domainname: None,
-            namespaces: vec![Namespace { kind: NamespaceKind::Pid, join: true }],
-            mounts: vec![Mount { destination: "/proc".into(), flags: 7, ..Default::default() }],
+            namespaces: vec![Namespace {
+                kind: NamespaceKind::Pid,
+                join: true,
+            }],
+            mounts: vec![Mount {
+                destination: "/proc".into(),
+                flags: 7,
+                ..Default::default()
+            }],
             devices: vec![Device {
                 path: "/dev/null".into(),
                 kind: DeviceKind::Char,
@@ -100,14 +107,22 @@ mod tests {
             console_size: Some((24, 80)),
             process: ProcessConfig {
                 args: vec!["sh".into()],
-                rlimits: vec![Rlimit { resource: 7, soft: 1, hard: 2 }],
+                rlimits: vec![Rlimit {
+                    resource: 7,
+                    soft: 1,
+                    hard: 2,
+                }],
                 umask: Some(0o22),
                 ..Default::default()
             },
         };
         let req = Request::Launch(Box::new(cfg));
         assert_eq!(decode::<Request>(&encode(&req).unwrap()).unwrap(), req);
-        let ev = ChildEvent::Failed { step: "mount".into(), errno: 2, message: "x".into() };
+        let ev = ChildEvent::Failed {
+            step: "mount".into(),
+            errno: 2,
+            message: "x".into(),
+        };
         assert_eq!(decode::<ChildEvent>(&encode(&ev).unwrap()).unwrap(), ev);
     }
 
@@ -115,14 +130,29 @@ mod tests {
     fn rejects_wrong_version_short_oversized_and_trailing_frames() {
         let mut f = encode(&Reply::Launched { pid: 5 }).unwrap();
         f[0] ^= 0xff;
-        assert!(matches!(decode::<Reply>(&f), Err(CodecError::Version { .. })));
-        assert!(matches!(decode::<Reply>(&[1, 0]), Err(CodecError::Short(2))));
+        assert!(matches!(
+            decode::<Reply>(&f),
+            Err(CodecError::Version { .. })
+        ));
+        assert!(matches!(
+            decode::<Reply>(&[1, 0]),
+            Err(CodecError::Short(2))
+        ));
         let big = vec![0u8; MAX_FRAME + 1];
-        assert!(matches!(decode::<Reply>(&big), Err(CodecError::TooLarge(_))));
+        assert!(matches!(
+            decode::<Reply>(&big),
+            Err(CodecError::TooLarge(_))
+        ));
         let mut t = encode(&Reply::Launched { pid: 5 }).unwrap();
         t.push(0);
         assert!(matches!(decode::<Reply>(&t), Err(CodecError::Trailing(1))));
-        let huge = ContainerConfig { id: "x".repeat(MAX_FRAME), ..Default::default() };
-        assert!(matches!(encode(&Request::Launch(Box::new(huge))), Err(CodecError::TooLarge(_))));
+        let huge = ContainerConfig {
+            id: "x".repeat(MAX_FRAME),
+            ..Default::default()
+        };
+        assert!(matches!(
+            encode(&Request::Launch(Box::new(huge))),
+            Err(CodecError::TooLarge(_))
+        ));
     }
 }

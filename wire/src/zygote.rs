@@ -34,11 +34,18 @@ pub enum Request {
 /// Zygote -> agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
-    Hello { version: u32 },
+    Hello {
+        version: u32,
+    },
     /// The child exists. One fd comes with it: the child's pidfd.
-    Launched { pid: i32 },
+    Launched {
+        pid: i32,
+    },
     /// The request was not carried out; nothing was cloned and every fd received was closed.
-    Refused { errno: i32, message: String },
+    Refused {
+        errno: i32,
+        message: String,
+    },
 }
 
 /// Container child -> agent, on the child's own sync socket.
@@ -52,7 +59,11 @@ pub enum ChildEvent {
     /// The jail is built; the child now blocks on exec.fifo.
     Ready,
     /// A jail step (or the final execve) failed; the child exits right after sending this.
-    Failed { step: String, errno: i32, message: String },
+    Failed {
+        step: String,
+        errno: i32,
+        message: String,
+    },
 }
 
 /// Names of the fixed fd slots of a `Request::Launch`, in the order they travel.

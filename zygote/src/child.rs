@@ -52,7 +52,12 @@ pub fn run(launch: Launch<'_>, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>
 /// What every child does first: drop the zygote's channel, tell the agent who it is (its own
 /// pidfd travels with `Started`, so the agent can kill and reap it even if the zygote dies
 /// before replying), and put the given stdio fds on 0, 1, 2.
-pub(crate) fn begin(zygote_channel: BorrowedFd<'_>, closes: &[RawFd], sync: BorrowedFd<'_>, stdio: &[OwnedFd]) {
+pub(crate) fn begin(
+    zygote_channel: BorrowedFd<'_>,
+    closes: &[RawFd],
+    sync: BorrowedFd<'_>,
+    stdio: &[OwnedFd],
+) {
     // SAFETY: the child must not keep the zygote's end of the agent channel (it could read the
     // next request) nor the zygote's namespace fds; nothing in this process uses those fds
     // again, and we never return to the server loop that owns them.
@@ -68,7 +73,12 @@ pub(crate) fn begin(zygote_channel: BorrowedFd<'_>, closes: &[RawFd], sync: Borr
                 exit(JAIL_FAILED);
             }
         }
-        Err(errno) => fail(sync, "pidfd", errno as i32, format!("pidfd_open(self): {errno}")),
+        Err(errno) => fail(
+            sync,
+            "pidfd",
+            errno as i32,
+            format!("pidfd_open(self): {errno}"),
+        ),
     }
     for (fd, target) in stdio.iter().zip(0..) {
         if let Err(errno) = nix::unistd::dup2(fd.as_raw_fd(), target) {
@@ -105,7 +115,10 @@ fn park(fifo: BorrowedFd<'_>, sync: BorrowedFd<'_>) -> bool {
         if fds[1].revents().is_some_and(|r| !r.is_empty()) {
             return false; // the agent never writes to us: anything here is its end closing
         }
-        if fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+        if fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+        {
             let mut byte = [0u8; 1];
             match nix::unistd::read(fifo.as_raw_fd(), &mut byte) {
                 Ok(1) => return true,
@@ -131,14 +144,26 @@ pub(crate) fn exec(prepared: &jail::init::Prepared, sync: BorrowedFd<'_>) -> ! {
     let status = if e.errno() == libc::ENOENT { 127 } else { 126 };
     let _ = channel::send(
         sync,
-        &ChildEvent::Failed { step: e.step().into(), errno: e.errno(), message: e.to_string() },
+        &ChildEvent::Failed {
+            step: e.step().into(),
+            errno: e.errno(),
+            message: e.to_string(),
+        },
         &[],
     );
     exit(status)
 }
 
 pub(crate) fn fail(sync: BorrowedFd<'_>, step: &str, errno: i32, message: String) -> ! {
-    let _ = channel::send(sync, &ChildEvent::Failed { step: step.into(), errno, message }, &[]);
+    let _ = channel::send(
+        sync,
+        &ChildEvent::Failed {
+            step: step.into(),
+            errno,
+            message,
+        },
+        &[],
+    );
     exit(JAIL_FAILED)
 }
 

@@ -5,11 +5,16 @@
 //! the cgroup (`jail::init::prepare_exec`) and execs at once: an exec never parks.
 
 use crate::child::{begin, exec, fail};
-use wire::zygote::{ExecConfig, ExecFds};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use wire::zygote::{ExecConfig, ExecFds};
 
 /// Runs in the cloned child. Never returns.
-pub fn run(cfg: &ExecConfig, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>, closes: &[RawFd]) -> ! {
+pub fn run(
+    cfg: &ExecConfig,
+    fds: Vec<OwnedFd>,
+    zygote_channel: BorrowedFd<'_>,
+    closes: &[RawFd],
+) -> ! {
     let sync = fds[ExecFds::SYNC].as_fd();
     begin(zygote_channel, closes, sync, &fds[..3]);
     let mut prepared = match jail::init::prepare_exec(cfg, fds[ExecFds::INIT_PIDFD].as_fd()) {
@@ -19,4 +24,3 @@ pub fn run(cfg: &ExecConfig, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>, 
     crate::child::send_console(&mut prepared, sync);
     exec(&prepared, sync)
 }
-

@@ -73,7 +73,10 @@ pub fn clone_child(ns_flags: u64) -> Result<Forked, Errno> {
         pid => {
             // SAFETY: with CLONE_PIDFD the kernel stored a new fd in `pidfd` that only we own.
             let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-            Ok(Forked::Parent { pid: Pid::from_raw(pid as i32), pidfd })
+            Ok(Forked::Parent {
+                pid: Pid::from_raw(pid as i32),
+                pidfd,
+            })
         }
     }
 }
@@ -85,10 +88,22 @@ mod tests {
     #[test]
     fn flags_cover_new_namespaces_only() {
         let ns = [
-            Namespace { kind: NamespaceKind::Mount, join: false },
-            Namespace { kind: NamespaceKind::Pid, join: false },
-            Namespace { kind: NamespaceKind::Network, join: true },
-            Namespace { kind: NamespaceKind::Cgroup, join: false },
+            Namespace {
+                kind: NamespaceKind::Mount,
+                join: false,
+            },
+            Namespace {
+                kind: NamespaceKind::Pid,
+                join: false,
+            },
+            Namespace {
+                kind: NamespaceKind::Network,
+                join: true,
+            },
+            Namespace {
+                kind: NamespaceKind::Cgroup,
+                join: false,
+            },
         ];
         let f = namespace_flags(&ns);
         assert_eq!(f, (libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64);

@@ -19,7 +19,9 @@ pub use error::ZygoteError;
 /// as the zygote, for exactly one request, then exit.
 pub fn serve_one(inherited: std::os::fd::RawFd) -> Result<(), ZygoteError> {
     let channel = sanitize::sanitize(inherited)?;
-    server::Server::new(channel, Options::default())?.serve_next().map(|_| ())
+    server::Server::new(channel, Options::default())?
+        .serve_next()
+        .map(|_| ())
 }
 
 /// Knobs of `zagent zygote`.

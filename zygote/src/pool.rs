@@ -32,7 +32,11 @@ impl NsSet {
     }
 
     fn raw(&self) -> [RawFd; 3] {
-        [self.net.as_raw_fd(), self.ipc.as_raw_fd(), self.uts.as_raw_fd()]
+        [
+            self.net.as_raw_fd(),
+            self.ipc.as_raw_fd(),
+            self.uts.as_raw_fd(),
+        ]
     }
 }
 
@@ -65,14 +69,28 @@ fn open_ns(name: &str) -> Result<OwnedFd, Errno> {
 /// UTS namespaces (a new cgroup namespace too, or not), and nothing joined.
 pub fn eligible(namespaces: &[Namespace]) -> bool {
     let new = |k| namespaces.iter().any(|n| n.kind == k && !n.join);
-    let wanted = [NamespaceKind::Mount, NamespaceKind::Pid, NamespaceKind::Network, NamespaceKind::Ipc, NamespaceKind::Uts];
-    namespaces.iter().all(|n| !n.join && (wanted.contains(&n.kind) || n.kind == NamespaceKind::Cgroup))
+    let wanted = [
+        NamespaceKind::Mount,
+        NamespaceKind::Pid,
+        NamespaceKind::Network,
+        NamespaceKind::Ipc,
+        NamespaceKind::Uts,
+    ];
+    namespaces
+        .iter()
+        .all(|n| !n.join && (wanted.contains(&n.kind) || n.kind == NamespaceKind::Cgroup))
         && wanted.iter().all(|k| new(*k))
 }
 
 impl NsPool {
     pub fn new(target: usize) -> Result<NsPool, Errno> {
-        Ok(NsPool { sets: Vec::new(), target, own_net: open_ns("net")?, own_ipc: open_ns("ipc")?, own_uts: open_ns("uts")? })
+        Ok(NsPool {
+            sets: Vec::new(),
+            target,
+            own_net: open_ns("net")?,
+            own_ipc: open_ns("ipc")?,
+            own_uts: open_ns("uts")?,
+        })
     }
 
     pub fn take(&mut self) -> Option<NsSet> {
@@ -81,7 +99,11 @@ impl NsPool {
 
     /// Our own namespaces' fds, which the pool steps back into.
     pub fn own_fds(&self) -> [RawFd; 3] {
-        [self.own_net.as_raw_fd(), self.own_ipc.as_raw_fd(), self.own_uts.as_raw_fd()]
+        [
+            self.own_net.as_raw_fd(),
+            self.own_ipc.as_raw_fd(),
+            self.own_uts.as_raw_fd(),
+        ]
     }
 
     /// Every fd the pool holds, which a child closes before doing anything else.
@@ -139,7 +161,10 @@ mod tests {
     #[test]
     fn only_the_default_set_of_new_namespaces_is_eligible() {
         use NamespaceKind::*;
-        let default: Vec<_> = [Pid, Network, Ipc, Uts, Mount].iter().map(|k| ns(*k, false)).collect();
+        let default: Vec<_> = [Pid, Network, Ipc, Uts, Mount]
+            .iter()
+            .map(|k| ns(*k, false))
+            .collect();
         assert!(eligible(&default));
         let mut with_cgroup = default.clone();
         with_cgroup.push(ns(Cgroup, false));

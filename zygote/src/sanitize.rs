@@ -13,13 +13,19 @@ use std::path::Path;
 /// Number of threads of the calling process, from `proc_root`/self/status.
 pub fn thread_count(proc_root: &Path) -> Result<usize, ZygoteError> {
     let status = std::fs::read_to_string(proc_root.join("self/status")).map_err(|e| {
-        ZygoteError::Sanitize { what: "read status", errno: io_errno(&e) }
+        ZygoteError::Sanitize {
+            what: "read status",
+            errno: io_errno(&e),
+        }
     })?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|v| v.trim().parse().ok())
-        .ok_or(ZygoteError::Sanitize { what: "parse status", errno: Errno::EINVAL })
+        .ok_or(ZygoteError::Sanitize {
+            what: "parse status",
+            errno: Errno::EINVAL,
+        })
 }
 
 fn io_errno(e: &std::io::Error) -> Errno {
@@ -67,7 +73,10 @@ fn close_range(first: u32, last: u32) -> Result<(), ZygoteError> {
     // and no Rust object owns any fd inside it (the zygote has just started).
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
     if r < 0 {
-        return Err(ZygoteError::Sanitize { what: "close_range", errno: Errno::last() });
+        return Err(ZygoteError::Sanitize {
+            what: "close_range",
+            errno: Errno::last(),
+        });
     }
     Ok(())
 }

@@ -26,7 +26,11 @@ pub enum LaunchState {
     Released { pid: i32 },
     /// The sync socket closed after release (or, for an exec, after announcing): execve worked.
     Running { pid: i32 },
-    Failed { step: String, errno: i32, message: String },
+    Failed {
+        step: String,
+        errno: i32,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,19 +68,49 @@ impl LaunchState {
         use LaunchEvent as E;
         use LaunchState as S;
         let next = match (&self, &event) {
-            (S::Requested(kind), E::Zygote(Reply::Launched { pid })) => S::Cloned { pid: *pid, kind: *kind },
-            (S::Requested(_), E::Zygote(Reply::Refused { errno, message })) => {
-                S::Failed { step: "zygote".into(), errno: *errno, message: message.clone() }
-            }
-            (S::Cloned { pid, kind }, E::Child(C::Started)) => S::Announced { pid: *pid, kind: *kind },
+            (S::Requested(kind), E::Zygote(Reply::Launched { pid })) => S::Cloned {
+                pid: *pid,
+                kind: *kind,
+            },
+            (S::Requested(_), E::Zygote(Reply::Refused { errno, message })) => S::Failed {
+                step: "zygote".into(),
+                errno: *errno,
+                message: message.clone(),
+            },
+            (S::Cloned { pid, kind }, E::Child(C::Started)) => S::Announced {
+                pid: *pid,
+                kind: *kind,
+            },
             (S::Announced { .. }, E::Child(C::Console)) => self.clone(),
-            (S::Announced { pid, kind: Kind::Container }, E::Child(C::Ready)) => S::Ready { pid: *pid },
-            (S::Announced { pid, kind: Kind::Exec }, E::SyncClosed) => S::Running { pid: *pid },
+            (
+                S::Announced {
+                    pid,
+                    kind: Kind::Container,
+                },
+                E::Child(C::Ready),
+            ) => S::Ready { pid: *pid },
+            (
+                S::Announced {
+                    pid,
+                    kind: Kind::Exec,
+                },
+                E::SyncClosed,
+            ) => S::Running { pid: *pid },
             (
                 S::Cloned { .. } | S::Announced { .. } | S::Released { .. },
-                E::Child(C::Failed { step, errno, message }),
-            ) => S::Failed { step: step.clone(), errno: *errno, message: message.clone() },
-            (S::Cloned { .. } | S::Announced { .. }, E::SyncClosed) => died("before reporting ready"),
+                E::Child(C::Failed {
+                    step,
+                    errno,
+                    message,
+                }),
+            ) => S::Failed {
+                step: step.clone(),
+                errno: *errno,
+                message: message.clone(),
+            },
+            (S::Cloned { .. } | S::Announced { .. }, E::SyncClosed) => {
+                died("before reporting ready")
+            }
             (S::Ready { .. }, E::SyncClosed) => died("while parked"),
             (S::Ready { pid }, E::Release) => S::Released { pid: *pid },
             (S::Released { pid }, E::SyncClosed) => S::Running { pid: *pid },
@@ -102,7 +136,9 @@ mod tests {
     use LaunchState as S;
 
     fn run(kind: Kind, events: Vec<LaunchEvent>) -> Result<LaunchState, SequenceError> {
-        events.into_iter().try_fold(S::Requested(kind), |s, e| s.on(e))
+        events
+            .into_iter()
+            .try_fold(S::Requested(kind), |s, e| s.on(e))
     }
 
     fn launched(pid: i32) -> LaunchEvent {
@@ -111,7 +147,13 @@ mod tests {
 
     #[test]
     fn container_happy_path_reaches_running_with_or_without_console() {
-        let plain = vec![launched(7), E::Child(C::Started), E::Child(C::Ready), E::Release, E::SyncClosed];
+        let plain = vec![
+            launched(7),
+            E::Child(C::Started),
+            E::Child(C::Ready),
+            E::Release,
+            E::SyncClosed,
+        ];
         assert_eq!(run(Kind::Container, plain).unwrap(), S::Running { pid: 7 });
         let tty = vec![
             launched(7),
@@ -128,25 +170,58 @@ mod tests {
     fn exec_runs_on_eof_after_announcing_and_never_parks() {
         let ok = vec![launched(3), E::Child(C::Started), E::SyncClosed];
         assert_eq!(run(Kind::Exec, ok).unwrap(), S::Running { pid: 3 });
-        assert!(run(Kind::Exec, vec![launched(3), E::Child(C::Started), E::Child(C::Ready)]).is_err());
-        assert!(run(Kind::Container, vec![launched(3), E::Child(C::Started), E::SyncClosed])
-            .is_ok_and(|s| matches!(s, S::Failed { .. })));
+        assert!(run(
+            Kind::Exec,
+            vec![launched(3), E::Child(C::Started), E::Child(C::Ready)]
+        )
+        .is_err());
+        assert!(run(
+            Kind::Container,
+            vec![launched(3), E::Child(C::Started), E::SyncClosed]
+        )
+        .is_ok_and(|s| matches!(s, S::Failed { .. })));
     }
 
     #[test]
     fn refusal_and_jail_failure_and_exec_failure_are_failed() {
-        let refused = run(Kind::Container, vec![E::Zygote(Reply::Refused { errno: 22, message: "x".into() })]);
+        let refused = run(
+            Kind::Container,
+            vec![E::Zygote(Reply::Refused {
+                errno: 22,
+                message: "x".into(),
+            })],
+        );
         assert!(matches!(refused.unwrap(), S::Failed { errno: 22, .. }));
-        let jail = C::Failed { step: "mount".into(), errno: 2, message: "m".into() };
-        let failed = run(Kind::Container, vec![launched(1), E::Child(C::Started), E::Child(jail)]);
+        let jail = C::Failed {
+            step: "mount".into(),
+            errno: 2,
+            message: "m".into(),
+        };
+        let failed = run(
+            Kind::Container,
+            vec![launched(1), E::Child(C::Started), E::Child(jail)],
+        );
         assert!(matches!(failed.unwrap(), S::Failed { ref step, .. } if step == "mount"));
-        let exec = C::Failed { step: "exec".into(), errno: 2, message: "e".into() };
+        let exec = C::Failed {
+            step: "exec".into(),
+            errno: 2,
+            message: "e".into(),
+        };
         let s = run(
             Kind::Container,
-            vec![launched(1), E::Child(C::Started), E::Child(C::Ready), E::Release, E::Child(exec.clone())],
+            vec![
+                launched(1),
+                E::Child(C::Started),
+                E::Child(C::Ready),
+                E::Release,
+                E::Child(exec.clone()),
+            ],
         );
         assert!(matches!(s.unwrap(), S::Failed { ref step, .. } if step == "exec"));
-        let s = run(Kind::Exec, vec![launched(1), E::Child(C::Started), E::Child(exec)]);
+        let s = run(
+            Kind::Exec,
+            vec![launched(1), E::Child(C::Started), E::Child(exec)],
+        );
         assert!(matches!(s.unwrap(), S::Failed { ref step, .. } if step == "exec"));
     }
 
@@ -154,7 +229,15 @@ mod tests {
     fn death_before_ready_or_while_parked_is_failed() {
         let s = run(Kind::Container, vec![launched(1), E::SyncClosed]).unwrap();
         assert!(matches!(s, S::Failed { ref message, .. } if message.contains("before")));
-        let s = run(Kind::Container, vec![launched(1), E::Child(C::Started), E::Child(C::Ready), E::SyncClosed]);
+        let s = run(
+            Kind::Container,
+            vec![
+                launched(1),
+                E::Child(C::Started),
+                E::Child(C::Ready),
+                E::SyncClosed,
+            ],
+        );
         assert!(matches!(s.unwrap(), S::Failed { ref message, .. } if message.contains("parked")));
     }
 
@@ -162,14 +245,31 @@ mod tests {
     fn out_of_order_events_are_errors() {
         let k = Kind::Container;
         assert!(run(k, vec![E::Child(C::Ready)]).is_err());
-        assert!(run(k, vec![launched(1), E::Child(C::Ready)]).is_err(), "ready before started");
+        assert!(
+            run(k, vec![launched(1), E::Child(C::Ready)]).is_err(),
+            "ready before started"
+        );
         assert!(run(k, vec![launched(1), E::Release]).is_err());
         assert!(run(k, vec![launched(1), launched(2)]).is_err());
-        assert!(run(k, vec![launched(1), E::Child(C::Started), E::Child(C::Started)]).is_err());
-        let ready_twice = vec![launched(1), E::Child(C::Started), E::Child(C::Ready), E::Child(C::Ready)];
+        assert!(run(
+            k,
+            vec![launched(1), E::Child(C::Started), E::Child(C::Started)]
+        )
+        .is_err());
+        let ready_twice = vec![
+            launched(1),
+            E::Child(C::Started),
+            E::Child(C::Ready),
+            E::Child(C::Ready),
+        ];
         assert!(run(k, ready_twice).is_err());
         assert!(run(k, vec![E::Zygote(Reply::Hello { version: 1 })]).is_err());
-        let console_after_ready = vec![launched(1), E::Child(C::Started), E::Child(C::Ready), E::Child(C::Console)];
+        let console_after_ready = vec![
+            launched(1),
+            E::Child(C::Started),
+            E::Child(C::Ready),
+            E::Child(C::Console),
+        ];
         assert!(run(k, console_after_ready).is_err());
     }
 

@@ -3,13 +3,16 @@
 //! agent closes the channel (so the zygote never outlives the agent).
 
 use crate::child;
-use crate::pool::{self, NsPool};
 use crate::error::ZygoteError;
 use crate::fork::{self, Forked};
+use crate::pool::{self, NsPool};
 use nix::sched::{setns, CloneFlags};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use wire::channel::{self, ChannelError};
-use wire::zygote::{ContainerConfig, ExecConfig, ExecFds, LaunchFds, NamespaceKind, Reply, Request, PROTOCOL_VERSION};
+use wire::zygote::{
+    ContainerConfig, ExecConfig, ExecFds, LaunchFds, NamespaceKind, Reply, Request,
+    PROTOCOL_VERSION,
+};
 
 /// How long the channel must be quiet before the zygote refills its warm pool.
 const REFILL_AFTER_QUIET_MS: u16 = 3;
@@ -30,11 +33,23 @@ impl Server {
             nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
-        .map_err(|errno| ZygoteError::Sanitize { what: "open own pid ns", errno })?;
+        .map_err(|errno| ZygoteError::Sanitize {
+            what: "open own pid ns",
+            errno,
+        })?;
         // SAFETY: open returned a fresh fd that nothing else owns.
         let own_pid_ns = unsafe { std::os::fd::FromRawFd::from_raw_fd(own_pid_ns) };
-        let pool = NsPool::new(opts.warm_pool).map_err(|errno| ZygoteError::Sanitize { what: "open own namespaces", errno })?;
-        let mut server = Server { channel, opts, pool, own_pid_ns, buf: channel::buffer() };
+        let pool = NsPool::new(opts.warm_pool).map_err(|errno| ZygoteError::Sanitize {
+            what: "open own namespaces",
+            errno,
+        })?;
+        let mut server = Server {
+            channel,
+            opts,
+            pool,
+            own_pid_ns,
+            buf: channel::buffer(),
+        };
         server.refill()?;
         Ok(server)
     }
@@ -85,9 +100,10 @@ impl Server {
     }
 
     fn refill_one(&mut self) -> Result<(), ZygoteError> {
-        self.pool
-            .fill_one()
-            .map_err(|errno| ZygoteError::Sanitize { what: "step back into our own namespaces", errno })
+        self.pool.fill_one().map_err(|errno| ZygoteError::Sanitize {
+            what: "step back into our own namespaces",
+            errno,
+        })
     }
 
     /// Fds a child closes first: what the zygote holds for itself and for other launches.
@@ -99,17 +115,27 @@ impl Server {
     }
 
     fn refuse(&self, err: &ZygoteError) -> (Reply, Vec<OwnedFd>) {
-        (Reply::Refused { errno: err.errno(), message: err.to_string() }, Vec::new())
+        (
+            Reply::Refused {
+                errno: err.errno(),
+                message: err.to_string(),
+            },
+            Vec::new(),
+        )
     }
 
     fn handle(&mut self, req: Request, fds: Vec<OwnedFd>) -> (Reply, Vec<OwnedFd>) {
         match req {
-            Request::Hello { version } if version == PROTOCOL_VERSION => {
-                (Reply::Hello { version: PROTOCOL_VERSION }, Vec::new())
-            }
-            Request::Hello { version } => {
-                self.refuse(&ZygoteError::Version { got: version, want: PROTOCOL_VERSION })
-            }
+            Request::Hello { version } if version == PROTOCOL_VERSION => (
+                Reply::Hello {
+                    version: PROTOCOL_VERSION,
+                },
+                Vec::new(),
+            ),
+            Request::Hello { version } => self.refuse(&ZygoteError::Version {
+                got: version,
+                want: PROTOCOL_VERSION,
+            }),
             Request::Launch(cfg) => match self.launch(&cfg, fds) {
                 Ok((pid, pidfd)) => (Reply::Launched { pid }, vec![pidfd]),
                 Err(e) => self.refuse(&e),
@@ -122,26 +148,49 @@ impl Server {
     }
 
     /// Clones the child; our copies of `fds` are closed when this returns, on every path.
-    fn launch(&mut self, cfg: &ContainerConfig, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), ZygoteError> {
-        let joined: Vec<NamespaceKind> =
-            cfg.namespaces.iter().filter(|n| n.join).map(|n| n.kind).collect();
+    fn launch(
+        &mut self,
+        cfg: &ContainerConfig,
+        fds: Vec<OwnedFd>,
+    ) -> Result<(i32, OwnedFd), ZygoteError> {
+        let joined: Vec<NamespaceKind> = cfg
+            .namespaces
+            .iter()
+            .filter(|n| n.join)
+            .map(|n| n.kind)
+            .collect();
         let expected = LaunchFds::FIXED + joined.len();
         if fds.len() != expected {
-            return Err(ZygoteError::FdCount { expected, got: fds.len() });
+            return Err(ZygoteError::FdCount {
+                expected,
+                got: fds.len(),
+            });
         }
-        let pooled = if pool::eligible(&cfg.namespaces) { self.pool.take() } else { None };
+        let pooled = if pool::eligible(&cfg.namespaces) {
+            self.pool.take()
+        } else {
+            None
+        };
         let (pid_ns_fd, flags) = match &pooled {
             // Only the mount and pid namespaces are new at clone time; the rest are pooled.
             Some(_) => (None, pool::CLONE_FLAGS),
             None => {
                 let pid_ns = joined.iter().position(|k| *k == NamespaceKind::Pid);
-                (pid_ns.map(|i| fds[LaunchFds::FIXED + i].as_fd()), fork::namespace_flags(&cfg.namespaces))
+                (
+                    pid_ns.map(|i| fds[LaunchFds::FIXED + i].as_fd()),
+                    fork::namespace_flags(&cfg.namespaces),
+                )
             }
         };
         let closes = self.child_closes();
         match self.clone_in_pid_ns(pid_ns_fd, flags)? {
             Forked::Child => {
-                let launch = child::Launch { cfg, joined: &joined, pooled: pooled.as_ref(), closes: &closes };
+                let launch = child::Launch {
+                    cfg,
+                    joined: &joined,
+                    pooled: pooled.as_ref(),
+                    closes: &closes,
+                };
                 child::run(launch, fds, self.channel.as_fd())
             }
             // Our copies of the pooled set are closed here: the child holds them now.
@@ -152,7 +201,11 @@ impl Server {
     /// Clones a child with `ns_flags`, in the pid namespace of `pid_ns` when given (a namespace
     /// fd or a pidfd: only our pid_for_children changes, and it is put back before anything
     /// else is cloned). In the child this returns `Forked::Child` at once.
-    fn clone_in_pid_ns(&self, pid_ns: Option<BorrowedFd<'_>>, ns_flags: u64) -> Result<Forked, ZygoteError> {
+    fn clone_in_pid_ns(
+        &self,
+        pid_ns: Option<BorrowedFd<'_>>,
+        ns_flags: u64,
+    ) -> Result<Forked, ZygoteError> {
         if let Some(fd) = pid_ns {
             setns(fd, CloneFlags::CLONE_NEWPID).map_err(ZygoteError::JoinPidNs)?;
         }
@@ -161,7 +214,8 @@ impl Server {
             return Ok(Forked::Child);
         }
         if pid_ns.is_some() {
-            setns(self.own_pid_ns.as_fd(), CloneFlags::CLONE_NEWPID).map_err(ZygoteError::JoinPidNs)?;
+            setns(self.own_pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
+                .map_err(ZygoteError::JoinPidNs)?;
         }
         let forked = cloned.map_err(ZygoteError::Clone)?;
         if let Some(pause) = self.opts.pause_after_clone {
@@ -174,7 +228,10 @@ impl Server {
     /// an exec; our copies of `fds` are closed when this returns, on every path.
     fn exec(&self, cfg: &ExecConfig, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), ZygoteError> {
         if fds.len() != ExecFds::COUNT {
-            return Err(ZygoteError::FdCount { expected: ExecFds::COUNT, got: fds.len() });
+            return Err(ZygoteError::FdCount {
+                expected: ExecFds::COUNT,
+                got: fds.len(),
+            });
         }
         let join_pid = cfg.namespaces.contains(&NamespaceKind::Pid);
         let pid_ns_fd = join_pid.then(|| fds[ExecFds::INIT_PIDFD].as_fd());

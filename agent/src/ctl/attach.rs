@@ -14,7 +14,9 @@ impl RawMode {
     pub fn enter() -> RawMode {
         use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
         let stdin = std::io::stdin();
-        let Ok(saved) = tcgetattr(stdin.as_fd()) else { return RawMode(None) };
+        let Ok(saved) = tcgetattr(stdin.as_fd()) else {
+            return RawMode(None);
+        };
         let mut raw = saved.clone();
         cfmakeraw(&mut raw);
         if tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).is_err() {
@@ -27,7 +29,11 @@ impl RawMode {
 impl Drop for RawMode {
     fn drop(&mut self) {
         if let Some(saved) = &self.0 {
-            let _ = nix::sys::termios::tcsetattr(std::io::stdin().as_fd(), nix::sys::termios::SetArg::TCSANOW, saved);
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin().as_fd(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
         }
     }
 }
@@ -38,7 +44,12 @@ pub fn stdin_is_tty() -> bool {
 
 /// The local terminal's size (rows, columns), if stdout or stdin is a terminal.
 pub fn local_size() -> Option<(u16, u16)> {
-    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     for fd in [1, 0] {
         // SAFETY: TIOCGWINSZ writes one winsize into `ws`, which lives for the call.
         if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0 {
@@ -65,13 +76,20 @@ pub async fn attach(c: &Clients, id: &str, exec_id: &str, tty: bool) -> anyhow::
         if !tty {
             return;
         }
-        let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else { return };
+        let Ok(mut sig) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        else {
+            return;
+        };
         while sig.recv().await.is_some() {
             resize(c, id, exec_id).await;
         }
     };
     let output = async {
-        let (o, e) = tokio::join!(copy_stream(c, id, exec_id, false), copy_stream(c, id, exec_id, true));
+        let (o, e) = tokio::join!(
+            copy_stream(c, id, exec_id, false),
+            copy_stream(c, id, exec_id, true)
+        );
         o.and(e)
     };
     tokio::select! {

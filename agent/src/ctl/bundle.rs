@@ -5,7 +5,12 @@
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 
-const CANDIDATES: &[&str] = &["/bin/busybox", "/usr/bin/busybox", "/usr/sbin/busybox", "/sbin/busybox"];
+const CANDIDATES: &[&str] = &[
+    "/bin/busybox",
+    "/usr/bin/busybox",
+    "/usr/sbin/busybox",
+    "/sbin/busybox",
+];
 
 /// The first static busybox found on the host.
 pub fn find_static_busybox() -> anyhow::Result<PathBuf> {
@@ -29,7 +34,9 @@ fn is_static_elf(path: &Path) -> anyhow::Result<bool> {
     let (phentsize, phnum) = (u16_at(54), u16_at(56));
     for i in 0..phnum {
         let off = phoff + i * phentsize;
-        let Some(head) = data.get(off..off + 4) else { return Ok(false) };
+        let Some(head) = data.get(off..off + 4) else {
+            return Ok(false);
+        };
         if u32::from_le_bytes(head.try_into()?) == 3 {
             return Ok(false); // PT_INTERP
         }
@@ -43,28 +50,42 @@ pub fn make_bundle(dir: &Path) -> anyhow::Result<()> {
     if rootfs.exists() {
         bail!("{} already exists", rootfs.display());
     }
-    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root"] {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root",
+    ] {
         std::fs::create_dir_all(rootfs.join(d))?;
     }
     std::fs::copy(&busybox, rootfs.join("bin/busybox")).context("copying busybox")?;
     for applet in applets(&busybox)? {
         link_applet(&rootfs, &applet)?;
     }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")?;
-    std::fs::write(rootfs.join("etc/group"), "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n")?;
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
+    std::fs::write(
+        rootfs.join("etc/group"),
+        "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
+    )?;
     std::fs::write(rootfs.join("etc/hostname"), "zagent\n")?;
     let spec = crate::spec::default_spec()?;
-    spec.save(dir.join("config.json")).context("writing config.json")?;
+    spec.save(dir.join("config.json"))
+        .context("writing config.json")?;
     Ok(())
 }
 
 /// Applet paths relative to the root, e.g. "bin/sh", "usr/bin/env".
 fn applets(busybox: &Path) -> anyhow::Result<Vec<String>> {
-    let out = std::process::Command::new(busybox).arg("--list-full").output()?;
+    let out = std::process::Command::new(busybox)
+        .arg("--list-full")
+        .output()?;
     if !out.status.success() {
         bail!("{} --list-full failed", busybox.display());
     }
-    Ok(String::from_utf8(out.stdout)?.lines().map(|l| l.trim_start_matches('/').to_string()).collect())
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .map(|l| l.trim_start_matches('/').to_string())
+        .collect())
 }
 
 fn link_applet(rootfs: &Path, applet: &str) -> anyhow::Result<()> {
@@ -78,7 +99,8 @@ fn link_applet(rootfs: &Path, applet: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     if link.symlink_metadata().is_err() {
-        std::os::unix::fs::symlink(target, &link).with_context(|| format!("linking {}", link.display()))?;
+        std::os::unix::fs::symlink(target, &link)
+            .with_context(|| format!("linking {}", link.display()))?;
     }
     Ok(())
 }

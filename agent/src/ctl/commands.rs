@@ -37,9 +37,23 @@ pub async fn dispatch(addr: &str, cmd: Cmd) -> anyhow::Result<u8> {
         }
         Cmd::Rm { id, force } => rm(&c, &id, force).await.map(|_| 0),
         Cmd::Ps => ps(&c).await.map(|_| 0),
-        Cmd::Run { bundle, id, tty, args } => run(&c, &bundle, id, tty, args).await,
-        Cmd::Exec { id, exec_id, tty, user, env, cwd, cmd } => {
-            let exec_id = exec_id.unwrap_or_else(|| format!("exec-{}-{}", std::process::id(), nanos()));
+        Cmd::Run {
+            bundle,
+            id,
+            tty,
+            args,
+        } => run(&c, &bundle, id, tty, args).await,
+        Cmd::Exec {
+            id,
+            exec_id,
+            tty,
+            user,
+            env,
+            cwd,
+            cmd,
+        } => {
+            let exec_id =
+                exec_id.unwrap_or_else(|| format!("exec-{}-{}", std::process::id(), nanos()));
             let process = exec_process(cmd, tty, user.as_deref(), env, cwd)?;
             exec(&c, &id, &exec_id, &process, tty).await
         }
@@ -53,14 +67,23 @@ fn status_byte(status: i32) -> u8 {
 
 async fn check(c: &Clients) -> anyhow::Result<u8> {
     let h = named("Check", c.health.check(ctx(), &Default::default()).await)?;
-    let v = named("Version", c.health.version(ctx(), &Default::default()).await)?;
-    println!("status: {:?}\nagent_version: {}\ngrpc_version: {}", h.status.enum_value_or_default(), v.agent_version, v.grpc_version);
+    let v = named(
+        "Version",
+        c.health.version(ctx(), &Default::default()).await,
+    )?;
+    println!(
+        "status: {:?}\nagent_version: {}\ngrpc_version: {}",
+        h.status.enum_value_or_default(),
+        v.agent_version,
+        v.grpc_version
+    );
     Ok(0)
 }
 
 /// Reads the bundle's spec with root.path made absolute and, if given, args replaced.
 fn load_spec(bundle: &Path, args: Option<Vec<String>>) -> anyhow::Result<oci_spec::runtime::Spec> {
-    let bundle = std::fs::canonicalize(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
+    let bundle =
+        std::fs::canonicalize(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
     let mut spec = oci_spec::runtime::Spec::load(bundle.join("config.json"))
         .with_context(|| format!("reading {}/config.json", bundle.display()))?;
     if let Some(mut root) = spec.root().clone() {
@@ -76,7 +99,12 @@ fn load_spec(bundle: &Path, args: Option<Vec<String>>) -> anyhow::Result<oci_spe
     Ok(spec)
 }
 
-async fn create(c: &Clients, id: &str, bundle: &Path, args: Option<Vec<String>>) -> anyhow::Result<()> {
+async fn create(
+    c: &Clients,
+    id: &str,
+    bundle: &Path,
+    args: Option<Vec<String>>,
+) -> anyhow::Result<()> {
     create_spec(c, id, &load_spec(bundle, args)?).await
 }
 
@@ -85,7 +113,10 @@ async fn create_spec(c: &Clients, id: &str, spec: &oci_spec::runtime::Spec) -> a
     req.container_id = id.into();
     req.exec_id = id.into();
     req.OCI = protobuf::MessageField::some(wire::oci::spec_to_grpc(spec));
-    named("CreateContainer", c.agent.create_container(ctx(), &req).await)?;
+    named(
+        "CreateContainer",
+        c.agent.create_container(ctx(), &req).await,
+    )?;
     Ok(())
 }
 
@@ -101,8 +132,14 @@ fn parse_signal(s: &str) -> anyhow::Result<u32> {
         return Ok(n);
     }
     let name = s.to_ascii_uppercase();
-    let name = if name.starts_with("SIG") { name } else { format!("SIG{name}") };
-    let sig: nix::sys::signal::Signal = name.parse().with_context(|| format!("unknown signal {s:?}"))?;
+    let name = if name.starts_with("SIG") {
+        name
+    } else {
+        format!("SIG{name}")
+    };
+    let sig: nix::sys::signal::Signal = name
+        .parse()
+        .with_context(|| format!("unknown signal {s:?}"))?;
     Ok(sig as u32)
 }
 
@@ -122,7 +159,10 @@ async fn wait(c: &Clients, id: &str) -> anyhow::Result<i32> {
 
 async fn rm(c: &Clients, id: &str, force: bool) -> anyhow::Result<()> {
     if !force {
-        let list = named("ListContainers", c.admin.list_containers(ctx(), &Default::default()).await)?;
+        let list = named(
+            "ListContainers",
+            c.admin.list_containers(ctx(), &Default::default()).await,
+        )?;
         if let Some(info) = list.containers.iter().find(|i| i.id == id) {
             if info.state == "running" {
                 bail!("container {id} is running: stop it first or use --force");
@@ -131,21 +171,37 @@ async fn rm(c: &Clients, id: &str, force: bool) -> anyhow::Result<()> {
     }
     let mut req = agent::RemoveContainerRequest::new();
     req.container_id = id.into();
-    named("RemoveContainer", c.agent.remove_container(ctx(), &req).await)?;
+    named(
+        "RemoveContainer",
+        c.agent.remove_container(ctx(), &req).await,
+    )?;
     Ok(())
 }
 
 async fn ps(c: &Clients) -> anyhow::Result<()> {
-    let list = named("ListContainers", c.admin.list_containers(ctx(), &Default::default()).await)?;
+    let list = named(
+        "ListContainers",
+        c.admin.list_containers(ctx(), &Default::default()).await,
+    )?;
     println!("{:<32} {:>8} {:<8} EXIT", "ID", "PID", "STATE");
     for i in &list.containers {
-        let exit = if i.has_exit_status { i.exit_status.to_string() } else { String::new() };
+        let exit = if i.has_exit_status {
+            i.exit_status.to_string()
+        } else {
+            String::new()
+        };
         println!("{:<32} {:>8} {:<8} {}", i.id, i.pid, i.state, exit);
     }
     Ok(())
 }
 
-async fn run(c: &Clients, bundle: &Path, id: Option<String>, tty: bool, args: Vec<String>) -> anyhow::Result<u8> {
+async fn run(
+    c: &Clients,
+    bundle: &Path,
+    id: Option<String>,
+    tty: bool,
+    args: Vec<String>,
+) -> anyhow::Result<u8> {
     let id = id.unwrap_or_else(|| format!("run-{}-{}", std::process::id(), nanos()));
     let args = if args.is_empty() { None } else { Some(args) };
     let mut spec = load_spec(bundle, args)?;
@@ -169,7 +225,11 @@ async fn run(c: &Clients, bundle: &Path, id: Option<String>, tty: bool, args: Ve
 }
 
 fn console_box(rows: u16, cols: u16) -> Option<oci_spec::runtime::Box> {
-    oci_spec::runtime::BoxBuilder::default().height(u64::from(rows)).width(u64::from(cols)).build().ok()
+    oci_spec::runtime::BoxBuilder::default()
+        .height(u64::from(rows))
+        .width(u64::from(cols))
+        .build()
+        .ok()
 }
 
 /// The process an `exec` runs: the default spec's process (runc's default capabilities,
@@ -181,7 +241,10 @@ fn exec_process(
     env: Vec<String>,
     cwd: Option<String>,
 ) -> anyhow::Result<oci_spec::runtime::Process> {
-    let mut p = crate::spec::default_spec()?.process().clone().context("default process")?;
+    let mut p = crate::spec::default_spec()?
+        .process()
+        .clone()
+        .context("default process")?;
     p.set_args(Some(cmd));
     p.set_terminal(Some(tty));
     if tty {
@@ -203,7 +266,13 @@ fn exec_process(
     Ok(p)
 }
 
-async fn exec(c: &Clients, id: &str, exec_id: &str, process: &oci_spec::runtime::Process, tty: bool) -> anyhow::Result<u8> {
+async fn exec(
+    c: &Clients,
+    id: &str,
+    exec_id: &str,
+    process: &oci_spec::runtime::Process,
+    tty: bool,
+) -> anyhow::Result<u8> {
     let mut req = agent::ExecProcessRequest::new();
     req.container_id = id.into();
     req.exec_id = exec_id.into();
@@ -218,5 +287,8 @@ async fn exec(c: &Clients, id: &str, exec_id: &str, process: &oci_spec::runtime:
 }
 
 fn nanos() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
 }

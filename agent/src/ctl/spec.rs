@@ -2,14 +2,19 @@
 //! namespaces, mounts, masked and read-only paths, and runc's default capabilities.
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxResourcesBuilder,
-    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, MountBuilder,
+    PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
     UserBuilder,
 };
 use std::collections::HashSet;
 
-fn mount(dest: &str, typ: &str, src: &str, opts: &[&str]) -> anyhow::Result<oci_spec::runtime::Mount> {
+fn mount(
+    dest: &str,
+    typ: &str,
+    src: &str,
+    opts: &[&str],
+) -> anyhow::Result<oci_spec::runtime::Mount> {
     Ok(MountBuilder::default()
         .destination(dest)
         .typ(typ)
@@ -23,13 +28,21 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 pub fn default_spec() -> anyhow::Result<Spec> {
-    let caps: HashSet<Capability> =
-        [Capability::AuditWrite, Capability::Kill, Capability::NetBindService].into_iter().collect();
+    let caps: HashSet<Capability> = [
+        Capability::AuditWrite,
+        Capability::Kill,
+        Capability::NetBindService,
+    ]
+    .into_iter()
+    .collect();
     let process = ProcessBuilder::default()
         .terminal(false)
         .user(UserBuilder::default().uid(0u32).gid(0u32).build()?)
         .args(strings(&["sh"]))
-        .env(strings(&["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"]))
+        .env(strings(&[
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "TERM=xterm",
+        ]))
         .cwd("/")
         .capabilities(
             LinuxCapabilitiesBuilder::default()
@@ -49,11 +62,43 @@ pub fn default_spec() -> anyhow::Result<Spec> {
         .build()?;
     let mounts = vec![
         mount("/proc", "proc", "proc", &[])?,
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
-        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"])?,
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"])?,
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
     ];
     let namespaces = [
         LinuxNamespaceType::Pid,
@@ -67,19 +112,45 @@ pub fn default_spec() -> anyhow::Result<Spec> {
     .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
     .collect::<Result<Vec<_>, _>>()?;
     // Like `runc spec`: every device denied but what the runtime always allows.
-    let deny_all = LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?;
+    let deny_all = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()?;
     let linux = LinuxBuilder::default()
-        .resources(LinuxResourcesBuilder::default().devices(vec![deny_all]).build()?)
+        .resources(
+            LinuxResourcesBuilder::default()
+                .devices(vec![deny_all])
+                .build()?,
+        )
         .namespaces(namespaces)
         .masked_paths(strings(&[
-            "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+            "/proc/acpi",
+            "/proc/asound",
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/latency_stats",
+            "/proc/timer_list",
+            "/proc/timer_stats",
+            "/proc/sched_debug",
+            "/sys/firmware",
+            "/proc/scsi",
         ]))
-        .readonly_paths(strings(&["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]))
+        .readonly_paths(strings(&[
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sys",
+            "/proc/sysrq-trigger",
+        ]))
         .build()?;
     Ok(SpecBuilder::default()
         .version("1.0.2")
-        .root(RootBuilder::default().path("rootfs").readonly(true).build()?)
+        .root(
+            RootBuilder::default()
+                .path("rootfs")
+                .readonly(true)
+                .build()?,
+        )
         .hostname("zagent")
         .process(process)
         .mounts(mounts)

@@ -15,7 +15,11 @@ pub struct Channel(AsyncFd<OwnedFd>);
 /// Execs `exe` (our sealed copy) as `zagent <role>`. The channel becomes the helper's stdin:
 /// inherited without touching CLOEXEC flags that a concurrent spawn could race with, and
 /// without an fd number in the environment.
-pub fn spawn(exe: &OwnedFd, role: &str, args: &[String]) -> Result<(tokio::process::Child, Channel), LaunchError> {
+pub fn spawn(
+    exe: &OwnedFd,
+    role: &str,
+    args: &[String],
+) -> Result<(tokio::process::Child, Channel), LaunchError> {
     let (ours, theirs) = channel::pair()?;
     let child = tokio::process::Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()))
         .arg0("zagent")
@@ -47,19 +51,27 @@ impl Channel {
         let mut fds = [PollFd::new(self.0.get_ref().as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::ZERO) {
             Ok(0) => true,
-            Ok(_) => !fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+            Ok(_) => !fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
             Err(_) => false,
         }
     }
 
     /// Sends one request and waits for its reply.
-    pub async fn roundtrip(&self, req: &Request, fds: &[BorrowedFd<'_>]) -> Result<(Reply, Vec<OwnedFd>), LaunchError> {
+    pub async fn roundtrip(
+        &self,
+        req: &Request,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<(Reply, Vec<OwnedFd>), LaunchError> {
         let frame = wire::codec::encode(req).map_err(ChannelError::from)?;
         loop {
             let mut guard = self.0.writable().await.map_err(io_err)?;
             match channel::send_frame(self.0.get_ref().as_fd(), &frame, fds) {
                 Err(e) if e.is_would_block() => guard.clear_ready(),
-                Err(ChannelError::Io(nix::errno::Errno::EPIPE)) => return Err(LaunchError::ZygoteDied),
+                Err(ChannelError::Io(nix::errno::Errno::EPIPE)) => {
+                    return Err(LaunchError::ZygoteDied)
+                }
                 other => break other?,
             }
         }
@@ -68,7 +80,8 @@ impl Channel {
             let mut guard = self.0.readable().await.map_err(io_err)?;
             match channel::recv::<Reply>(self.0.get_ref().as_fd(), &mut buf, None) {
                 Err(e) if e.is_would_block() => guard.clear_ready(),
-                Err(ChannelError::Closed) | Err(ChannelError::Io(nix::errno::Errno::ECONNRESET)) => {
+                Err(ChannelError::Closed)
+                | Err(ChannelError::Io(nix::errno::Errno::ECONNRESET)) => {
                     return Err(LaunchError::ZygoteDied)
                 }
                 other => return Ok(other?),
@@ -86,7 +99,9 @@ impl Channel {
             req.exec_fifo.as_fd(),
         ];
         fds.extend(req.join_ns.iter().map(|f| f.as_fd()));
-        let reply = self.roundtrip(&Request::Launch(Box::new(req.config.clone())), &fds).await?;
+        let reply = self
+            .roundtrip(&Request::Launch(Box::new(req.config.clone())), &fds)
+            .await?;
         launched(reply)
     }
 
@@ -99,25 +114,36 @@ impl Channel {
             req.sync.as_fd(),
             req.init_pidfd.as_fd(),
         ];
-        launched(self.roundtrip(&Request::Exec(Box::new(req.config.clone())), &fds).await?)
+        launched(
+            self.roundtrip(&Request::Exec(Box::new(req.config.clone())), &fds)
+                .await?,
+        )
     }
 }
 
 fn launched((reply, mut got): (Reply, Vec<OwnedFd>)) -> Result<Launched, LaunchError> {
     {
         match reply {
-            Reply::Launched { pid } if got.len() == 1 => Ok(Launched { pid, pidfd: got.pop().expect("one fd") }),
+            Reply::Launched { pid } if got.len() == 1 => Ok(Launched {
+                pid,
+                pidfd: got.pop().expect("one fd"),
+            }),
             Reply::Refused { errno, message } => Err(LaunchError::Refused {
                 errno,
                 errno_name: nix::errno::Errno::from_raw(errno).to_string(),
                 message,
             }),
-            other => Err(LaunchError::Protocol(format!("{other:?} with {} fds", got.len()))),
+            other => Err(LaunchError::Protocol(format!(
+                "{other:?} with {} fds",
+                got.len()
+            ))),
         }
     }
 }
 
 fn io_err(e: impl Into<std::io::Error>) -> LaunchError {
     let e: std::io::Error = e.into();
-    LaunchError::Channel(ChannelError::Io(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
+    LaunchError::Channel(ChannelError::Io(nix::errno::Errno::from_raw(
+        e.raw_os_error().unwrap_or(libc::EIO),
+    )))
 }

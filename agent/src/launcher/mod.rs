@@ -45,7 +45,11 @@ pub enum LaunchError {
     #[error("the zygote died during the launch")]
     ZygoteDied,
     #[error("zygote refused the launch ({errno_name}): {message}")]
-    Refused { errno: i32, errno_name: String, message: String },
+    Refused {
+        errno: i32,
+        errno_name: String,
+        message: String,
+    },
     #[error("unexpected zygote reply: {0}")]
     Protocol(String),
 }

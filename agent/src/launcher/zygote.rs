@@ -25,8 +25,16 @@ pub struct ZygoteLauncher {
 
 impl ZygoteLauncher {
     /// Starts the first zygote from the sealed copy of our binary.
-    pub async fn start(exe: Arc<OwnedFd>, args: Vec<String>) -> Result<Arc<ZygoteLauncher>, LaunchError> {
-        let launcher = Arc::new(ZygoteLauncher { exe, args, conn: Mutex::new(None), generations: 0.into() });
+    pub async fn start(
+        exe: Arc<OwnedFd>,
+        args: Vec<String>,
+    ) -> Result<Arc<ZygoteLauncher>, LaunchError> {
+        let launcher = Arc::new(ZygoteLauncher {
+            exe,
+            args,
+            conn: Mutex::new(None),
+            generations: 0.into(),
+        });
         let mut conn = launcher.conn.lock().await;
         *conn = Some(launcher.spawn().await?);
         drop(conn);
@@ -36,14 +44,28 @@ impl ZygoteLauncher {
     async fn spawn(self: &Arc<ZygoteLauncher>) -> Result<Conn, LaunchError> {
         let (child, channel) = helper::spawn(&self.exe, "zygote", &self.args)?;
         let pid = child.id();
-        let generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        match channel.roundtrip(&Request::Hello { version: PROTOCOL_VERSION }, &[]).await? {
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        match channel
+            .roundtrip(
+                &Request::Hello {
+                    version: PROTOCOL_VERSION,
+                },
+                &[],
+            )
+            .await?
+        {
             (Reply::Hello { version }, _) if version == PROTOCOL_VERSION => {}
             (other, _) => return Err(LaunchError::Protocol(format!("{other:?}"))),
         }
         tokio::spawn(watch(Arc::downgrade(self), child, generation));
         tracing::info!(pid, generation, "zygote started");
-        Ok(Conn { channel, generation })
+        Ok(Conn {
+            channel,
+            generation,
+        })
     }
 }
 
@@ -56,7 +78,9 @@ fn watch(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(async move {
         let status = child.wait().await;
-        let Some(launcher) = launcher.upgrade() else { return };
+        let Some(launcher) = launcher.upgrade() else {
+            return;
+        };
         let mut slot = launcher.conn.lock().await;
         if slot.as_ref().is_some_and(|c| c.generation != generation) {
             return; // a successor is already serving
@@ -98,7 +122,10 @@ impl Launcher for Arc<ZygoteLauncher> {
 impl ZygoteLauncher {
     /// The live zygote. One that died while idle is replaced before the request is sent:
     /// nothing reached it, so this is the one case that is safe to retry.
-    async fn ready<'a>(self: &Arc<Self>, slot: &'a mut Option<Conn>) -> Result<&'a Conn, LaunchError> {
+    async fn ready<'a>(
+        self: &Arc<Self>,
+        slot: &'a mut Option<Conn>,
+    ) -> Result<&'a Conn, LaunchError> {
         if !slot.as_ref().is_some_and(|c| c.channel.alive()) {
             *slot = Some(self.spawn().await?);
         }

@@ -9,7 +9,11 @@ pub struct AdminService(pub Arc<Agent>);
 
 #[async_trait::async_trait]
 impl wire::zagent_ttrpc::Admin for AdminService {
-    async fn list_containers(&self, _: &TtrpcContext, _: ListContainersRequest) -> ttrpc::Result<ListContainersResponse> {
+    async fn list_containers(
+        &self,
+        _: &TtrpcContext,
+        _: ListContainersRequest,
+    ) -> ttrpc::Result<ListContainersResponse> {
         let mut resp = ListContainersResponse::new();
         for (id, entry) in self.0.registry.all() {
             let c = entry.lock().await;

@@ -1,7 +1,9 @@
 //! grpc.Health: Check answers SERVING while the agent's server runs; Version reports ours.
 
 use ttrpc::r#async::TtrpcContext;
-use wire::health::{health_check_response::ServingStatus, CheckRequest, HealthCheckResponse, VersionCheckResponse};
+use wire::health::{
+    health_check_response::ServingStatus, CheckRequest, HealthCheckResponse, VersionCheckResponse,
+};
 
 pub struct HealthService;
 
@@ -16,7 +18,11 @@ impl wire::health_ttrpc::Health for HealthService {
         Ok(r)
     }
 
-    async fn version(&self, _: &TtrpcContext, _: CheckRequest) -> ttrpc::Result<VersionCheckResponse> {
+    async fn version(
+        &self,
+        _: &TtrpcContext,
+        _: CheckRequest,
+    ) -> ttrpc::Result<VersionCheckResponse> {
         let mut r = VersionCheckResponse::new();
         r.grpc_version = GRPC_VERSION.into();
         r.agent_version = env!("CARGO_PKG_VERSION").into();

@@ -43,7 +43,10 @@ pub struct AgentRpc {
 
 impl AgentRpc {
     pub fn new(agent: Arc<Agent>) -> AgentRpc {
-        AgentRpc { agent, sandbox: Mutex::new(None) }
+        AgentRpc {
+            agent,
+            sandbox: Mutex::new(None),
+        }
     }
 }
 
@@ -56,27 +59,50 @@ pub(crate) fn reply<T>(rpc: &str, id: &str, r: Result<T, AgentError>) -> ttrpc::
 }
 
 fn spec_of(req: &agent::CreateContainerRequest) -> Result<oci_spec::runtime::Spec, AgentError> {
-    let spec = req.OCI.as_ref().ok_or_else(|| AgentError::InvalidArgument("no OCI spec".into()))?;
+    let spec = req
+        .OCI
+        .as_ref()
+        .ok_or_else(|| AgentError::InvalidArgument("no OCI spec".into()))?;
     wire::oci::spec_from_grpc(spec).map_err(|e| AgentError::InvalidArgument(e.to_string()))
 }
 
 #[async_trait::async_trait]
 impl wire::agent_ttrpc::AgentService for AgentRpc {
-    async fn create_container(&self, _: &TtrpcContext, req: agent::CreateContainerRequest) -> ttrpc::Result<Empty> {
+    async fn create_container(
+        &self,
+        _: &TtrpcContext,
+        req: agent::CreateContainerRequest,
+    ) -> ttrpc::Result<Empty> {
         tracing::debug!(id = req.container_id, "CreateContainer");
         let r = match spec_of(&req) {
-            Ok(spec) => self.agent.create(req.container_id.clone(), req.exec_id.clone(), spec).await,
+            Ok(spec) => {
+                self.agent
+                    .create(req.container_id.clone(), req.exec_id.clone(), spec)
+                    .await
+            }
             Err(e) => Err(e),
         };
-        reply("CreateContainer", &req.container_id, r.map(|_| Empty::new()))
+        reply(
+            "CreateContainer",
+            &req.container_id,
+            r.map(|_| Empty::new()),
+        )
     }
 
-    async fn start_container(&self, _: &TtrpcContext, req: agent::StartContainerRequest) -> ttrpc::Result<Empty> {
+    async fn start_container(
+        &self,
+        _: &TtrpcContext,
+        req: agent::StartContainerRequest,
+    ) -> ttrpc::Result<Empty> {
         let r = self.agent.start(&req.container_id).await;
         reply("StartContainer", &req.container_id, r.map(|_| Empty::new()))
     }
 
-    async fn exec_process(&self, _: &TtrpcContext, req: agent::ExecProcessRequest) -> ttrpc::Result<Empty> {
+    async fn exec_process(
+        &self,
+        _: &TtrpcContext,
+        req: agent::ExecProcessRequest,
+    ) -> ttrpc::Result<Empty> {
         let r = match req.process.as_ref() {
             None => Err(AgentError::InvalidArgument("no process".into())),
             Some(p) => match wire::oci::process_from_grpc(p) {
@@ -87,53 +113,110 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
         reply("ExecProcess", &req.container_id, r.map(|_| Empty::new()))
     }
 
-    async fn tty_win_resize(&self, _: &TtrpcContext, req: agent::TtyWinResizeRequest) -> ttrpc::Result<Empty> {
+    async fn tty_win_resize(
+        &self,
+        _: &TtrpcContext,
+        req: agent::TtyWinResizeRequest,
+    ) -> ttrpc::Result<Empty> {
         let r = stdio::resize(&self.agent, &req).await;
         reply("TtyWinResize", &req.container_id, r.map(|_| Empty::new()))
     }
 
-    async fn signal_process(&self, _: &TtrpcContext, req: agent::SignalProcessRequest) -> ttrpc::Result<Empty> {
-        let r = self.agent.signal(&req.container_id, &req.exec_id, req.signal).await;
+    async fn signal_process(
+        &self,
+        _: &TtrpcContext,
+        req: agent::SignalProcessRequest,
+    ) -> ttrpc::Result<Empty> {
+        let r = self
+            .agent
+            .signal(&req.container_id, &req.exec_id, req.signal)
+            .await;
         reply("SignalProcess", &req.container_id, r.map(|_| Empty::new()))
     }
 
-    async fn wait_process(&self, _: &TtrpcContext, req: agent::WaitProcessRequest) -> ttrpc::Result<agent::WaitProcessResponse> {
+    async fn wait_process(
+        &self,
+        _: &TtrpcContext,
+        req: agent::WaitProcessRequest,
+    ) -> ttrpc::Result<agent::WaitProcessResponse> {
         let r = self.agent.wait(&req.container_id, &req.exec_id).await;
-        let r = r.map(|status| agent::WaitProcessResponse { status, ..Default::default() });
+        let r = r.map(|status| agent::WaitProcessResponse {
+            status,
+            ..Default::default()
+        });
         reply("WaitProcess", &req.container_id, r)
     }
 
-    async fn remove_container(&self, _: &TtrpcContext, req: agent::RemoveContainerRequest) -> ttrpc::Result<Empty> {
+    async fn remove_container(
+        &self,
+        _: &TtrpcContext,
+        req: agent::RemoveContainerRequest,
+    ) -> ttrpc::Result<Empty> {
         let r = self.agent.remove(&req.container_id).await;
-        reply("RemoveContainer", &req.container_id, r.map(|_| Empty::new()))
+        reply(
+            "RemoveContainer",
+            &req.container_id,
+            r.map(|_| Empty::new()),
+        )
     }
 
-    async fn write_stdin(&self, _: &TtrpcContext, req: agent::WriteStreamRequest) -> ttrpc::Result<agent::WriteStreamResponse> {
+    async fn write_stdin(
+        &self,
+        _: &TtrpcContext,
+        req: agent::WriteStreamRequest,
+    ) -> ttrpc::Result<agent::WriteStreamResponse> {
         let r = stdio::write(&self.agent, &req.container_id, &req.exec_id, &req.data).await;
-        let r = r.map(|len| agent::WriteStreamResponse { len: len as u32, ..Default::default() });
+        let r = r.map(|len| agent::WriteStreamResponse {
+            len: len as u32,
+            ..Default::default()
+        });
         reply("WriteStdin", &req.container_id, r)
     }
 
-    async fn read_stdout(&self, _: &TtrpcContext, req: agent::ReadStreamRequest) -> ttrpc::Result<agent::ReadStreamResponse> {
+    async fn read_stdout(
+        &self,
+        _: &TtrpcContext,
+        req: agent::ReadStreamRequest,
+    ) -> ttrpc::Result<agent::ReadStreamResponse> {
         let r = stdio::read(&self.agent, &req, crate::io::Stream::Stdout).await;
         reply("ReadStdout", &req.container_id, r)
     }
 
-    async fn read_stderr(&self, _: &TtrpcContext, req: agent::ReadStreamRequest) -> ttrpc::Result<agent::ReadStreamResponse> {
+    async fn read_stderr(
+        &self,
+        _: &TtrpcContext,
+        req: agent::ReadStreamRequest,
+    ) -> ttrpc::Result<agent::ReadStreamResponse> {
         let r = stdio::read(&self.agent, &req, crate::io::Stream::Stderr).await;
         reply("ReadStderr", &req.container_id, r)
     }
 
-    async fn close_stdin(&self, _: &TtrpcContext, req: agent::CloseStdinRequest) -> ttrpc::Result<Empty> {
+    async fn close_stdin(
+        &self,
+        _: &TtrpcContext,
+        req: agent::CloseStdinRequest,
+    ) -> ttrpc::Result<Empty> {
         let r = stdio::close(&self.agent, &req.container_id, &req.exec_id).await;
         reply("CloseStdin", &req.container_id, r.map(|_| Empty::new()))
     }
 
-    async fn create_sandbox(&self, _: &TtrpcContext, req: agent::CreateSandboxRequest) -> ttrpc::Result<Empty> {
-        reply("CreateSandbox", &req.sandbox_id, self.record_sandbox(&req).map(|_| Empty::new()))
+    async fn create_sandbox(
+        &self,
+        _: &TtrpcContext,
+        req: agent::CreateSandboxRequest,
+    ) -> ttrpc::Result<Empty> {
+        reply(
+            "CreateSandbox",
+            &req.sandbox_id,
+            self.record_sandbox(&req).map(|_| Empty::new()),
+        )
     }
 
-    async fn destroy_sandbox(&self, _: &TtrpcContext, _: agent::DestroySandboxRequest) -> ttrpc::Result<Empty> {
+    async fn destroy_sandbox(
+        &self,
+        _: &TtrpcContext,
+        _: agent::DestroySandboxRequest,
+    ) -> ttrpc::Result<Empty> {
         let r = self.agent.remove_all().await;
         if r.is_ok() {
             *self.sandbox.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -154,7 +237,9 @@ impl AgentRpc {
             return Err(AgentError::Unsupported("sandbox kernel modules".into()));
         }
         if req.sandbox_pidns {
-            return Err(AgentError::Unsupported("a shared sandbox pid namespace".into()));
+            return Err(AgentError::Unsupported(
+                "a shared sandbox pid namespace".into(),
+            ));
         }
         let mut sandbox = self.sandbox.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = sandbox.as_ref() {

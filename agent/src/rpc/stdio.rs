@@ -14,8 +14,17 @@ async fn process(agent: &Agent, id: &str, exec_id: &str) -> Result<Arc<Process>,
     Ok(p)
 }
 
-pub async fn write(agent: &Agent, id: &str, exec_id: &str, data: &[u8]) -> Result<usize, AgentError> {
-    process(agent, id, exec_id).await?.stdio.write_stdin(data).await
+pub async fn write(
+    agent: &Agent,
+    id: &str,
+    exec_id: &str,
+    data: &[u8],
+) -> Result<usize, AgentError> {
+    process(agent, id, exec_id)
+        .await?
+        .stdio
+        .write_stdin(data)
+        .await
 }
 
 pub async fn close(agent: &Agent, id: &str, exec_id: &str) -> Result<(), AgentError> {
@@ -23,13 +32,25 @@ pub async fn close(agent: &Agent, id: &str, exec_id: &str) -> Result<(), AgentEr
 }
 
 pub async fn resize(agent: &Agent, req: &agent::TtyWinResizeRequest) -> Result<(), AgentError> {
-    let rows = u16::try_from(req.row).map_err(|_| AgentError::InvalidArgument(format!("row {}", req.row)))?;
-    let cols = u16::try_from(req.column).map_err(|_| AgentError::InvalidArgument(format!("column {}", req.column)))?;
-    process(agent, &req.container_id, &req.exec_id).await?.stdio.resize(rows, cols)
+    let rows = u16::try_from(req.row)
+        .map_err(|_| AgentError::InvalidArgument(format!("row {}", req.row)))?;
+    let cols = u16::try_from(req.column)
+        .map_err(|_| AgentError::InvalidArgument(format!("column {}", req.column)))?;
+    process(agent, &req.container_id, &req.exec_id)
+        .await?
+        .stdio
+        .resize(rows, cols)
 }
 
-pub async fn read(agent: &Agent, req: &agent::ReadStreamRequest, which: Stream) -> Result<agent::ReadStreamResponse, AgentError> {
+pub async fn read(
+    agent: &Agent,
+    req: &agent::ReadStreamRequest,
+    which: Stream,
+) -> Result<agent::ReadStreamResponse, AgentError> {
     let p = process(agent, &req.container_id, &req.exec_id).await?;
     let data = p.stdio.read(which, req.len as usize).await?;
-    Ok(agent::ReadStreamResponse { data, ..Default::default() })
+    Ok(agent::ReadStreamResponse {
+        data,
+        ..Default::default()
+    })
 }

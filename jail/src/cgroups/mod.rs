@@ -57,7 +57,13 @@ impl DeviceRule {
             return "a".into();
         }
         let num = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());
-        format!("{} {}:{} {}", self.kind, num(self.major), num(self.minor), self.access)
+        format!(
+            "{} {}:{} {}",
+            self.kind,
+            num(self.major),
+            num(self.minor),
+            self.access
+        )
     }
 }
 
@@ -147,7 +153,10 @@ impl Layout {
     pub fn join_files(&self, rel: &Path) -> Result<Vec<PathBuf>, CgroupError> {
         check_rel(rel)?;
         Ok(match self {
-            Layout::V1(hierarchies) => hierarchies.iter().map(|h| h.mount.join(rel).join("tasks")).collect(),
+            Layout::V1(hierarchies) => hierarchies
+                .iter()
+                .map(|h| h.mount.join(rel).join("tasks"))
+                .collect(),
             Layout::V2 { root } => vec![root.join(rel).join("cgroup.procs")],
         })
     }
@@ -189,7 +198,11 @@ impl Cgroup {
     /// skips the global threadgroup rwsem that a `cgroup.procs` write takes for writing (an RCU
     /// grace period, milliseconds per launch); for a single-threaded process it is the same move.
     pub fn join_files(&self) -> Vec<PathBuf> {
-        let file = if self.flavor == Flavor::V2 { "cgroup.procs" } else { "tasks" };
+        let file = if self.flavor == Flavor::V2 {
+            "cgroup.procs"
+        } else {
+            "tasks"
+        };
         self.dirs.iter().map(|d| d.join(file)).collect()
     }
 

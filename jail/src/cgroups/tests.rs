@@ -179,7 +179,10 @@ fn v1_create_writes_limits_and_copies_cpusets() {
     assert_eq!(cg.dirs(), dirs);
     assert_eq!(cg.procs_files()[3], b.join("memory/zagent/c1/cgroup.procs"));
     assert_eq!(cg.join_files()[3], b.join("memory/zagent/c1/tasks"));
-    assert_eq!(layout.join_files(Path::new("zagent/c1")).unwrap(), cg.join_files());
+    assert_eq!(
+        layout.join_files(Path::new("zagent/c1")).unwrap(),
+        cg.join_files()
+    );
     assert_eq!(
         text(b.join("memory/zagent/c1/memory.limit_in_bytes")),
         "67108864"
@@ -200,7 +203,10 @@ fn v1_create_writes_limits_and_copies_cpusets() {
     // The parent we made clones its values into children made from now on (the kernel does
     // the copy), so a second leaf whose spec sets no cpuset gets no write at all.
     assert_eq!(text(b.join("cpuset/zagent/cgroup.clone_children")), "1");
-    let no_cpuset = Resources { cpuset_cpus: None, ..all_limits() };
+    let no_cpuset = Resources {
+        cpuset_cpus: None,
+        ..all_limits()
+    };
     let cg2 = layout.create(Path::new("zagent/c2"), &no_cpuset).unwrap();
     assert!(!b.join("cpuset/zagent/c2/cpuset.cpus").exists());
     assert!(!b.join("cpuset/zagent/c2/cpuset.mems").exists());
@@ -406,7 +412,10 @@ fn v2_create_enables_controllers_and_writes_limits() {
     assert_eq!(cg.dirs(), std::slice::from_ref(&leaf));
     assert_eq!(cg.procs_files(), [leaf.join("cgroup.procs")]);
     assert_eq!(cg.join_files(), [leaf.join("cgroup.procs")]);
-    assert_eq!(layout.join_files(Path::new("zagent/c1")).unwrap(), cg.join_files());
+    assert_eq!(
+        layout.join_files(Path::new("zagent/c1")).unwrap(),
+        cg.join_files()
+    );
     assert_eq!(
         text(root.join("cgroup.subtree_control")),
         "+cpu +io +memory +pids +cpuset"
@@ -523,9 +532,19 @@ fn shares_convert_to_weight() {
 #[test]
 fn v1_writes_device_rules_and_v2_refuses_them() {
     use crate::cgroups::DeviceRule;
-    let rule = |allow, kind, major, minor: Option<i64>| DeviceRule { allow, kind, major, minor, access: "rwm".into() };
+    let rule = |allow, kind, major, minor: Option<i64>| DeviceRule {
+        allow,
+        kind,
+        major,
+        minor,
+        access: "rwm".into(),
+    };
     let res = Resources {
-        devices: vec![rule(false, 'a', None, None), rule(true, 'c', Some(1), Some(3)), rule(true, 'c', Some(136), None)],
+        devices: vec![
+            rule(false, 'a', None, None),
+            rule(true, 'c', Some(1), Some(3)),
+            rule(true, 'c', Some(136), None),
+        ],
         ..Resources::default()
     };
     let (tmp, layout) = fake_v1();
@@ -533,10 +552,22 @@ fn v1_writes_device_rules_and_v2_refuses_them() {
     let cg = layout.create(Path::new("zagent/c1"), &res).unwrap();
     // The fake tree keeps only the last line written to each file; the kernel applies each.
     assert_eq!(text(b.join("devices/zagent/c1/devices.deny")), "a");
-    assert_eq!(text(b.join("devices/zagent/c1/devices.allow")), "c 136:* rwm");
+    assert_eq!(
+        text(b.join("devices/zagent/c1/devices.allow")),
+        "c 136:* rwm"
+    );
     assert!(!b.join("memory/zagent/c1/devices.allow").exists());
     cg.remove().unwrap();
     let (_tmp2, v2) = fake_v2("cpu memory pids");
     let err = v2.create(Path::new("zagent/c1"), &res).unwrap_err();
-    assert!(matches!(err, CgroupError::MissingController { controller: "devices", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CgroupError::MissingController {
+                controller: "devices",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

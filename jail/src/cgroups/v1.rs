@@ -119,7 +119,11 @@ fn apply(h: &Hierarchy, leaf: &Path, res: &Resources) -> Result<(), CgroupError>
     if h.has("devices") {
         // In order, as the spec lists them (a leading deny-all is the usual first rule).
         for rule in &res.devices {
-            let file = if rule.allow { "devices.allow" } else { "devices.deny" };
+            let file = if rule.allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
             write(&leaf.join(file), &rule.v1_line())?;
         }
     }

@@ -8,8 +8,8 @@
 //! for the spec's `linux.devices`, so a leading deny-all does not break /dev/null.
 
 use super::ValidateError;
-use crate::cgroups::Resources;
 use crate::cgroups::DeviceRule;
+use crate::cgroups::Resources;
 use oci_spec::runtime::{Linux, LinuxCpu, LinuxDeviceCgroup, LinuxMemory};
 use std::path::{Component, Path, PathBuf};
 
@@ -66,7 +66,10 @@ const ALWAYS_ALLOWED: &[(char, i64, Option<i64>)] = &[
     ('c', 136, None),
 ];
 
-fn device_rules(rules: &[LinuxDeviceCgroup], linux: Option<&Linux>) -> Result<Vec<DeviceRule>, ValidateError> {
+fn device_rules(
+    rules: &[LinuxDeviceCgroup],
+    linux: Option<&Linux>,
+) -> Result<Vec<DeviceRule>, ValidateError> {
     let mut out = Vec::new();
     for r in rules {
         let kind = match r.typ().map(|t| t.as_str().to_string()).as_deref() {
@@ -77,20 +80,46 @@ fn device_rules(rules: &[LinuxDeviceCgroup], linux: Option<&Linux>) -> Result<Ve
         };
         let access = r.access().clone().unwrap_or_else(|| "rwm".into());
         if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
-            return Err(bad("devices.access", access, "must be letters from \"rwm\""));
+            return Err(bad(
+                "devices.access",
+                access,
+                "must be letters from \"rwm\"",
+            ));
         }
-        out.push(DeviceRule { allow: r.allow(), kind, major: r.major(), minor: r.minor(), access });
+        out.push(DeviceRule {
+            allow: r.allow(),
+            kind,
+            major: r.major(),
+            minor: r.minor(),
+            access,
+        });
     }
     let rwm = || "rwm".to_string();
     for (kind, major, minor) in ALWAYS_ALLOWED {
-        out.push(DeviceRule { allow: true, kind: *kind, major: Some(*major), minor: *minor, access: rwm() });
+        out.push(DeviceRule {
+            allow: true,
+            kind: *kind,
+            major: Some(*major),
+            minor: *minor,
+            access: rwm(),
+        });
     }
-    for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
         let kind = if d.typ().as_str() == "b" { 'b' } else { 'c' };
         if matches!(d.typ().as_str(), "p") {
             continue; // a fifo is no device number
         }
-        out.push(DeviceRule { allow: true, kind, major: Some(d.major()), minor: Some(d.minor()), access: rwm() });
+        out.push(DeviceRule {
+            allow: true,
+            kind,
+            major: Some(d.major()),
+            minor: Some(d.minor()),
+            access: rwm(),
+        });
     }
     Ok(out)
 }

@@ -690,17 +690,37 @@ fn device_rules_keep_their_order_and_always_allow_the_basics() {
             { "allow": false, "access": "rwm" },
             { "allow": true, "type": "c", "major": 10, "minor": 200, "access": "rw" }
         ]});
-        s["linux"]["devices"] = json!([{ "path": "/dev/fuse", "type": "c", "major": 10, "minor": 229 }]);
+        s["linux"]["devices"] =
+            json!([{ "path": "/dev/fuse", "type": "c", "major": 10, "minor": 229 }]);
     });
-    let lines: Vec<(bool, String)> = v.resources.devices.iter().map(|r| (r.allow, r.v1_line())).collect();
+    let lines: Vec<(bool, String)> = v
+        .resources
+        .devices
+        .iter()
+        .map(|r| (r.allow, r.v1_line()))
+        .collect();
     assert_eq!(lines[0], (false, "a".to_string()));
     assert_eq!(lines[1], (true, "c 10:200 rw".to_string()));
-    assert!(lines.contains(&(true, "c 1:3 rwm".to_string())), "/dev/null always allowed");
-    assert!(lines.contains(&(true, "c 136:* rwm".to_string())), "pts always allowed");
-    assert_eq!(lines.last(), Some(&(true, "c 10:229 rwm".to_string())), "linux.devices allowed last");
-    assert!(ok(|_| {}).resources.devices.is_empty(), "no rules: the inherited ones stay");
+    assert!(
+        lines.contains(&(true, "c 1:3 rwm".to_string())),
+        "/dev/null always allowed"
+    );
+    assert!(
+        lines.contains(&(true, "c 136:* rwm".to_string())),
+        "pts always allowed"
+    );
+    assert_eq!(
+        lines.last(),
+        Some(&(true, "c 10:229 rwm".to_string())),
+        "linux.devices allowed last"
+    );
+    assert!(
+        ok(|_| {}).resources.devices.is_empty(),
+        "no rules: the inherited ones stay"
+    );
     assert!(matches!(
-        err(|s| s["linux"]["resources"] = json!({ "devices": [{ "allow": false, "access": "rwx" }] })),
+        err(|s| s["linux"]["resources"] =
+            json!({ "devices": [{ "allow": false, "access": "rwx" }] })),
         ValidateError::Resource { .. }
     ));
 }

@@ -70,15 +70,23 @@ impl Agent {
             "pool" => ("zygote", "4"),
             other => (other, "0"),
         };
-        cmd.args(["--listen", &addr, "--launcher", kind, "--warm-pool", pool, "--state-dir"])
-            .arg(dir.join("state"))
-            .env(
-                "ZAGENT_LOG",
-                std::env::var("ZAGENT_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
+        cmd.args([
+            "--listen",
+            &addr,
+            "--launcher",
+            kind,
+            "--warm-pool",
+            pool,
+            "--state-dir",
+        ])
+        .arg(dir.join("state"))
+        .env(
+            "ZAGENT_LOG",
+            std::env::var("ZAGENT_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
         detach(&mut cmd, nix::sys::signal::Signal::SIGTERM);
         let child = cmd
             .spawn()

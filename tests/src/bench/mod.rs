@@ -166,7 +166,9 @@ pub fn run(opts: Options) -> Result<()> {
 /// for the next container; once the bench is done with its agents, remove those that are empty
 /// (rmdir refuses a cgroup that still has children or processes, so nothing else is touched).
 fn remove_empty_agent_parents() {
-    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
     for h in hierarchies.flatten() {
         let _ = std::fs::remove_dir(h.path().join("zagent"));
     }

@@ -9,7 +9,9 @@ use tests::bench::{self, floor, runtimes};
 
 #[derive(Parser)]
 #[command(name = "zagent-bench", args_conflicts_with_subcommands = true)]
-#[command(about = "Benchmark zagent's launchers (zygote, zygote with its warm pool, reexec) against the floor, runc and crun")]
+#[command(
+    about = "Benchmark zagent's launchers (zygote, zygote with its warm pool, reexec) against the floor, runc and crun"
+)]
 struct Cli {
     #[command(subcommand)]
     helper: Option<Helper>,
