@@ -1,5 +1,6 @@
 //! The agent's end of a child's sync socket: `started` (with the child's pidfd), `console`
-//! (with the pty master), `ready` or `failed`, and EOF, which after a release (or, for an
+//! (with the pty master), `spawned` (with the pidfd of the process that replaces the child
+//! inside a joined pid namespace), `ready` or `failed`, and EOF, which after a release (or, for an
 //! exec, after `started`) means execve succeeded: the socket is close-on-exec in the child.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -18,7 +19,7 @@ impl SyncSocket {
         Ok(SyncSocket(unsafe { AsyncFd::register(fd) }?))
     }
 
-    /// The next event with the fds it carries (checked: one for `started` and `console`,
+    /// The next event with the fds it carries (checked: one for `started`, `spawned` and `console`,
     /// none otherwise), or None once the child's end is closed (exec'd or dead).
     pub async fn next(&self) -> Result<Option<(ChildEvent, Option<OwnedFd>)>, ChannelError> {
         let mut buf = vec![0u8; 64 * 1024];
@@ -34,8 +35,10 @@ impl SyncSocket {
                 | Err(ChannelError::Io(nix::errno::Errno::ECONNRESET)) => return Ok(None),
                 Err(e) => return Err(e),
                 Ok((ev, mut fds)) => {
-                    let expected =
-                        usize::from(matches!(ev, ChildEvent::Started | ChildEvent::Console));
+                    let expected = usize::from(matches!(
+                        ev,
+                        ChildEvent::Started | ChildEvent::Spawned { .. } | ChildEvent::Console
+                    ));
                     if fds.len() != expected {
                         return Err(ChannelError::FdCount {
                             expected,

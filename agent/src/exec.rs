@@ -7,10 +7,9 @@ use crate::child_sync::SyncSocket;
 use crate::container::{Process, State};
 use crate::error::AgentError;
 use crate::io;
-use crate::launch::{follow, protocol, reap_orphan, READY_TIMEOUT};
+use crate::launch::{follow, protocol, reap_orphan, Carried, Watched, READY_TIMEOUT};
 use crate::launcher::ExecRequest;
-use crate::lifecycle::{Agent, KILL_TIMEOUT};
-use crate::reaper::{self, PidFd};
+use crate::lifecycle::Agent;
 use std::sync::Arc;
 use wire::zygote::{ExecConfig, Reply};
 use zygote::sequence::{Kind, LaunchEvent, LaunchState};
@@ -126,29 +125,29 @@ impl Agent {
         let seq = LaunchState::Requested(Kind::Exec)
             .on(LaunchEvent::Zygote(Reply::Launched { pid: launched.pid }))
             .map_err(protocol)?;
-        let pidfd = PidFd(Arc::new(launched.pidfd));
-        let exit = reaper::watch(pidfd.clone()).map_err(|e| AgentError::io("watch pidfd", e))?;
+        let cloned = Watched::new(launched.pid, launched.pidfd)?;
         let running = |s: &LaunchState| matches!(s, LaunchState::Running { .. });
-        match follow(&sync, seq, READY_TIMEOUT, running).await {
-            Ok((_, console)) => {
-                let stdio = match console {
-                    Some(master) => stdio.into_console(master)?,
-                    None => stdio,
-                };
-                Ok(Process {
-                    exec_id,
-                    pid: launched.pid,
-                    pidfd,
-                    exit,
-                    stdio,
-                })
+        let mut carried = Carried::default();
+        let followed = follow(&sync, seq, READY_TIMEOUT, running, &mut carried).await;
+        if let Err(e) = followed {
+            cloned.kill().await;
+            if let Some(spawned) = carried.spawned {
+                spawned.kill().await;
             }
-            Err(e) => {
-                let _ = pidfd.signal(libc::SIGKILL);
-                let mut exit = exit;
-                let _ = tokio::time::timeout(KILL_TIMEOUT, exit.wait_for(|c| c.is_some())).await;
-                Err(e)
-            }
+            return Err(e);
         }
+        // In a container with a pid namespace, the process that execs is the spawned one.
+        let child = carried.spawned.unwrap_or(cloned);
+        let stdio = match carried.console {
+            Some(master) => stdio.into_console(master)?,
+            None => stdio,
+        };
+        Ok(Process {
+            exec_id,
+            pid: child.pid,
+            pidfd: child.pidfd,
+            exit: child.exit,
+            stdio,
+        })
     }
 }

@@ -131,7 +131,7 @@ impl Agent {
         undo: &mut Undo,
     ) -> Result<Container, AgentError> {
         let t0 = std::time::Instant::now();
-        let join_ns = open_namespaces(&v.join_namespaces)?;
+        let join_ns = crate::nsfile::open_all(&v.join_namespaces).await?;
         let state_dir = self.state_dir.join(id);
         std::fs::create_dir(&state_dir).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => AgentError::Exists(id.into()),
@@ -150,13 +150,20 @@ impl Agent {
         let seq = LaunchState::Requested(Kind::Container)
             .on(LaunchEvent::Zygote(Reply::Launched { pid: launched.pid }))
             .map_err(protocol)?;
-        let pidfd = PidFd(Arc::new(launched.pidfd));
-        let exit = reaper::watch(pidfd.clone()).map_err(|e| AgentError::io("watch pidfd", e))?;
-        undo.process = Some((pidfd.clone(), exit.clone()));
-        let (seq, console) = follow(&sync, seq, READY_TIMEOUT, |s| {
-            matches!(s, LaunchState::Ready { .. })
-        })
-        .await?;
+        let cloned = Watched::new(launched.pid, launched.pidfd)?;
+        undo.processes.push(cloned.clone());
+        let mut carried = Carried::default();
+        let ready = |s: &LaunchState| matches!(s, LaunchState::Ready { .. });
+        let followed = follow(&sync, seq, READY_TIMEOUT, ready, &mut carried).await;
+        // The process that goes on, which replaced the cloned one in a joined pid namespace.
+        let child = match carried.spawned.take() {
+            Some(spawned) => {
+                undo.processes.push(spawned.clone());
+                spawned
+            }
+            None => cloned,
+        };
+        let seq = followed?;
         // Per-stage timings for profiling (microseconds since the launch began).
         tracing::debug!(
             id,
@@ -165,15 +172,15 @@ impl Agent {
             ready = t0.elapsed().as_micros() as u64,
             "create stages"
         );
-        let stdio = match console {
+        let stdio = match carried.console {
             Some(master) => stdio.into_console(master)?,
             None => stdio,
         };
         let process = Process {
             exec_id,
-            pid: launched.pid,
-            pidfd,
-            exit,
+            pid: child.pid,
+            pidfd: child.pidfd,
+            exit: child.exit,
             stdio,
         };
         let cgroup = undo.cgroup.take().expect("cgroup was created above");
@@ -184,15 +191,46 @@ impl Agent {
     }
 }
 
-/// Follows the child's sync events from `seq` until `done(state)` holds, collecting the pty
-/// master if a `console` event brings one. A `failed` event or an early EOF is the error.
+/// A launched process whose exit the reaper is already watching.
+#[derive(Clone)]
+pub struct Watched {
+    pub pid: i32,
+    pub pidfd: PidFd,
+    pub exit: tokio::sync::watch::Receiver<Option<i32>>,
+}
+
+impl Watched {
+    pub fn new(pid: i32, pidfd: OwnedFd) -> Result<Watched, AgentError> {
+        let pidfd = PidFd(Arc::new(pidfd));
+        let exit = reaper::watch(pidfd.clone()).map_err(|e| AgentError::io("watch pidfd", e))?;
+        Ok(Watched { pid, pidfd, exit })
+    }
+
+    /// SIGKILL, then wait (bounded) until the reaper has it.
+    pub async fn kill(mut self) {
+        let _ = self.pidfd.signal(libc::SIGKILL);
+        let _ = tokio::time::timeout(KILL_TIMEOUT, self.exit.wait_for(|c| c.is_some())).await;
+    }
+}
+
+/// What the child's sync events carried besides the state: the pty master of a `console`
+/// event, and the process of a `spawned` one (already watched, so it is reaped whatever
+/// happens next). Kept by the caller even when `follow` fails, so that it can kill it.
+#[derive(Default)]
+pub struct Carried {
+    pub console: Option<OwnedFd>,
+    pub spawned: Option<Watched>,
+}
+
+/// Follows the child's sync events from `seq` until `done(state)` holds, collecting what they
+/// carry into `carried`. A `failed` event or an early EOF is the error.
 pub async fn follow(
     sync: &SyncSocket,
     mut seq: LaunchState,
     limit: Duration,
     done: impl Fn(&LaunchState) -> bool,
-) -> Result<(LaunchState, Option<OwnedFd>), AgentError> {
-    let mut console = None;
+    carried: &mut Carried,
+) -> Result<LaunchState, AgentError> {
     let deadline = tokio::time::Instant::now() + limit;
     while !done(&seq) {
         let ev = tokio::time::timeout_at(deadline, sync.next())
@@ -201,8 +239,14 @@ pub async fn follow(
             .map_err(|e| AgentError::io("sync socket", std::io::Error::other(e)))?;
         let ev = match ev {
             Some((ChildEvent::Console, fd)) => {
-                console = fd;
+                carried.console = fd;
                 LaunchEvent::Child(ChildEvent::Console)
+            }
+            Some((ChildEvent::Spawned { pid }, Some(fd))) => {
+                // Watched before the state machine judges the event: whatever it says, the
+                // process exists and is ours to reap.
+                carried.spawned = Some(Watched::new(pid, fd)?);
+                LaunchEvent::Child(ChildEvent::Spawned { pid })
             }
             Some((ev, _)) => LaunchEvent::Child(ev),
             None => LaunchEvent::SyncClosed,
@@ -216,7 +260,7 @@ pub async fn follow(
             next => next,
         };
     }
-    Ok((seq, console))
+    Ok(seq)
 }
 
 /// The zygote died after our request reached it: a child may exist that nobody told us about.
@@ -227,41 +271,30 @@ pub async fn reap_orphan(sync: &SyncSocket, e: &LaunchError) -> bool {
     if !matches!(e, LaunchError::ZygoteDied) {
         return false;
     }
-    let fd = match tokio::time::timeout(Duration::from_secs(5), sync.next()).await {
-        Ok(Ok(None)) => return false, // EOF: no child ever held the other end
-        Ok(Ok(Some((ChildEvent::Started, Some(fd))))) => fd,
-        _ => return true,
-    };
-    let pidfd = PidFd(Arc::new(fd));
-    let _ = pidfd.signal(libc::SIGKILL);
-    match reaper::watch(pidfd) {
-        Ok(mut exit) => {
-            let _ = tokio::time::timeout(KILL_TIMEOUT, exit.wait_for(|c| c.is_some())).await;
-            tracing::warn!("killed and reaped a child orphaned by the zygote's death");
+    // Every process that announces itself (`started`, and a `spawned` one if it got that far)
+    // is killed, until EOF says no process holds the other end any more.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut found = false;
+    loop {
+        let fd = match tokio::time::timeout_at(deadline, sync.next()).await {
+            Ok(Ok(None)) => return found, // EOF: no process holds the other end
+            Ok(Ok(Some((ChildEvent::Started | ChildEvent::Spawned { .. }, Some(fd))))) => fd,
+            Ok(Ok(Some(_))) => continue,
+            _ => return true,
+        };
+        found = true;
+        match Watched::new(0, fd) {
+            Ok(orphan) => {
+                orphan.kill().await;
+                tracing::warn!("killed and reaped a child orphaned by the zygote's death");
+            }
+            Err(e) => tracing::error!(error = %e, "watching an orphaned child"),
         }
-        Err(e) => tracing::error!(error = %e, "watching an orphaned child"),
     }
-    true
 }
 
 pub fn protocol(e: zygote::sequence::SequenceError) -> AgentError {
     AgentError::io("launch protocol", std::io::Error::other(e.to_string()))
-}
-
-fn open_namespaces(
-    paths: &[(wire::zygote::NamespaceKind, PathBuf)],
-) -> Result<Vec<OwnedFd>, AgentError> {
-    paths
-        .iter()
-        .map(|(kind, path)| {
-            std::fs::File::open(path).map(OwnedFd::from).map_err(|e| {
-                AgentError::InvalidArgument(format!(
-                    "{kind:?} namespace path {}: {e}",
-                    path.display()
-                ))
-            })
-        })
-        .collect()
 }
 
 fn write_debug_config(dir: &Path, config: &wire::zygote::ContainerConfig) {
@@ -280,14 +313,14 @@ fn write_debug_config(dir: &Path, config: &wire::zygote::ContainerConfig) {
 struct Undo {
     state_dir: Option<PathBuf>,
     cgroup: Option<Cgroup>,
-    process: Option<(PidFd, tokio::sync::watch::Receiver<Option<i32>>)>,
+    /// The cloned child and, if it spawned one, the process inside a joined pid namespace.
+    processes: Vec<Watched>,
 }
 
 impl Undo {
     async fn run(self) {
-        if let Some((pidfd, mut exit)) = self.process {
-            let _ = pidfd.signal(libc::SIGKILL);
-            let _ = tokio::time::timeout(KILL_TIMEOUT, exit.wait_for(|c| c.is_some())).await;
+        for process in self.processes {
+            process.kill().await;
         }
         if let Some(cg) = self.cgroup {
             if let Err(e) = remove_cgroup(cg).await {

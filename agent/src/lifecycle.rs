@@ -6,7 +6,7 @@
 use crate::container::{Container, State};
 use crate::error::AgentError;
 use crate::exec_fifo;
-use crate::launch::{follow, protocol, READY_TIMEOUT};
+use crate::launch::{follow, protocol, Carried, READY_TIMEOUT};
 use crate::launcher::Launcher;
 use crate::registry::Registry;
 use jail::cgroups::{Cgroup, Layout};
@@ -53,11 +53,10 @@ impl Agent {
             });
         }
         let seq = seq.on(LaunchEvent::Release).map_err(protocol)?;
-        match follow(&sync, seq, READY_TIMEOUT, |s| {
-            matches!(s, LaunchState::Running { .. })
-        })
-        .await
-        {
+        let running = |s: &LaunchState| matches!(s, LaunchState::Running { .. });
+        // Nothing is carried after `ready`: a `console` or `spawned` now is a protocol error.
+        let mut carried = Carried::default();
+        match follow(&sync, seq, READY_TIMEOUT, running, &mut carried).await {
             Ok(_) => {
                 c.mark_started();
                 Ok(())

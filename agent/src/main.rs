@@ -11,6 +11,7 @@ mod io;
 mod launch;
 mod launcher;
 mod lifecycle;
+mod nsfile;
 mod reaper;
 mod registry;
 mod rpc;

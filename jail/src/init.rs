@@ -6,17 +6,20 @@
 //!
 //! `prepare`, the steps in order (the name is `JailError::step`):
 //!  1. "cgroup": write "0" into each cgroup.procs of the config (host paths).
-//!  2. "namespaces": setns into the joined namespaces (user first, mount last), then unshare a
-//!     new cgroup namespace if asked for, so the container's cgroup is its root.
+//!  2. "namespaces": setns into the joined namespaces (user first, mount last; a joined pid
+//!     namespace only becomes that of our children), then unshare a new cgroup namespace if
+//!     asked for, so the container's cgroup is its root.
 //!  3. "propagation": "/" gets the rootfs propagation (default MS_REC|MS_SLAVE) so nothing
 //!     mounted later reaches the host. Done for a joined mount namespace too, as runc does: the
 //!     rootfs is then built inside that namespace exactly as in a new one.
 //!  4. "rootfs-bind": the rootfs bind-mounted onto itself (a mount point for pivot_root).
-//!  5. "mount": the config's mounts, each resolved inside the rootfs (`paths`).
+//!  5. "mount": the config's mounts, each resolved inside the rootfs (`paths`). With a joined
+//!     pid namespace, proc is mounted for that namespace (`pidns=`), not for ours.
 //!  6. "devices": device nodes and the standard /dev symlinks.
-//!  7. "pivot_root": into the rootfs; the old root is detached.
+//!  7. "pivot_root": into the rootfs; the old root is made a recursive slave and detached;
+//!     then "propagation" once more: the spec's `rootfsPropagation` on the new "/" (runc).
 //!  8. "terminal" (only with `process.terminal`): a pty from the container's /dev/ptmx, its slave
-//!     on /dev/console, the controlling terminal and stdio; the master kept for `take_console`.
+//!     on /dev/console and stdio; the master kept for `take_console`.
 //!     Where runc does it: after the rootfs is pivoted into (so the pty is the container's own
 //!     devpts), before the rootfs is finalized (read-only) and before the identity change
 //!     (creating /dev/console and the bind need root).
@@ -35,25 +38,29 @@
 //! 18. "cwd": entered as the container user.
 //! 19. "no-new-privs".
 //!
-//! `prepare_exec`, the steps in order, in a child the zygote cloned into the container's pid
-//! namespace (and no other of its namespaces yet):
-//!  0. "dumpable": PR_SET_DUMPABLE 0 first, so that nothing already in the container can
-//!     ptrace this process or open its /proc/PID files while it still holds agent state.
+//! `prepare_exec`, the steps in order, in a child the zygote cloned in its own pid namespace
+//! (so that nothing in the container can see it while it still holds anything of the host's):
+//!  0. "dumpable": PR_SET_DUMPABLE 0 first, so that nothing can ptrace this process or open its
+//!     /proc/PID files while it still holds agent state.
 //!  1. "cgroup": as for a container (host paths, so before the mount namespace is joined).
-//!  2. "namespaces": every namespace of the container but pid, in one setns on the init's
-//!     pidfd; "/" and the cwd become the container's root.
+//!  2. "namespaces": every namespace of the container in one setns on the init's pidfd (pid
+//!     only for our children); "/" and the cwd become the container's root.
 //!  3. "terminal" (only with `process.terminal`): as for a container, without /dev/console.
 //!  4. "rlimits", "umask", "capabilities" + "identity", "cwd", "no-new-privs": exactly as
 //!     steps 15 to 19 of a container.
 //!
-//! Then (in `exec`, after the fifo for a container) "exec": PATH lookup inside the new root,
-//! every fd above 2 marked close-on-exec, the exec's test pause if any, execve with exactly the
-//! configured environment. Seccomp, once supported (validation refuses it for now), goes last,
-//! right before the execve.
+//! Then, when a pid namespace was joined (every exec into a container with one, and a create
+//! that shares another's), the caller clones the process that is born inside it ("spawn", in the
+//! zygote) and only that process goes on. `finish` runs in the process that will exec:
+//! "controlling-terminal" (setsid and TIOCSCTTY on the pty slave; a session whose leader exits
+//! would lose its terminal). Then (in `exec`, after the fifo for a container) "exec": PATH lookup
+//! inside the new root, every fd above 2 marked close-on-exec, the exec's test pause if any,
+//! execve with exactly the configured environment. Seccomp, once supported (validation refuses it
+//! for now), goes last, right before the execve.
 
 use crate::terminal::{self, Console};
 use crate::{capabilities, devices, identity, mounts, namespaces, rlimits, rootfs, system};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 use wire::zygote::{ContainerConfig, ExecConfig, NamespaceKind, ProcessConfig};
 
@@ -61,8 +68,7 @@ pub use crate::error::JailError;
 pub use crate::process::Prepared;
 
 /// Builds the jail in the documented order. `join` holds the fds of the namespaces to join
-/// (same order as the config's `join: true` entries; a joined pid namespace was already handled
-/// by the zygote and is not in this list). Must run in the freshly cloned child, as root, with
+/// (same order as the config's `join: true` entries, plus the warm pool's). Must run in the freshly cloned child, as root, with
 /// stdio already in place on 0, 1 and 2.
 pub fn prepare(
     cfg: &ContainerConfig,
@@ -73,13 +79,17 @@ pub fn prepare(
     namespaces::enter(cfg, join)?;
     rootfs::set_propagation(cfg.rootfs_propagation, &cfg.rootfs)?;
     let root = rootfs::bind_rootfs(&cfg.rootfs)?;
-    mounts::mount_all(
-        &root,
-        &cfg.mounts,
-        namespaces::has(cfg, NamespaceKind::Cgroup),
-    )?;
+    let ctx = mounts::MountContext {
+        cgroupns: namespaces::has(cfg, NamespaceKind::Cgroup),
+        joined_pid_ns: join
+            .iter()
+            .find(|(kind, _)| *kind == NamespaceKind::Pid)
+            .map(|(_, fd)| fd.as_raw_fd()),
+    };
+    mounts::mount_all(&root, &cfg.mounts, ctx)?;
     devices::setup(&root, cfg)?;
     rootfs::pivot(root)?;
+    rootfs::set_root_propagation(cfg.rootfs_propagation)?;
     if cfg.process.terminal {
         let master = terminal::setup(cfg.console_size, Console::BindDevConsole)?;
         prepared.set_console(master);
@@ -97,7 +107,7 @@ pub fn prepare(
 }
 
 /// Joins the running container in the documented order. Must run in a single-threaded child
-/// that the zygote cloned into the container's pid namespace, as root in the initial user
+/// that the zygote cloned in its own pid namespace, as root in the initial user
 /// namespace, with stdio already on 0, 1 and 2. `init_pidfd` is a pidfd of the container's init.
 pub fn prepare_exec(cfg: &ExecConfig, init_pidfd: BorrowedFd<'_>) -> Result<Prepared, JailError> {
     capabilities::set_non_dumpable()?;
@@ -126,6 +136,14 @@ fn become_process(p: &ProcessConfig) -> Result<(), JailError> {
     capabilities::apply(caps)?;
     identity::change_dir(&p.cwd)?;
     capabilities::set_no_new_privs(p.no_new_privileges)
+}
+
+/// The steps of the process that will exec, after any spawn: "controlling-terminal".
+pub fn finish(prepared: &Prepared) -> Result<(), JailError> {
+    if prepared.has_terminal() {
+        terminal::make_controlling()?;
+    }
+    Ok(())
 }
 
 /// After the exec.fifo byte (for an exec: right after `prepare_exec`): resolves args[0], marks

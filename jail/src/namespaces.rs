@@ -1,7 +1,8 @@
 //! Cgroup membership (step "cgroup") and namespaces (step "namespaces"): which namespaces the
 //! child joins and in what order, and the cgroup namespace it creates after joining its cgroups.
-//! The namespaces that are new (other than cgroup) were created by the zygote's clone3; a joined
-//! pid namespace was handled by the zygote too (it only affects children).
+//! The namespaces that are new (other than cgroup) were created by the zygote's clone3. A joined
+//! pid namespace is joined here like the others, but it only becomes the namespace of our
+//! children: the process born inside it is cloned after the whole jail is built.
 //! For an exec, every namespace of the running container is joined at once through its init's
 //! pidfd (`join_container`).
 
@@ -97,11 +98,8 @@ pub fn enter(
     let mut ordered: Vec<_> = join.to_vec();
     ordered.sort_by_key(|(kind, _)| rank(*kind));
     for (kind, fd) in ordered {
-        if kind == NamespaceKind::Pid {
-            return Err(err("a pid namespace must be joined by the zygote".into())(
-                Errno::EINVAL,
-            ));
-        }
+        // A pid namespace only becomes that of our children: the process that is born in it
+        // is cloned last, once the jail is built (the zygote's `spawn_inside`).
         nix::sched::setns(fd, clone_flag(kind)).map_err(err(format!("setns {}", name(kind))))?;
     }
     if is_new(cfg, NamespaceKind::Cgroup) {
@@ -112,8 +110,8 @@ pub fn enter(
 }
 
 /// The CLONE_NEW* flags an exec joins through the init's pidfd: every namespace of the
-/// container but pid (the zygote entered it when cloning us: joining a pid namespace only
-/// affects children). A user namespace is refused (containers never get one), and so is a
+/// container (its pid namespace only for our children, see `spawn_inside` in the zygote). A
+/// user namespace is refused (containers never get one), and so is a
 /// container without a mount namespace: the process would run on the agent's own root.
 pub fn exec_join_flags(kinds: &[NamespaceKind]) -> Result<CloneFlags, JailError> {
     let err = |what: &str| JailError::Namespaces {
@@ -128,7 +126,6 @@ pub fn exec_join_flags(kinds: &[NamespaceKind]) -> Result<CloneFlags, JailError>
     }
     Ok(kinds
         .iter()
-        .filter(|&&k| k != NamespaceKind::Pid)
         .fold(CloneFlags::empty(), |all, &k| all | clone_flag(k)))
 }
 
@@ -141,11 +138,7 @@ pub fn join_container(
     init_pidfd: BorrowedFd<'_>,
 ) -> Result<(), JailError> {
     let flags = exec_join_flags(kinds)?;
-    let names: Vec<&str> = kinds
-        .iter()
-        .filter(|&&k| k != NamespaceKind::Pid)
-        .map(|&k| name(k))
-        .collect();
+    let names: Vec<&str> = kinds.iter().map(|&k| name(k)).collect();
     let what = format!("setns {} through the init pidfd", names.join(","));
     nix::sched::setns(init_pidfd, flags).map_err(|errno| JailError::Namespaces { what, errno })?;
     nix::unistd::chdir("/").map_err(|errno| JailError::Namespaces {
@@ -189,10 +182,11 @@ mod tests {
     }
 
     #[test]
-    fn exec_joins_all_but_pid_and_needs_a_mount_namespace() {
+    fn exec_joins_every_namespace_and_needs_a_mount_namespace() {
         use NamespaceKind::*;
         let flags = exec_join_flags(&[Pid, Mount, Uts, Ipc, Network, Cgroup]).unwrap();
         let want = CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID
             | CloneFlags::CLONE_NEWUTS
             | CloneFlags::CLONE_NEWIPC
             | CloneFlags::CLONE_NEWNET

@@ -30,6 +30,8 @@ pub struct Prepared {
     console: Option<OwnedFd>,
     /// Test hook of an exec: sleep this long right before execve. Zero for containers.
     pause_before_exec: Duration,
+    /// The process has a terminal, to be made its controlling one last (`init::finish`).
+    terminal: bool,
 }
 
 fn exec_err(what: String) -> impl FnOnce(Errno) -> JailError {
@@ -61,6 +63,7 @@ impl Prepared {
             search: search_list(path.unwrap_or(DEFAULT_PATH)),
             console: None,
             pause_before_exec: Duration::ZERO,
+            terminal: p.terminal,
         })
     }
 
@@ -77,6 +80,10 @@ impl Prepared {
 
     pub(crate) fn set_pause_before_exec(&mut self, pause: Duration) {
         self.pause_before_exec = pause;
+    }
+
+    pub fn has_terminal(&self) -> bool {
+        self.terminal
     }
 
     pub fn program(&self) -> &OsStr {

@@ -68,19 +68,40 @@ pub fn bind_rootfs(rootfs: &Path) -> Result<Root, JailError> {
 }
 
 /// Step "pivot_root": pivot_root(".", ".") inside the rootfs stacks the old root on top of the
-/// new one; detaching it leaves only the container's tree. The old root is made a slave first so
-/// that the detach cannot propagate to the host's mounts.
+/// new one. We then change into the old root (through an fd taken before the pivot) and make it
+/// a recursive slave there, so that detaching it cannot propagate to the host's mounts, and
+/// detach it; only the container's tree is left. Doing the slave change on "." right after the
+/// pivot would hit the new root instead, undoing the spec's `rootfsPropagation` (runc and Kata's
+/// agent change to the old root first, for the same reason).
 pub fn pivot(root: Root) -> Result<(), JailError> {
     let err = |what: &str| {
         let what = format!("{what} (rootfs {})", root.real.display());
         move |errno| JailError::PivotRoot { what, errno }
     };
+    let old_root = sys::open(Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY)
+        .map_err(err("open the old root"))?;
     nix::unistd::fchdir(root.fd.as_raw_fd()).map_err(err("fchdir to the rootfs"))?;
     nix::unistd::pivot_root(".", ".").map_err(err("pivot_root"))?;
+    nix::unistd::fchdir(old_root.as_raw_fd()).map_err(err("fchdir to the old root"))?;
     nix::mount::mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
         .map_err(err("make the old root a slave"))?;
     nix::mount::umount2(".", MntFlags::MNT_DETACH).map_err(err("detach the old root"))?;
+    drop(old_root);
     nix::unistd::chdir("/").map_err(err("chdir to the new /"))
+}
+
+/// The spec's `rootfsPropagation`, once more on the new "/" after the pivot (as runc does): the
+/// rootfs was bound from a parent made private, so the bind did not inherit it. Nothing to do
+/// for the default, which the bind already has.
+pub fn set_root_propagation(propagation: u64) -> Result<(), JailError> {
+    if propagation == 0 {
+        return Ok(());
+    }
+    let flags = mounts::flags(propagation);
+    nix::mount::mount(NONE, "/", NONE, flags, NONE).map_err(|errno| JailError::Propagation {
+        what: format!("{flags:?} on the new /"),
+        errno,
+    })
 }
 
 /// Step "masked-paths": a masked directory gets an empty read-only tmpfs, anything else

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Bumped on every incompatible change of any message in this module.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame either side sends or accepts (checked before anything is decoded).
 pub const MAX_FRAME: usize = 192 * 1024;
@@ -54,6 +54,12 @@ pub enum ChildEvent {
     /// First message of every child: its pidfd travels with it, so the agent can kill and reap
     /// the child even if the zygote dies before replying.
     Started,
+    /// The child joined a pid namespace it was not born in (an exec, or a create that shares
+    /// another container's pid namespace), finished the jail outside it, and cloned the process
+    /// that is born inside it, last: that process's pidfd travels with this message and `pid`
+    /// is its pid in the agent's pid namespace. The sender exits right after; the new process
+    /// carries on with the same sync socket (and sends nothing before this message arrived).
+    Spawned { pid: i32 },
     /// The process has a terminal: the pty master travels with this message.
     Console,
     /// The jail is built; the child now blocks on exec.fifo.

@@ -25,12 +25,10 @@ pub struct Launch<'a> {
 pub fn run(launch: Launch<'_>, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>) -> ! {
     let sync = fds[LaunchFds::SYNC].as_fd();
     begin(zygote_channel, launch.closes, sync, &fds[..3]);
-    // A joined pid namespace was entered by the zygote at clone time.
     let mut join: Vec<(NamespaceKind, BorrowedFd<'_>)> = launch
         .joined
         .iter()
         .zip(&fds[LaunchFds::FIXED..])
-        .filter(|(k, _)| **k != NamespaceKind::Pid)
         .map(|(k, fd)| (*k, fd.as_fd()))
         .collect();
     join.extend(launch.pooled.iter().flat_map(|set| set.joins()));
@@ -40,6 +38,11 @@ pub fn run(launch: Launch<'_>, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>
         Err(e) => fail(sync, e.step(), e.errno(), e.to_string()),
     };
     send_console(&mut prepared, sync);
+    if launch.joined.contains(&NamespaceKind::Pid) {
+        let keep = [sync.as_raw_fd(), fds[LaunchFds::EXEC_FIFO].as_raw_fd()];
+        spawn_inside(sync, &keep);
+    }
+    finish(&prepared, sync);
     if channel::send(sync, &ChildEvent::Ready, &[]).is_err() {
         exit(JAIL_FAILED); // the agent is gone or gave up on this launch
     }
@@ -47,6 +50,66 @@ pub fn run(launch: Launch<'_>, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>
         exit(JAIL_FAILED);
     }
     exec(&prepared, sync)
+}
+
+/// The last jail step of a child that joined a pid namespace it was not born in: clone the
+/// process that is born inside it, now that root, cwd, mounts, cgroups, credentials and fds are
+/// all the container's, so that nothing in the container can ever see a process of ours that
+/// still holds any of the host's (the child itself, outside, was never visible there). The
+/// child sends the new process's pidfd as `spawned` and exits; the new process waits for that
+/// (the pipe's EOF) before it says anything on the sync socket, so the agent always learns of
+/// it first. The new process keeps only stdio and `keep`: namespace fds and pidfds the child
+/// needed for joining are not carried into the container. Returns in the new process only.
+pub(crate) fn spawn_inside(sync: BorrowedFd<'_>, keep: &[RawFd]) {
+    let (wait_rd, wait_wr) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(ends) => ends,
+        Err(errno) => fail(sync, "spawn", errno as i32, format!("pipe2: {errno}")),
+    };
+    match crate::fork::clone_child(0) {
+        Err(errno) => fail(sync, "spawn", errno as i32, format!("clone3: {errno}")),
+        Ok(crate::fork::Forked::Parent { pid, pidfd }) => {
+            let event = ChildEvent::Spawned { pid: pid.as_raw() };
+            if channel::send(sync, &event, &[pidfd.as_fd()]).is_err() {
+                // The agent cannot know of it: it must not run.
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                exit(JAIL_FAILED);
+            }
+            exit(0) // closes the pipe's write end, which releases the new process
+        }
+        Ok(crate::fork::Forked::Child) => {
+            drop(wait_wr);
+            let mut byte = [0u8; 1];
+            while let Err(nix::errno::Errno::EINTR) =
+                nix::unistd::read(wait_rd.as_raw_fd(), &mut byte)
+            {}
+            drop(wait_rd);
+            close_all_but(keep);
+        }
+    }
+}
+
+/// Closes every fd but 0, 1, 2 and `keep`. The `OwnedFd`s of what is closed here are never
+/// dropped: this process only ever execs or `_exit`s.
+fn close_all_but(keep: &[RawFd]) {
+    let mut keep: Vec<u32> = keep.iter().map(|&fd| fd as u32).chain(0..=2).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut next = 0u32;
+    for fd in keep.into_iter().chain([u32::MAX]) {
+        if fd > next {
+            // SAFETY: close_range only closes descriptors; none in [next, fd - 1] is used again
+            // by this process (see above), and flags 0 touches no memory.
+            unsafe { libc::syscall(libc::SYS_close_range, next, fd - 1, 0u32) };
+        }
+        next = fd.saturating_add(1);
+    }
+}
+
+/// The steps that belong to the process that will exec (after `spawn_inside`, if any).
+pub(crate) fn finish(prepared: &jail::init::Prepared, sync: BorrowedFd<'_>) {
+    if let Err(e) = jail::init::finish(prepared) {
+        fail(sync, e.step(), e.errno(), e.to_string());
+    }
 }
 
 /// What every child does first: drop the zygote's channel, tell the agent who it is (its own

@@ -16,8 +16,6 @@ pub enum ZygoteError {
     FdCount { expected: usize, got: usize },
     #[error("protocol version {got} not supported (want {want})")]
     Version { got: u32, want: u32 },
-    #[error("joining the pid namespace for the child: {0}")]
-    JoinPidNs(Errno),
     #[error("clone3: {0}")]
     Clone(Errno),
     #[error("usage: {0}")]
@@ -30,7 +28,7 @@ impl ZygoteError {
     pub fn errno(&self) -> i32 {
         match self {
             ZygoteError::Sanitize { errno, .. } => *errno as i32,
-            ZygoteError::JoinPidNs(e) | ZygoteError::Clone(e) => *e as i32,
+            ZygoteError::Clone(e) => *e as i32,
             ZygoteError::Channel(ChannelError::Io(e)) => *e as i32,
             _ => libc::EINVAL,
         }

@@ -1,12 +1,12 @@
-//! Exec requests: clone a child that joins a running container. The zygote itself enters the
-//! container's pid namespace for its next child only (setns on the init pidfd changes our
-//! pid_for_children, which is put back right after the clone), so the exec'd process is in the
-//! container's pid namespace without a second fork; the child joins the other namespaces and
-//! the cgroup (`jail::init::prepare_exec`) and execs at once: an exec never parks.
+//! Exec requests: clone a child that joins a running container. The child is born in the
+//! zygote's own pid namespace, joins the container's cgroup and every namespace through the
+//! init's pidfd (`jail::init::prepare_exec`: pid only as the namespace of its children) and
+//! takes on the process's identity; then, last, it clones the process that is born inside the
+//! container's pid namespace (`child::spawn_inside`), which execs at once: an exec never parks.
 
 use crate::child::{begin, exec, fail};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
-use wire::zygote::{ExecConfig, ExecFds};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use wire::zygote::{ExecConfig, ExecFds, NamespaceKind};
 
 /// Runs in the cloned child. Never returns.
 pub fn run(
@@ -22,5 +22,9 @@ pub fn run(
         Err(e) => fail(sync, e.step(), e.errno(), e.to_string()),
     };
     crate::child::send_console(&mut prepared, sync);
+    if cfg.namespaces.contains(&NamespaceKind::Pid) {
+        crate::child::spawn_inside(sync, &[sync.as_raw_fd()]);
+    }
+    crate::child::finish(&prepared, sync);
     exec(&prepared, sync)
 }

@@ -1,6 +1,7 @@
 //! The order of one launch as the agent sees it, across the zygote's reply and the child's sync
-//! socket. A container: Requested -> Cloned -> Announced (child sent `started`, maybe `console`)
-//! -> Ready (parked) -> Released (fifo written) -> Running (sync EOF: execve worked). An exec
+//! socket. A container: Requested -> Cloned -> Announced (child sent `started`, maybe `console`,
+//! and, when it joined a pid namespace, at most one `spawned` naming the process that carries on
+//! inside it) -> Ready (parked) -> Released (fifo written) -> Running (sync EOF: execve worked). An exec
 //! has no parking: Announced -> Running on EOF. Failed from any step. Pure data, so every
 //! ordering (including the wrong ones) is unit-tested without processes.
 
@@ -19,7 +20,9 @@ pub enum LaunchState {
     /// The zygote cloned the child.
     Cloned { pid: i32, kind: Kind },
     /// The child announced itself (its pidfd came with `started`); it is building the jail.
-    Announced { pid: i32, kind: Kind },
+    /// `spawned`: the process `pid` was cloned into a joined pid namespace by the child, which
+    /// exited; no second `spawned` and no `console` may follow.
+    Announced { pid: i32, kind: Kind, spawned: bool },
     /// The jail is built and the container child is parked on exec.fifo.
     Ready { pid: i32 },
     /// StartContainer wrote the fifo byte; waiting for the exec to close the sync socket.
@@ -80,12 +83,26 @@ impl LaunchState {
             (S::Cloned { pid, kind }, E::Child(C::Started)) => S::Announced {
                 pid: *pid,
                 kind: *kind,
+                spawned: false,
             },
-            (S::Announced { .. }, E::Child(C::Console)) => self.clone(),
+            (S::Announced { spawned: false, .. }, E::Child(C::Console)) => self.clone(),
+            (
+                S::Announced {
+                    kind,
+                    spawned: false,
+                    ..
+                },
+                E::Child(C::Spawned { pid }),
+            ) => S::Announced {
+                pid: *pid,
+                kind: *kind,
+                spawned: true,
+            },
             (
                 S::Announced {
                     pid,
                     kind: Kind::Container,
+                    ..
                 },
                 E::Child(C::Ready),
             ) => S::Ready { pid: *pid },
@@ -93,6 +110,7 @@ impl LaunchState {
                 S::Announced {
                     pid,
                     kind: Kind::Exec,
+                    ..
                 },
                 E::SyncClosed,
             ) => S::Running { pid: *pid },
@@ -271,6 +289,43 @@ mod tests {
             E::Child(C::Console),
         ];
         assert!(run(k, console_after_ready).is_err());
+    }
+
+    #[test]
+    fn one_spawn_moves_the_pid_and_nothing_of_the_old_child_follows() {
+        let spawned = |pid| E::Child(C::Spawned { pid });
+        let exec = vec![launched(3), E::Child(C::Started), spawned(9), E::SyncClosed];
+        assert_eq!(run(Kind::Exec, exec).unwrap(), S::Running { pid: 9 });
+        let create = vec![
+            launched(3),
+            E::Child(C::Started),
+            E::Child(C::Console),
+            spawned(9),
+            E::Child(C::Ready),
+            E::Release,
+            E::SyncClosed,
+        ];
+        assert_eq!(run(Kind::Container, create).unwrap(), S::Running { pid: 9 });
+        let twice = vec![launched(3), E::Child(C::Started), spawned(9), spawned(10)];
+        assert!(run(Kind::Exec, twice).is_err());
+        let console_after = vec![
+            launched(3),
+            E::Child(C::Started),
+            spawned(9),
+            E::Child(C::Console),
+        ];
+        assert!(run(Kind::Container, console_after).is_err());
+        assert!(
+            run(Kind::Exec, vec![launched(3), spawned(9)]).is_err(),
+            "before started"
+        );
+        let parked = vec![
+            launched(3),
+            E::Child(C::Started),
+            E::Child(C::Ready),
+            spawned(9),
+        ];
+        assert!(run(Kind::Container, parked).is_err(), "after ready");
     }
 
     #[test]

@@ -6,8 +6,7 @@ use crate::child;
 use crate::error::ZygoteError;
 use crate::fork::{self, Forked};
 use crate::pool::{self, NsPool};
-use nix::sched::{setns, CloneFlags};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use wire::channel::{self, ChannelError};
 use wire::zygote::{
     ContainerConfig, ExecConfig, ExecFds, LaunchFds, NamespaceKind, Reply, Request,
@@ -21,24 +20,11 @@ pub struct Server {
     channel: OwnedFd,
     opts: crate::Options,
     pool: NsPool,
-    /// Our own pid namespace, to restore `pid_for_children` after a launch that joined another.
-    own_pid_ns: OwnedFd,
     buf: Vec<u8>,
 }
 
 impl Server {
     pub fn new(channel: OwnedFd, opts: crate::Options) -> Result<Server, ZygoteError> {
-        let own_pid_ns = nix::fcntl::open(
-            "/proc/self/ns/pid",
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|errno| ZygoteError::Sanitize {
-            what: "open own pid ns",
-            errno,
-        })?;
-        // SAFETY: open returned a fresh fd that nothing else owns.
-        let own_pid_ns = unsafe { std::os::fd::FromRawFd::from_raw_fd(own_pid_ns) };
         let pool = NsPool::new(opts.warm_pool).map_err(|errno| ZygoteError::Sanitize {
             what: "open own namespaces",
             errno,
@@ -47,7 +33,6 @@ impl Server {
             channel,
             opts,
             pool,
-            own_pid_ns,
             buf: channel::buffer(),
         };
         server.refill()?;
@@ -110,7 +95,6 @@ impl Server {
     fn child_closes(&self) -> Vec<RawFd> {
         let mut fds = self.pool.raw_fds();
         fds.extend(self.pool.own_fds());
-        fds.push(self.own_pid_ns.as_raw_fd());
         fds
     }
 
@@ -171,19 +155,14 @@ impl Server {
         } else {
             None
         };
-        let (pid_ns_fd, flags) = match &pooled {
-            // Only the mount and pid namespaces are new at clone time; the rest are pooled.
-            Some(_) => (None, pool::CLONE_FLAGS),
-            None => {
-                let pid_ns = joined.iter().position(|k| *k == NamespaceKind::Pid);
-                (
-                    pid_ns.map(|i| fds[LaunchFds::FIXED + i].as_fd()),
-                    fork::namespace_flags(&cfg.namespaces),
-                )
-            }
+        // Only the mount and pid namespaces are new at clone time when the rest are pooled. A
+        // joined pid namespace is entered by the child itself, last (see `child::spawn_inside`).
+        let flags = match &pooled {
+            Some(_) => pool::CLONE_FLAGS,
+            None => fork::namespace_flags(&cfg.namespaces),
         };
         let closes = self.child_closes();
-        match self.clone_in_pid_ns(pid_ns_fd, flags)? {
+        match self.clone_child(flags)? {
             Forked::Child => {
                 let launch = child::Launch {
                     cfg,
@@ -198,34 +177,19 @@ impl Server {
         }
     }
 
-    /// Clones a child with `ns_flags`, in the pid namespace of `pid_ns` when given (a namespace
-    /// fd or a pidfd: only our pid_for_children changes, and it is put back before anything
-    /// else is cloned). In the child this returns `Forked::Child` at once.
-    fn clone_in_pid_ns(
-        &self,
-        pid_ns: Option<BorrowedFd<'_>>,
-        ns_flags: u64,
-    ) -> Result<Forked, ZygoteError> {
-        if let Some(fd) = pid_ns {
-            setns(fd, CloneFlags::CLONE_NEWPID).map_err(ZygoteError::JoinPidNs)?;
-        }
-        let cloned = fork::clone_child(ns_flags);
-        if let Ok(Forked::Child) = cloned {
-            return Ok(Forked::Child);
-        }
-        if pid_ns.is_some() {
-            setns(self.own_pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
-                .map_err(ZygoteError::JoinPidNs)?;
-        }
-        let forked = cloned.map_err(ZygoteError::Clone)?;
-        if let Some(pause) = self.opts.pause_after_clone {
+    /// Clones a child with `ns_flags`, always in our own pid namespace: nothing the zygote
+    /// clones is ever born inside a container's pid namespace, where the container's processes
+    /// could reach it before its jail is built. In the child this returns `Forked::Child` at once.
+    fn clone_child(&self, ns_flags: u64) -> Result<Forked, ZygoteError> {
+        let forked = fork::clone_child(ns_flags).map_err(ZygoteError::Clone)?;
+        if let (Forked::Parent { .. }, Some(pause)) = (&forked, self.opts.pause_after_clone) {
             std::thread::sleep(pause);
         }
         Ok(forked)
     }
 
-    /// Clones a child into a running container's pid namespace (through its init's pidfd) for
-    /// an exec; our copies of `fds` are closed when this returns, on every path.
+    /// Clones a child that joins a running container (through its init's pidfd) for an exec;
+    /// our copies of `fds` are closed when this returns, on every path.
     fn exec(&self, cfg: &ExecConfig, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), ZygoteError> {
         if fds.len() != ExecFds::COUNT {
             return Err(ZygoteError::FdCount {
@@ -233,10 +197,8 @@ impl Server {
                 got: fds.len(),
             });
         }
-        let join_pid = cfg.namespaces.contains(&NamespaceKind::Pid);
-        let pid_ns_fd = join_pid.then(|| fds[ExecFds::INIT_PIDFD].as_fd());
         let closes = self.child_closes();
-        match self.clone_in_pid_ns(pid_ns_fd, 0)? {
+        match self.clone_child(0)? {
             Forked::Child => crate::exec::run(cfg, fds, self.channel.as_fd(), &closes),
             Forked::Parent { pid, pidfd } => Ok((pid.as_raw(), pidfd)),
         }

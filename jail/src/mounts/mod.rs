@@ -12,7 +12,7 @@ use crate::{paths, sys};
 use nix::errno::Errno;
 use nix::mount::MsFlags;
 use nix::sys::statvfs::FsFlags;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::path::Path;
 use wire::zygote::Mount;
 
@@ -24,11 +24,22 @@ pub struct Root {
     pub real: std::path::PathBuf,
 }
 
-/// Mounts every `cfg.mounts` entry in order. `cgroupns`: the container has its own cgroup
-/// namespace (new or joined), so cgroup filesystems can be mounted fresh.
-pub fn mount_all(root: &Root, mounts: &[Mount], cgroupns: bool) -> Result<(), JailError> {
+/// What the mounts of one container depend on besides the list itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MountContext {
+    /// The container has its own cgroup namespace (new or joined), so cgroup filesystems can be
+    /// mounted fresh.
+    pub cgroupns: bool,
+    /// An fd of the pid namespace the container joins, if it joins one. We are not in it (only
+    /// our children will be), so proc is mounted for it with `pidns=` (Linux 6.15): a proc
+    /// mounted for our own would show the container the host's processes.
+    pub joined_pid_ns: Option<RawFd>,
+}
+
+/// Mounts every `cfg.mounts` entry in order.
+pub fn mount_all(root: &Root, mounts: &[Mount], ctx: MountContext) -> Result<(), JailError> {
     for m in mounts {
-        mount_one(root, m, cgroupns).map_err(|(op, errno)| JailError::Mount {
+        mount_one(root, m, ctx).map_err(|(op, errno)| JailError::Mount {
             what: describe(op, m, &root.real),
             errno,
         })?;
@@ -57,7 +68,7 @@ pub fn is_bind(m: &Mount) -> bool {
 
 type StepResult = Result<(), (&'static str, Errno)>;
 
-fn mount_one(root: &Root, m: &Mount, cgroupns: bool) -> StepResult {
+fn mount_one(root: &Root, m: &Mount, ctx: MountContext) -> StepResult {
     let rel = paths::clean(&m.destination);
     if rel.as_os_str().is_empty() {
         // Mounting over the rootfs itself would hide everything mounted so far.
@@ -68,7 +79,7 @@ fn mount_one(root: &Root, m: &Mount, cgroupns: bool) -> StepResult {
         bind(fd, &rel, m)?;
         true
     } else if m.fstype.as_deref() == Some("cgroup") {
-        cgroup::mount(root, &rel, m, cgroupns)?;
+        cgroup::mount(root, &rel, m, ctx.cgroupns)?;
         false
     } else {
         let source = m
@@ -77,7 +88,11 @@ fn mount_one(root: &Root, m: &Mount, cgroupns: bool) -> StepResult {
             .or(m.fstype.as_deref())
             .unwrap_or("none");
         let fstype = m.fstype.as_deref().unwrap_or("");
-        fresh(fd, &rel, source, fstype, flags(m.flags), &m.data)?;
+        let data = match (fstype, ctx.joined_pid_ns) {
+            ("proc", Some(ns)) => proc_for_pid_ns(&m.data, ns),
+            _ => m.data.clone(),
+        };
+        fresh(fd, &rel, source, fstype, flags(m.flags), &data)?;
         false
     };
     for &p in &m.propagation {
@@ -86,6 +101,16 @@ fn mount_one(root: &Root, m: &Mount, cgroupns: bool) -> StepResult {
             .map_err(|e| ("set propagation of", e))?;
     }
     Ok(())
+}
+
+/// proc's options with `pidns=` naming the joined pid namespace's fd. The path is resolved in
+/// our (pre-pivot) mount namespace, whose /proc is the host's and shows this process.
+fn proc_for_pid_ns(data: &str, pid_ns: RawFd) -> String {
+    let pidns = format!("pidns=/proc/self/fd/{pid_ns}");
+    match data {
+        "" => pidns,
+        other => format!("{other},{pidns}"),
+    }
 }
 
 pub fn flags(bits: u64) -> MsFlags {
@@ -269,6 +294,15 @@ mod tests {
     }
 
     #[test]
+    fn proc_for_a_joined_pid_namespace_names_it() {
+        assert_eq!(proc_for_pid_ns("", 7), "pidns=/proc/self/fd/7");
+        assert_eq!(
+            proc_for_pid_ns("hidepid=2", 7),
+            "hidepid=2,pidns=/proc/self/fd/7"
+        );
+    }
+
+    #[test]
     fn mounting_onto_the_root_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let fd = sys::open(tmp.path(), nix::fcntl::OFlag::O_PATH).unwrap();
@@ -279,7 +313,7 @@ mod tests {
         let err = mount_all(
             &root,
             &[m("/..", Some("tmpfs"), None, MsFlags::empty())],
-            false,
+            MountContext::default(),
         )
         .unwrap_err();
         assert_eq!((err.step(), err.errno()), ("mount", libc::EINVAL));
@@ -299,7 +333,7 @@ mod tests {
             Some("/nonexistent/zagent-src"),
             MsFlags::MS_BIND,
         );
-        let err = mount_all(&root, &[b], false).unwrap_err();
+        let err = mount_all(&root, &[b], MountContext::default()).unwrap_err();
         assert_eq!((err.step(), err.errno()), ("mount", libc::ENOENT));
         assert!(err
             .to_string()

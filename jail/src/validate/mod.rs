@@ -58,6 +58,8 @@ pub enum ValidateError {
     },
     #[error("process.oomScoreAdj {0} is outside -1000..=1000")]
     OomScoreAdj(i32),
+    #[error("{field} = {value} is (uid_t)-1, which the kernel reads as \"unchanged\" (root)")]
+    ReservedId { field: &'static str, value: u32 },
     #[error("root is missing")]
     MissingRoot,
     #[error("root.path {0:?} is not an absolute path")]
@@ -250,6 +252,7 @@ pub fn process_config(process: &Process) -> Result<ProcessConfig, ValidateError>
         check_str_nul(&format!("process.env[{i}]"), var)?;
     }
     let user = process.user();
+    check_ids(user)?;
     Ok(ProcessConfig {
         args,
         env,
@@ -263,6 +266,33 @@ pub fn process_config(process: &Process) -> Result<ProcessConfig, ValidateError>
         rlimits: rlimits(process.rlimits().as_deref().unwrap_or_default())?,
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
     })
+}
+
+/// `(uid_t)-1` and `(gid_t)-1` mean "leave unchanged" to setresuid/setresgid/setgroups, so a
+/// process asking for id 4294967295 would keep the zygote's root: refuse it outright.
+fn check_ids(user: &oci_spec::runtime::User) -> Result<(), ValidateError> {
+    const UNCHANGED: u32 = u32::MAX;
+    if user.uid() == UNCHANGED {
+        return Err(ValidateError::ReservedId {
+            field: "process.user.uid",
+            value: UNCHANGED,
+        });
+    }
+    if user.gid() == UNCHANGED {
+        return Err(ValidateError::ReservedId {
+            field: "process.user.gid",
+            value: UNCHANGED,
+        });
+    }
+    let extra = user.additional_gids().as_deref().unwrap_or_default();
+    if extra.contains(&UNCHANGED) {
+        let field = "process.user.additionalGids";
+        return Err(ValidateError::ReservedId {
+            field,
+            value: UNCHANGED,
+        });
+    }
+    Ok(())
 }
 
 fn cwd(cwd: &Path) -> Result<PathBuf, ValidateError> {

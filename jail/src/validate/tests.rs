@@ -724,3 +724,32 @@ fn device_rules_keep_their_order_and_always_allow_the_basics() {
         ValidateError::Resource { .. }
     ));
 }
+
+#[test]
+fn id_minus_one_is_refused_everywhere_it_could_mean_unchanged() {
+    let uid = err(|v| v["process"]["user"]["uid"] = json!(4294967295u32));
+    assert!(matches!(
+        uid,
+        ValidateError::ReservedId {
+            field: "process.user.uid",
+            ..
+        }
+    ));
+    let gid = err(|v| v["process"]["user"]["gid"] = json!(4294967295u32));
+    assert!(matches!(
+        gid,
+        ValidateError::ReservedId {
+            field: "process.user.gid",
+            ..
+        }
+    ));
+    let extra = err(|v| v["process"]["user"]["additionalGids"] = json!([5, 4294967295u32]));
+    assert!(matches!(
+        extra,
+        ValidateError::ReservedId {
+            field: "process.user.additionalGids",
+            ..
+        }
+    ));
+    ok(|v| v["process"]["user"]["uid"] = json!(4294967294u32));
+}

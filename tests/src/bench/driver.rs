@@ -333,6 +333,21 @@ impl Client {
         Ok((start_ns, wait_ns, ns(t)))
     }
 
+    /// The AgentService client, for the phases that send RPCs of their own.
+    pub fn agent(&self) -> &AgentServiceClient {
+        &self.agent
+    }
+
+    /// StartContainer of a parked container.
+    pub async fn start(&self, id: &str) -> Result<()> {
+        let r = requests(id, &wire::oci::Spec::new());
+        self.agent
+            .start_container(ctx(), &r.start)
+            .await
+            .with_context(|| format!("StartContainer {id}"))?;
+        Ok(())
+    }
+
     /// CreateContainer only: the container parks on its exec.fifo.
     pub async fn park(&self, id: &str, spec: &wire::oci::Spec) -> Result<()> {
         let r = requests(id, spec);

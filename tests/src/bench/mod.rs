@@ -8,6 +8,7 @@
 pub mod driver;
 pub mod floor;
 pub mod helper;
+pub mod join;
 mod latency;
 mod load;
 pub mod memory;

@@ -178,6 +178,8 @@ pub struct Report {
     pub method: Vec<String>,
     pub latency: Vec<SideLatency>,
     pub throughput: Vec<ThroughputRun>,
+    /// ExecProcess and pid-namespace-sharing create latency per launcher.
+    pub join: Vec<super::join::JoinResult>,
     pub memory: Vec<MemoryResult>,
     pub scaling: Vec<ScalingResult>,
     pub parking: Vec<ParkingCurve>,

@@ -280,6 +280,8 @@ async fn phases(ctx: &Ctx, p: &Paths, report: &mut Report) -> Result<()> {
         report.latency.push(lat);
     }
     result?;
+    let labels: Vec<String> = ctx.agents.iter().map(|a| a.label.clone()).collect();
+    report.join = super::join::run(ctx, &labels).await?;
     let result = load::throughput(ctx, &mut loads, &mut report.warnings).await;
     for l in loads {
         l.finish(&mut report.warnings);
