@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs what zagent's demo and tests need on a fresh Debian machine: a static busybox for
-# the container rootfs.
+# the container rootfs, and libseccomp's development files (the agent compiles OCI seccomp
+# profiles with libseccomp; the binaries link libseccomp.so.2).
 set -euo pipefail
-if ! dpkg -s busybox-static >/dev/null 2>&1; then
+need=()
+for p in busybox-static libseccomp-dev; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq busybox-static
+    apt-get install -y -qq "${need[@]}"
 fi

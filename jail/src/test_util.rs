@@ -8,7 +8,7 @@
 //! the zygote's child sends it to the agent. The forked children only make system calls and
 //! leave with `_exit`; a jail failure is reported as one "JAILERR <step> <errno> <message>" line.
 
-use crate::init::{exec, prepare, prepare_exec, JailError};
+use crate::init::{exec, finish, prepare, prepare_exec, JailError};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
@@ -293,6 +293,9 @@ fn jailed(job: &Job<'_>, ends: ChildEnds) -> ! {
         }
     }
     drop(console);
+    if let Err(e) = finish(&prepared) {
+        report_and_exit(e, 100);
+    }
     report_and_exit(exec(&prepared), 101)
 }
 

@@ -262,6 +262,28 @@ fn v1_exists_rolls_back_everything_it_made() {
 }
 
 #[test]
+fn v1_cpuset_parent_another_agent_has_not_filled_yet() {
+    // A second agent on the same cgroup parent made `zagent` a moment ago and has not written
+    // its cpus and mems yet (a new v1 cpuset starts with both empty). The leaf must not copy the
+    // empty values (joining it would fail with ENOSPC): both get the root's.
+    let (tmp, layout) = fake_v1();
+    let b = base(&tmp);
+    fs::create_dir(b.join("cpuset/zagent")).unwrap();
+    fs::write(b.join("cpuset/zagent/cpuset.cpus"), "\n").unwrap();
+    fs::write(b.join("cpuset/zagent/cpuset.mems"), "\n").unwrap();
+    let res = Resources {
+        cpuset_cpus: None,
+        cpuset_mems: None,
+        ..all_limits()
+    };
+    layout.create(Path::new("zagent/c1"), &res).unwrap();
+    for dir in ["cpuset/zagent", "cpuset/zagent/c1"] {
+        assert_eq!(text(b.join(dir).join("cpuset.cpus")), "0-1", "{dir}");
+        assert_eq!(text(b.join(dir).join("cpuset.mems")), "0", "{dir}");
+    }
+}
+
+#[test]
 fn v1_failure_rolls_back() {
     let (tmp, layout) = fake_v1();
     let b = base(&tmp);

@@ -88,7 +88,7 @@ fn fill_cpusets(created: &[PathBuf], res: &Resources) -> Result<(), CgroupError>
                 Some(value) if is_leaf => value.clone(),
                 _ if inherited => continue,
                 _ => match dir.parent() {
-                    Some(parent) => read(&parent.join(file))?.trim().to_owned(),
+                    Some(parent) => filled(parent, file)?,
                     None => continue,
                 },
             };
@@ -99,6 +99,24 @@ fn fill_cpusets(created: &[PathBuf], res: &Resources) -> Result<(), CgroupError>
         }
     }
     Ok(())
+}
+
+/// The value of `file` in the existing cpuset `dir`. Empty means another process (a second agent
+/// on the same cgroup parent) made `dir` a moment ago and has not filled it yet; then `dir` is
+/// filled here from its nearest filled ancestor, the same values that process will write.
+fn filled(dir: &Path, file: &str) -> Result<String, CgroupError> {
+    let value = read(&dir.join(file))?.trim().to_owned();
+    if !value.is_empty() {
+        return Ok(value);
+    }
+    let Some(parent) = dir.parent() else {
+        return Ok(value);
+    };
+    let value = filled(parent, file)?;
+    if !value.is_empty() {
+        write(&dir.join(file), &value)?;
+    }
+    Ok(value)
 }
 
 fn clones_children(dir: &Path) -> bool {
