@@ -64,6 +64,8 @@ pub struct Container {
     pub namespaces: Vec<wire::zygote::NamespaceKind>,
     /// Exec ids whose launch is under way (reserved, not yet in `processes`).
     pub pending_execs: std::collections::HashSet<String>,
+    /// The container's compiled seccomp filter, which every exec into it gets too (as in runc).
+    pub seccomp: Option<wire::zygote::SeccompFilter>,
 }
 
 impl Container {
@@ -89,6 +91,7 @@ impl Container {
             sync: None,
             namespaces,
             pending_execs: Default::default(),
+            seccomp: None,
         }
     }
 

@@ -73,7 +73,10 @@ impl Agent {
                 exec_id: exec_id.into(),
                 namespaces: c.namespaces.clone(),
                 cgroup_procs: c.cgroup.join_files(),
-                process: pc,
+                process: wire::zygote::ProcessConfig {
+                    seccomp: c.seccomp.clone(),
+                    ..pc
+                },
                 console_size: jail::validate::console_size(process),
                 test_pause_before_exec_ms: self.test_exec_pause_ms,
             };

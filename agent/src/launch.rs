@@ -143,6 +143,7 @@ impl Agent {
         undo.cgroup = Some(self.layout.create(&v.cgroup_path, &v.resources)?);
         write_debug_config(&state_dir, &config);
         let namespaces = config.namespaces.iter().map(|n| n.kind).collect();
+        let seccomp = config.process.seccomp.clone();
         let fifo = exec_fifo::create(&state_dir).map_err(|e| AgentError::io("exec.fifo", e))?;
         let t_prepared = t0.elapsed();
         let (launched, sync, stdio) = self.clone_child(&config, &fifo, &join_ns).await?;
@@ -186,6 +187,7 @@ impl Agent {
         let cgroup = undo.cgroup.take().expect("cgroup was created above");
         let mut container = Container::new(id.into(), process, cgroup, state_dir, fifo, namespaces);
         container.sync = Some((sync, seq));
+        container.seccomp = seccomp;
         *undo = Undo::default();
         Ok(container)
     }

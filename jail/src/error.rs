@@ -11,6 +11,9 @@ use std::path::PathBuf;
 /// symbolically (`ENOENT`), because that is what an operator greps for.
 #[derive(Debug, thiserror::Error)]
 pub enum JailError {
+    #[error("{what}: {errno:?}")]
+    Seccomp { what: String, errno: Errno },
+
     #[error("make the process non-dumpable: {errno:?}")]
     Dumpable { errno: Errno },
 
@@ -112,6 +115,7 @@ impl JailError {
             Self::Capabilities { .. } => "capabilities",
             Self::NoNewPrivs { .. } => "no-new-privs",
             Self::Cwd { .. } => "cwd",
+            Self::Seccomp { .. } => "seccomp",
             Self::Exec { .. } => "exec",
         }
     }
@@ -144,6 +148,7 @@ impl JailError {
             | Self::Capabilities { errno, .. }
             | Self::NoNewPrivs { errno }
             | Self::Cwd { errno, .. }
+            | Self::Seccomp { errno, .. }
             | Self::Exec { errno, .. } => *errno,
         }
     }

@@ -31,7 +31,9 @@
 //! 13. "readonly-paths": bound onto themselves read-only.
 //! 14. "readonly-root": "/" read-only.
 //! 15. "rlimits".
-//! 16. "umask" (0o022 when unset, as runc).
+//! 16. "umask" (0o022 when unset, as runc), then "seccomp" when the process keeps the right to
+//!     gain privileges (no no_new_privs): loading a filter then needs CAP_SYS_ADMIN, which the
+//!     next steps drop; the rest of our code runs under the container's filter.
 //! 17. "capabilities" + "identity": bounding set shrunk, PR_SET_KEEPCAPS, stdio (a terminal's
 //!     slave included) given to the uid, setgroups, setresgid, setresuid, keepcaps cleared, then
 //!     effective/permitted/inheritable and ambient set.
@@ -55,8 +57,8 @@
 //! "controlling-terminal" (setsid and TIOCSCTTY on the pty slave; a session whose leader exits
 //! would lose its terminal). Then (in `exec`, after the fifo for a container) "exec": PATH lookup
 //! inside the new root, every fd above 2 marked close-on-exec, the exec's test pause if any,
-//! execve with exactly the configured environment. Seccomp, once supported (validation refuses it
-//! for now), goes last, right before the execve.
+//! "seccomp" with no_new_privs (right before execve, so none of our code runs under the filter),
+//! execve with exactly the configured environment.
 
 use crate::terminal::{self, Console};
 use crate::{capabilities, devices, identity, mounts, namespaces, rlimits, rootfs, system};
@@ -128,6 +130,11 @@ pub fn prepare_exec(cfg: &ExecConfig, init_pidfd: BorrowedFd<'_>) -> Result<Prep
 fn become_process(p: &ProcessConfig) -> Result<(), JailError> {
     rlimits::apply(&p.rlimits)?;
     identity::set_umask(p.umask)?;
+    if let (Some(filter), false) = (&p.seccomp, p.no_new_privileges) {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: now, while we have it
+        // (runc does the same). With no_new_privs it is loaded right before execve instead.
+        crate::seccomp::load(filter)?;
+    }
     let caps = &p.capabilities;
     capabilities::drop_bounding(caps.bounding)?;
     capabilities::keep_across_setuid(true)?;

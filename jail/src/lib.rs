@@ -6,6 +6,7 @@
 
 pub mod cgroups;
 pub mod init;
+pub mod seccomp;
 pub mod validate;
 
 // The child side's steps; only `init` (and the error type) is the public face.

@@ -32,6 +32,9 @@ pub struct Prepared {
     pause_before_exec: Duration,
     /// The process has a terminal, to be made its controlling one last (`init::finish`).
     terminal: bool,
+    /// The seccomp filter to load right before execve (with no_new_privs; without it the filter
+    /// was loaded while still privileged, in `init`).
+    seccomp_at_exec: Option<wire::zygote::SeccompFilter>,
 }
 
 fn exec_err(what: String) -> impl FnOnce(Errno) -> JailError {
@@ -64,6 +67,7 @@ impl Prepared {
             console: None,
             pause_before_exec: Duration::ZERO,
             terminal: p.terminal,
+            seccomp_at_exec: p.seccomp.clone().filter(|_| p.no_new_privileges),
         })
     }
 
@@ -161,7 +165,8 @@ pub fn cloexec_all_but_stdio() -> Result<(), Errno> {
 }
 
 /// Resolves the program in "/" (the container's root by now), marks fds close-on-exec, waits
-/// out the test pause if there is one, and execs. Returns only on failure.
+/// out the test pause if there is one, loads the seccomp filter (with no_new_privs: the last
+/// thing before execve, so that none of our own code runs under it), and execs. Returns only on failure.
 pub fn exec(prepared: &Prepared) -> JailError {
     let root = match sys::open(Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY) {
         Ok(fd) => fd,
@@ -177,6 +182,11 @@ pub fn exec(prepared: &Prepared) -> JailError {
     }
     if !prepared.pause_before_exec.is_zero() {
         std::thread::sleep(prepared.pause_before_exec);
+    }
+    if let Some(filter) = &prepared.seccomp_at_exec {
+        if let Err(e) = crate::seccomp::load(filter) {
+            return e;
+        }
     }
     let Err(e) = nix::unistd::execve(&path, &prepared.argv, &prepared.envp);
     exec_err(format!("exec {}", path.to_string_lossy()))(e)

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Bumped on every incompatible change of any message in this module.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest frame either side sends or accepts (checked before anything is decoded).
 pub const MAX_FRAME: usize = 192 * 1024;
@@ -215,6 +215,16 @@ pub struct ProcessConfig {
     pub capabilities: Capabilities,
     pub rlimits: Vec<Rlimit>,
     pub no_new_privileges: bool,
+    /// The container's seccomp filter, compiled by the agent (an exec gets its container's).
+    pub seccomp: Option<SeccompFilter>,
+}
+
+/// A compiled seccomp filter: classic BPF, one `struct sock_filter` (8 bytes, native layout)
+/// per element, and the SECCOMP_FILTER_FLAG_* bits to load it with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SeccompFilter {
+    pub program: Vec<u64>,
+    pub flags: u32,
 }
 
 /// Capability sets as bit masks (bit n = capability number n).

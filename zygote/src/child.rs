@@ -65,7 +65,7 @@ pub(crate) fn spawn_inside(sync: BorrowedFd<'_>, keep: &[RawFd]) {
         Ok(ends) => ends,
         Err(errno) => fail(sync, "spawn", errno as i32, format!("pipe2: {errno}")),
     };
-    match crate::fork::clone_child(0) {
+    match crate::fork::clone_in_place() {
         Err(errno) => fail(sync, "spawn", errno as i32, format!("clone3: {errno}")),
         Ok(crate::fork::Forked::Parent { pid, pidfd }) => {
             let event = ChildEvent::Spawned { pid: pid.as_raw() };

@@ -26,9 +26,6 @@ pub(super) fn convert(spec: &Spec) -> Result<LinuxConfig, ValidateError> {
     if linux.is_some_and(|l| non_empty(l.uid_mappings()) || non_empty(l.gid_mappings())) {
         return Err(ValidateError::IdMappings);
     }
-    if linux.is_some_and(|l| l.seccomp().is_some()) {
-        return Err(ValidateError::Seccomp);
-    }
     let (namespaces, join) = namespaces(linux)?;
     let has = |kind| namespaces.iter().any(|ns: &Namespace| ns.kind == kind);
     // pivot_root in the zygote's mount namespace would take the agent's root away; the child

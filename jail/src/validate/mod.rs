@@ -83,8 +83,8 @@ pub enum ValidateError {
     MountNamespaceRequired,
     #[error("linux.uidMappings/gidMappings are not supported (no user namespace support yet)")]
     IdMappings,
-    #[error("seccomp is not supported yet")]
-    Seccomp,
+    #[error("linux.seccomp: {0}")]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("hooks are not supported")]
     Hooks,
     #[error("{0} is set but the container has no uts namespace")]
@@ -172,7 +172,10 @@ pub fn validate(id: &str, spec: &Spec) -> Result<Validated, ValidateError> {
         sysctl: linux.sysctl,
         cgroup_procs: Vec::new(),
         oom_score_adj: oom_score_adj(process)?,
-        process: process_config(process)?,
+        process: ProcessConfig {
+            seccomp: seccomp(spec)?,
+            ..process_config(process)?
+        },
         console_size: console_size(process),
     };
     Ok(Validated {
@@ -238,6 +241,12 @@ pub fn console_size(process: &Process) -> Option<(u16, u16)> {
     Some((clamp(b.height()), clamp(b.width())))
 }
 
+/// `linux.seccomp` compiled to BPF, if the spec has one.
+fn seccomp(spec: &Spec) -> Result<Option<wire::zygote::SeccompFilter>, ValidateError> {
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    Ok(profile.map(crate::seccomp::compile).transpose()?)
+}
+
 /// Checks one OCI process (a container's, or an exec's) and converts it.
 pub fn process_config(process: &Process) -> Result<ProcessConfig, ValidateError> {
     let args = process.args().clone().unwrap_or_default();
@@ -265,6 +274,7 @@ pub fn process_config(process: &Process) -> Result<ProcessConfig, ValidateError>
         capabilities: capabilities(process.capabilities().as_ref())?,
         rlimits: rlimits(process.rlimits().as_deref().unwrap_or_default())?,
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        seccomp: None,
     })
 }
 
