@@ -33,6 +33,8 @@ pub enum AgentError {
     Finished,
     #[error("stdin is closed")]
     StdinClosed,
+    #[error("another WriteStdin to this process is still in progress")]
+    StdinBusy,
     #[error("process has no terminal")]
     NoTerminal,
     #[error("launch: {0}")]
@@ -90,6 +92,7 @@ impl AgentError {
             | AgentError::Jail { .. }
             | AgentError::StdinClosed
             | AgentError::NoTerminal => Code::FAILED_PRECONDITION,
+            AgentError::StdinBusy => Code::RESOURCE_EXHAUSTED,
             AgentError::Launch(e) if e.is_unavailable() => Code::UNAVAILABLE,
             AgentError::Timeout(_) => Code::DEADLINE_EXCEEDED,
             AgentError::Launch(_) | AgentError::Cgroup(_) | AgentError::Io { .. } => Code::INTERNAL,

@@ -105,9 +105,12 @@ impl Stdio {
         })
     }
 
-    /// Writes all of `data`; returns its length.
+    /// Writes all of `data`; returns its length. One write at a time per process: a second
+    /// one while the first waits for the process to read is RESOURCE_EXHAUSTED, so a process
+    /// that never reads its stdin holds at most one request's data (under ttrpc's 4 MiB frame
+    /// limit) in the agent, not one per call.
     pub async fn write_stdin(&self, data: &[u8]) -> Result<usize, AgentError> {
-        let mut guard = self.stdin.lock().await;
+        let mut guard = self.stdin.try_lock().map_err(|_| AgentError::StdinBusy)?;
         match guard.as_mut() {
             None => Err(AgentError::StdinClosed),
             Some(Writer::Pipe(w)) => w

@@ -3,6 +3,7 @@
 
 mod child_sync;
 mod config;
+mod conn_limit;
 mod container;
 mod error;
 mod exec;
@@ -11,7 +12,9 @@ mod io;
 mod launch;
 mod launcher;
 mod lifecycle;
+mod listen;
 mod nsfile;
+mod ratelimit;
 mod reaper;
 mod registry;
 mod rpc;
@@ -63,13 +66,25 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: config::LogFormat) {
+    use tracing_subscriber::{filter::filter_fn, prelude::*};
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZAGENT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        config::LogFormat::Text => builder.init(),
-        config::LogFormat::Json => builder.json().init(),
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        config::LogFormat::Text => fmt.boxed(),
+        config::LogFormat::Json => fmt.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter_fn(ttrpc_rate)).with_filter(filter))
+        .init();
+}
+
+/// ttrpc logs a line for each reply it could not send, so a client that hangs up with a
+/// thousand requests pending would cost a thousand lines: ttrpc's own lines go through a
+/// bucket of their own (what it leaves out is dropped; the rpc failures we log count theirs).
+static TTRPC_LOGGED: ratelimit::LogLimiter = ratelimit::LogLimiter::new();
+
+fn ttrpc_rate(meta: &tracing::Metadata<'_>) -> bool {
+    !meta.target().starts_with("ttrpc")
+        || matches!(TTRPC_LOGGED.check(), ratelimit::Verdict::Log { .. })
 }

@@ -1,5 +1,6 @@
-//! Binds the listener, registers the services, and runs until SIGTERM or SIGINT; then stops
-//! accepting, removes every container it still has (kill, reap, cgroup, state dir) and exits.
+//! Binds the listener (`listen`), registers the services, and runs until SIGTERM or SIGINT;
+//! then stops accepting, removes every container it still has (kill, reap, cgroup, state dir)
+//! and exits.
 
 use crate::config::{AgentConfig, LauncherKind};
 use crate::launcher::{reexec::ReexecLauncher, zygote::ZygoteLauncher, Launcher};
@@ -11,6 +12,9 @@ use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 
 pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
+    // First, so that a refusal (an agent already serving, a path that is not a socket) comes
+    // before anything is started. `_socket_file` removes our socket when run returns.
+    let (listener, _socket_file) = crate::listen::bind(&cfg.listen)?;
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("creating state dir {}", cfg.state_dir.display()))?;
     let layout = jail::cgroups::Layout::detect(Path::new("/proc/self/mountinfo"))
@@ -51,17 +55,16 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
     }
     let health = wire::health_ttrpc::create_health(Arc::new(HealthService));
     let admin = wire::zagent_ttrpc::create_admin(Arc::new(AdminService(agent.clone())));
-    let socket_path = prepare_unix_path(&cfg.listen)?;
     let mut server = ttrpc::r#async::Server::new()
-        .bind(&cfg.listen)
-        .with_context(|| format!("binding {}", cfg.listen))?
+        .add_listener(listener)
         .register_service(services)
         .register_service(health)
         .register_service(admin);
-    server.start().await.context("starting the ttrpc server")?;
-    tracing::info!(listen = cfg.listen, launcher = ?cfg.launcher, "zagent serving");
+    // Before the first connection is served, so that a SIGTERM sent once we answer is handled.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    server.start().await.context("starting the ttrpc server")?;
+    tracing::info!(listen = cfg.listen, launcher = ?cfg.launcher, "zagent serving");
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
@@ -71,28 +74,5 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
     if let Err(e) = agent.shutdown().await {
         tracing::error!(error = %e, "removing containers at shutdown");
     }
-    if let Some(p) = socket_path {
-        let _ = std::fs::remove_file(p);
-    }
     Ok(())
-}
-
-/// For unix:// addresses: makes the parent dir and removes a stale socket file.
-fn prepare_unix_path(listen: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
-    let Some(path) = listen.strip_prefix("unix://") else {
-        return Ok(None);
-    };
-    if path.starts_with('@') {
-        return Ok(None); // abstract socket: nothing on disk
-    }
-    let path = Path::new(path);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).with_context(|| format!("removing stale socket {}", path.display()))
-        }
-        _ => Ok(Some(path.to_owned())),
-    }
 }

@@ -4,7 +4,7 @@
 
 use oci_spec::runtime::Spec;
 use protobuf::MessageField;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use ttrpc::context;
@@ -91,13 +91,30 @@ impl TestAgent {
 
     /// With extra agent arguments (e.g. the hidden test hooks).
     pub async fn start_opts(launcher: Launcher, extra: &[&str]) -> TestAgent {
+        TestAgent::start_stderr(launcher, extra, Stdio::inherit()).await
+    }
+
+    /// Like `start_opts`, with the agent's stderr (its log) sent to `stderr`, e.g. a file the
+    /// test then counts lines in.
+    pub async fn start_stderr(launcher: Launcher, extra: &[&str], stderr: Stdio) -> TestAgent {
+        TestAgent::start_in(launcher, None, extra, stderr).await
+    }
+
+    /// Like `start_stderr`, on `state_dir` when given (e.g. the one a killed agent left behind)
+    /// instead of a fresh one.
+    pub async fn start_in(
+        launcher: Launcher,
+        state_dir: Option<&Path>,
+        extra: &[&str],
+        stderr: Stdio,
+    ) -> TestAgent {
         crate::require_root();
         let dir = tempfile::Builder::new()
             .prefix("zagent-agent")
             .tempdir()
             .expect("tempdir");
         let sock = dir.path().join("agent.sock");
-        let state_dir = dir.path().join("state");
+        let state_dir = state_dir.map_or_else(|| dir.path().join("state"), Path::to_owned);
         let addr = format!("unix://{}", sock.display());
         let child = Command::new(crate::bin("zagent"))
             .args([
@@ -114,6 +131,7 @@ impl TestAgent {
                 std::env::var("ZAGENT_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .stdin(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn zagent");
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -365,12 +365,13 @@ fn exec_process(args: &[&str]) -> oci_spec::runtime::Process {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pooled_namespaces_are_fresh_and_never_shared() {
     let a = TestAgent::start_opts(Launcher::Zygote, &["--warm-pool", "2"]).await;
-    // The pool is really there: 2 sets of (net, ipc, uts) fds beside the zygote's own 8
-    // (stdio, its channel, and its own pid, net, ipc and uts namespaces).
+    // The pool is really there: 2 sets of (net, ipc, uts) fds beside the zygote's own 7
+    // (stdio, its channel, and its own net, ipc and uts namespaces: it keeps none of a pid
+    // namespace, since it never clones into one).
     let zygote = procs::zygote_of(a.pid()).expect("zygote");
     assert_eq!(
         procs::fd_count(zygote),
-        8 + 2 * 3,
+        7 + 2 * 3,
         "the zygote's fds with a pool of 2"
     );
     let mut seen = std::collections::HashSet::new();

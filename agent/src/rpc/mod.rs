@@ -50,10 +50,18 @@ impl AgentRpc {
     }
 }
 
-/// Logs a failed RPC once and converts its error.
+/// Failed RPCs are the client's to cause, as many as it likes: their log lines are rate-limited.
+static FAILURES_LOGGED: crate::ratelimit::LogLimiter = crate::ratelimit::LogLimiter::new();
+
+/// Logs a failed RPC once (at a bounded rate) and converts its error.
 pub(crate) fn reply<T>(rpc: &str, id: &str, r: Result<T, AgentError>) -> ttrpc::Result<T> {
     r.map_err(|e| {
-        tracing::warn!(rpc, id, code = ?e.code(), error = %e, "rpc failed");
+        if let crate::ratelimit::Verdict::Log { suppressed } = FAILURES_LOGGED.check() {
+            if suppressed > 0 {
+                tracing::warn!(suppressed, "rpc failures suppressed (log rate limit)");
+            }
+            tracing::warn!(rpc, id, code = ?e.code(), error = %e, "rpc failed");
+        }
         e.into()
     })
 }
