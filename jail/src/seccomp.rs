@@ -1,8 +1,9 @@
 //! `linux.seccomp`: compiled into a classic BPF program in the agent (`compile`, libseccomp,
 //! as runc, crun, youki and Kata do), and loaded in the child with seccomp(2) (`load`, one raw
 //! syscall: no library code runs between fork and exec for it). The program travels in the
-//! launch config (`wire::zygote::SeccompFilter`), so a profile is compiled once in the agent,
-//! which can keep it for the next container with the same profile, and never in a child.
+//! launch config (`wire::zygote::SeccompFilter`), so a profile is compiled in the agent, which
+//! keeps the last few (`FilterCache`) for the next container with the same profile, and never in
+//! a child.
 //!
 //! Semantics follow runc: a syscall name unknown to libseccomp is skipped (profiles list
 //! syscalls of newer kernels and other architectures); a rule whose action is the default one is
@@ -124,6 +125,57 @@ fn condition_sets(rule: usize, s: &LinuxSyscall) -> Result<Vec<Vec<ScmpArgCompar
     } else {
         vec![all]
     })
+}
+
+/// The filters of the last few profiles compiled. Compiling Docker's default profile takes about
+/// 10 ms (release build; libseccomp resolves every syscall name and builds the tree), as much as
+/// the rest of a create; a dense guest runs many containers with one or two profiles, so each is
+/// compiled once. Bounded: the oldest entry goes when a new profile comes.
+pub struct FilterCache {
+    entries: std::sync::Mutex<std::collections::VecDeque<(LinuxSeccomp, SeccompFilter)>>,
+    capacity: usize,
+}
+
+impl Default for FilterCache {
+    fn default() -> FilterCache {
+        FilterCache::with_capacity(16)
+    }
+}
+
+impl FilterCache {
+    /// A cache of `capacity` profiles; 0 compiles every time.
+    pub fn with_capacity(capacity: usize) -> FilterCache {
+        FilterCache {
+            entries: Default::default(),
+            capacity,
+        }
+    }
+
+    /// The filter for `profile`, compiled now unless it was lately. The lock is not held while
+    /// compiling, so two first creates with one profile may both compile it.
+    pub fn get(&self, profile: &LinuxSeccomp) -> Result<SeccompFilter, SeccompError> {
+        let lock = || self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, f)) = lock().iter().find(|(p, _)| p == profile) {
+            return Ok(f.clone());
+        }
+        let filter = compile(profile)?;
+        if self.capacity > 0 {
+            let mut entries = lock();
+            if entries.len() >= self.capacity {
+                entries.pop_front();
+            }
+            entries.push_back((profile.clone(), filter.clone()));
+        }
+        Ok(filter)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Compiles the profile into a BPF program for this machine's architecture (and those listed).

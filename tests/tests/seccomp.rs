@@ -11,9 +11,9 @@ use tests::{bundle, procs, unique_id};
 fn docker_default() -> LinuxSeccomp {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/seccomp/docker-default-x86_64.oci.json"
+        "/data/seccomp/docker-default-x86_64.oci.json"
     );
-    let text = std::fs::read_to_string(path).expect("../shared/data/seccomp is there");
+    let text = std::fs::read_to_string(path).expect("tests/data/seccomp is in the repo");
     serde_json::from_str(&text).expect("Docker's profile parses as linux.seccomp")
 }
 

@@ -9,13 +9,13 @@ fn profile(json: serde_json::Value) -> LinuxSeccomp {
     serde_json::from_value(json).expect("a valid LinuxSeccomp")
 }
 
-/// Docker's default profile in OCI form, from the shared test data.
+/// Docker's default profile in OCI form (tests/data/seccomp).
 pub fn docker_default() -> LinuxSeccomp {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/seccomp/docker-default-x86_64.oci.json"
+        "/../tests/data/seccomp/docker-default-x86_64.oci.json"
     );
-    let text = std::fs::read_to_string(path).expect("../shared/data/seccomp is there");
+    let text = std::fs::read_to_string(path).expect("tests/data/seccomp is in the repo");
     serde_json::from_str(&text).expect("Docker's profile parses as linux.seccomp")
 }
 
@@ -159,4 +159,26 @@ fn a_spec_with_docker_default_validates_into_a_filter() {
         v.config.process.seccomp,
         Some(compile(&docker_default()).unwrap())
     );
+}
+
+
+#[test]
+fn the_cache_compiles_a_profile_once_and_stays_bounded() {
+    let cache = FilterCache::with_capacity(2);
+    let docker = docker_default();
+    let first = cache.get(&docker).unwrap();
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.get(&docker).unwrap(), first, "the same program");
+    assert_eq!(cache.len(), 1, "a profile seen before is not compiled again");
+    let errno = |n: i64| {
+        profile(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": n}]}))
+    };
+    let (a, b) = (cache.get(&errno(1)).unwrap(), cache.get(&errno(2)).unwrap());
+    assert_ne!(a, b, "different profiles, different programs");
+    assert_eq!(cache.len(), 2, "bounded: the oldest (Docker's) went");
+    assert_eq!(cache.get(&errno(1)).unwrap(), a);
+    let none = FilterCache::with_capacity(0);
+    none.get(&docker).unwrap();
+    assert!(none.is_empty());
 }

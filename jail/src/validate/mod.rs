@@ -38,7 +38,7 @@ pub enum ValidateError {
     InvalidId(String),
     #[error("process is missing")]
     MissingProcess,
-    #[error("process.args is empty")]
+    #[error("process.args is empty, or its first entry (the program) is")]
     EmptyArgs,
     #[error("process.cwd {0:?} is not an absolute path")]
     RelativeCwd(PathBuf),
@@ -144,8 +144,18 @@ pub enum ValidateError {
     },
 }
 
-/// Checks `spec` for container `id` and converts it into the launch config.
+/// Checks `spec` for container `id` and converts it into the launch config (compiling its
+/// seccomp profile, if any, every time: see `validate_with`).
 pub fn validate(id: &str, spec: &Spec) -> Result<Validated, ValidateError> {
+    validate_with(id, spec, &crate::seccomp::FilterCache::with_capacity(0))
+}
+
+/// `validate`, taking a compiled seccomp filter from `filters` when it has the spec's profile.
+pub fn validate_with(
+    id: &str,
+    spec: &Spec,
+    filters: &crate::seccomp::FilterCache,
+) -> Result<Validated, ValidateError> {
     check_id(id)?;
     if spec.hooks().as_ref().is_some_and(hooks_present) {
         return Err(ValidateError::Hooks);
@@ -173,7 +183,7 @@ pub fn validate(id: &str, spec: &Spec) -> Result<Validated, ValidateError> {
         cgroup_procs: Vec::new(),
         oom_score_adj: oom_score_adj(process)?,
         process: ProcessConfig {
-            seccomp: seccomp(spec)?,
+            seccomp: seccomp(spec, filters)?,
             ..process_config(process)?
         },
         console_size: console_size(process),
@@ -242,15 +252,20 @@ pub fn console_size(process: &Process) -> Option<(u16, u16)> {
 }
 
 /// `linux.seccomp` compiled to BPF, if the spec has one.
-fn seccomp(spec: &Spec) -> Result<Option<wire::zygote::SeccompFilter>, ValidateError> {
+fn seccomp(
+    spec: &Spec,
+    filters: &crate::seccomp::FilterCache,
+) -> Result<Option<wire::zygote::SeccompFilter>, ValidateError> {
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    Ok(profile.map(crate::seccomp::compile).transpose()?)
+    Ok(profile.map(|p| filters.get(p)).transpose()?)
 }
 
 /// Checks one OCI process (a container's, or an exec's) and converts it.
 pub fn process_config(process: &Process) -> Result<ProcessConfig, ValidateError> {
     let args = process.args().clone().unwrap_or_default();
-    if args.is_empty() {
+    // An empty program would only fail in the child, at `Prepared::new`, after the namespaces
+    // and the cgroup were made for it: refuse it here like no args at all (found by fuzzing).
+    if args.first().map_or(true, String::is_empty) {
         return Err(ValidateError::EmptyArgs);
     }
     for (i, arg) in args.iter().enumerate() {
