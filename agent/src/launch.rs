@@ -33,7 +33,7 @@ impl Agent {
     ) -> Result<(), AgentError> {
         check_id(&id)?;
         let reservation = self.registry.reserve(&id)?;
-        let validated = jail::validate::validate(&id, &spec)?;
+        let validated = jail::validate::validate_with(&id, &spec, &self.seccomp_filters)?;
         if validated.config.process.terminal && !self.terminals {
             return Err(AgentError::Unsupported("process.terminal".into()));
         }
@@ -141,6 +141,10 @@ impl Agent {
         let mut config = v.config;
         config.cgroup_procs = self.layout.join_files(&v.cgroup_path)?;
         undo.cgroup = Some(self.layout.create(&v.cgroup_path, &v.resources)?);
+        // Once the cgroup is ours (never before: it could be another's that `create` refused)
+        // and before any process exists, so that a restart after our death finds it.
+        crate::recovery::write_record(&state_dir, id, &v.cgroup_path)
+            .map_err(|e| AgentError::io("writing the recovery record", e))?;
         write_debug_config(&state_dir, &config);
         let namespaces = config.namespaces.iter().map(|n| n.kind).collect();
         let seccomp = config.process.seccomp.clone();

@@ -30,6 +30,8 @@ pub struct Agent {
     /// Held (shared) by every launch task; shutdown takes it exclusively, so it waits for
     /// launches under way to finish or be taken back before removing what is left.
     pub inflight: Arc<tokio::sync::RwLock<()>>,
+    /// Compiled seccomp filters of the profiles seen lately.
+    pub seccomp_filters: jail::seccomp::FilterCache,
 }
 
 impl Agent {

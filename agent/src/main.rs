@@ -16,6 +16,7 @@ mod listen;
 mod nsfile;
 mod ratelimit;
 mod reaper;
+mod recovery;
 mod registry;
 mod rpc;
 mod selfexe;

@@ -17,8 +17,14 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
     let (listener, _socket_file) = crate::listen::bind(&cfg.listen)?;
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("creating state dir {}", cfg.state_dir.display()))?;
+    // Held until we return: no second agent works on (or "recovers") this state dir meanwhile.
+    let _state_lock = crate::recovery::lock_state_dir(&cfg.state_dir)?;
     let layout = jail::cgroups::Layout::detect(Path::new("/proc/self/mountinfo"))
         .context("detecting the cgroup layout")?;
+    // What an agent that died here left (processes, cgroups, state dirs) goes before we serve.
+    crate::recovery::run(cfg.state_dir.clone(), layout.clone())
+        .await
+        .context("recovering what an earlier agent left")?;
     let exe = Arc::new(crate::selfexe::sealed_copy().context("sealing a copy of our binary")?);
     let launcher: Arc<dyn Launcher> = match cfg.launcher {
         LauncherKind::Zygote => {
@@ -45,6 +51,7 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         terminals: true,
         test_exec_pause_ms: cfg.test_exec_pause_ms,
         inflight: Default::default(),
+        seccomp_filters: Default::default(),
     });
     let mut services =
         wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));

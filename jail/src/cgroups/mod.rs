@@ -3,9 +3,10 @@
 //! writes "0" into the `cgroup.procs` files), and listing, signalling, measuring and removing
 //! what is in it. Plain file I/O against an injectable root, so that tests run on a fake tree.
 //!
-//! Nothing outside the path given to `Layout::create` is ever created, written or removed,
-//! with two exceptions: v2 controllers are enabled in the ancestors' `cgroup.subtree_control`,
-//! and the v1 cpuset values are copied into parents that `create` made itself.
+//! Nothing outside the path given to `Layout::create` (or to `Layout::open`, for a cgroup an
+//! earlier agent made) is ever created, written or removed, with two exceptions: v2
+//! controllers are enabled in the ancestors' `cgroup.subtree_control`, and the v1 cpuset
+//! values are copied into parents that `create` made itself.
 
 mod mountinfo;
 mod v1;
@@ -167,6 +168,31 @@ impl Layout {
             Layout::V1(hierarchies) => v1::create(hierarchies, rel, res),
             Layout::V2 { root } => v2::create(root, rel, res),
         }
+    }
+
+    /// The cgroup `rel` as it exists now, made by some earlier `create` (e.g. of an agent that
+    /// died): its dirs in the hierarchies where `rel` is a directory, `None` if it is in none.
+    /// Its `remove` takes away only those leaves (parents only if this process made them).
+    pub fn open(&self, rel: &Path) -> Result<Option<Cgroup>, CgroupError> {
+        check_rel(rel)?;
+        let is_dir = |dir: &Path| std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
+        let cgroup = match self {
+            Layout::V1(hierarchies) => {
+                let present: Vec<Hierarchy> = hierarchies
+                    .iter()
+                    .filter(|h| is_dir(&h.mount.join(rel)))
+                    .cloned()
+                    .collect();
+                v1::open(&present, rel)
+            }
+            Layout::V2 { root } if is_dir(&root.join(rel)) => Some(Cgroup {
+                dirs: vec![root.join(rel)],
+                parents: parents_within(root, rel),
+                flavor: Flavor::V2,
+            }),
+            Layout::V2 { .. } => None,
+        };
+        Ok(cgroup)
     }
 }
 

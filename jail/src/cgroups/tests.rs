@@ -381,6 +381,46 @@ fn pids_come_from_the_pids_hierarchy() {
 }
 
 #[test]
+fn open_finds_a_leftover_in_the_hierarchies_that_have_it() {
+    let (tmp, layout) = fake_v1();
+    let b = base(&tmp);
+    let rel = Path::new("zagent/old");
+    assert!(layout.open(rel).unwrap().is_none());
+    assert!(matches!(
+        layout.open(Path::new("../x")),
+        Err(CgroupError::InvalidPath(_))
+    ));
+    // Made by another process (an agent that died): only some hierarchies have it.
+    for h in ["cpu", "pids", "memory"] {
+        fs::create_dir_all(b.join(h).join(rel)).unwrap();
+    }
+    fs::create_dir(b.join("memory/zagent/old/inner")).unwrap();
+    let cg = layout.open(rel).unwrap().expect("found");
+    assert_eq!(cg.dirs().len(), 3);
+    fs::write(b.join("pids/zagent/old/cgroup.procs"), "7\n").unwrap();
+    assert_eq!(cg.pids().unwrap(), [7]);
+    fs::write(b.join("pids/zagent/old/cgroup.procs"), "").unwrap();
+    cg.remove().unwrap();
+    for h in ["cpu", "pids", "memory"] {
+        assert!(!b.join(h).join(rel).exists(), "{h}");
+        assert!(
+            b.join(h).join("zagent").exists(),
+            "{h}: the shared parent stays"
+        );
+    }
+    assert!(layout.open(rel).unwrap().is_none());
+    let (tmp, layout) = fake_v2("memory pids");
+    fs::create_dir_all(tmp.path().join("zagent/old")).unwrap();
+    let cg = layout.open(rel).unwrap().expect("found");
+    assert_eq!(
+        cg.procs_files(),
+        [tmp.path().join("zagent/old/cgroup.procs")]
+    );
+    cg.remove().unwrap();
+    assert!(tmp.path().join("zagent").exists());
+}
+
+#[test]
 fn kill_all_signals_listed_processes() {
     let (tmp, layout) = fake_v1();
     let cg = layout

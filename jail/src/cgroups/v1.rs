@@ -40,11 +40,6 @@ fn build(
 ) -> Result<Cgroup, CgroupError> {
     let mut dirs = Vec::with_capacity(hierarchies.len());
     let mut parents = Vec::new();
-    let index = |controller| {
-        hierarchies
-            .iter()
-            .position(|h: &Hierarchy| h.has(controller))
-    };
     for h in hierarchies {
         let start = made.len();
         let leaf = make_dirs(&h.mount, rel, made)?;
@@ -57,15 +52,35 @@ fn build(
         parents.extend(parents_within(&h.mount, rel));
         dirs.push(leaf);
     }
-    let flavor = Flavor::V1 {
-        memory: index("memory"),
-        pids: index("pids"),
-        cpuacct: index("cpuacct"),
-    };
     Ok(Cgroup {
         dirs,
         parents,
-        flavor,
+        flavor: flavor(hierarchies),
+    })
+}
+
+/// Where the figures live: indexes into `hierarchies`, which the cgroup's dirs follow.
+fn flavor(hierarchies: &[Hierarchy]) -> Flavor {
+    let index = |controller| hierarchies.iter().position(|h| h.has(controller));
+    Flavor::V1 {
+        memory: index("memory"),
+        pids: index("pids"),
+        cpuacct: index("cpuacct"),
+    }
+}
+
+/// The existing cgroup `rel` in `present`, the hierarchies that have it; `None` if none has.
+pub(super) fn open(present: &[Hierarchy], rel: &Path) -> Option<Cgroup> {
+    if present.is_empty() {
+        return None;
+    }
+    Some(Cgroup {
+        dirs: present.iter().map(|h| h.mount.join(rel)).collect(),
+        parents: present
+            .iter()
+            .flat_map(|h| parents_within(&h.mount, rel))
+            .collect(),
+        flavor: flavor(present),
     })
 }
 

@@ -265,7 +265,7 @@ pub fn process_config(process: &Process) -> Result<ProcessConfig, ValidateError>
     let args = process.args().clone().unwrap_or_default();
     // An empty program would only fail in the child, at `Prepared::new`, after the namespaces
     // and the cgroup were made for it: refuse it here like no args at all (found by fuzzing).
-    if args.first().map_or(true, String::is_empty) {
+    if args.first().is_none_or(String::is_empty) {
         return Err(ValidateError::EmptyArgs);
     }
     for (i, arg) in args.iter().enumerate() {
