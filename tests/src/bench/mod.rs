@@ -17,6 +17,7 @@ mod plot;
 mod progress;
 mod report;
 pub mod runtimes;
+pub mod seccomp;
 mod setup;
 pub mod stats;
 

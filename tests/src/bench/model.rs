@@ -180,6 +180,8 @@ pub struct Report {
     pub throughput: Vec<ThroughputRun>,
     /// ExecProcess and pid-namespace-sharing create latency per launcher.
     pub join: Vec<super::join::JoinResult>,
+    /// Lifecycles without and with Docker's seccomp profile per launcher.
+    pub seccomp: Vec<super::seccomp::SeccompResult>,
     pub memory: Vec<MemoryResult>,
     pub scaling: Vec<ScalingResult>,
     pub parking: Vec<ParkingCurve>,

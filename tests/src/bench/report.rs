@@ -50,6 +50,7 @@ pub fn new_report(plan: &Plan, zagent: &Path) -> Report {
         method: method(plan),
         latency: vec![],
         join: vec![],
+        seccomp: vec![],
         throughput: vec![],
         memory: vec![],
         scaling: vec![],
@@ -112,6 +113,7 @@ fn method(plan: &Plan) -> Vec<String> {
         format!("Throughput: with {} concurrent clients (each its own ttrpc connection, lifecycles back to back), each launcher{} for {} window(s) of {:.1} s, sides alternating with rotating order; rate = lifecycles completed / time until the last one finished. Agents are warm from the latency phase.{}", clients.join(", "), if plan.runtimes { " and runc/crun" } else { "" }, plan.rounds, plan.window_s, if plan.runtimes { " runc/crun: one runtime helper process per client (as in the latency phase, sharing one --root, ids unique per helper), each doing CLI lifecycles back to back for the window." } else { "" }),
         format!("Memory: with {} containers created but not started on each agent: PSS (/proc/PID/smaps_rollup) of every container child (pids from zagent.Admin ListContainers, checked to be the agent's children), the agent's and zygote's PSS before and after; marginal = (PSS of the agent's whole process tree after - before) / N. Kernel memory (page tables, namespaces, cgroups) is not in PSS.", plan.memory_parked),
         format!("Joining: one running container (/bin/sleep) per launcher; then, launchers taking turns in batches of {}, {} times each: ExecProcess of /bin/true into it (returns once the process exec'd) and its WaitProcess, and a CreateContainer whose spec joins that container's pid namespace by path, then its RemoveContainer (not timed).", plan.batch, plan.samples.min(200)),
+        format!("Seccomp: per launcher, {} pairs of full lifecycles (after {} warm-up pairs), one without a profile and one whose spec carries Docker's default seccomp profile (tests/data/seccomp), alternating; launchers taking turns in batches of {}. The agent compiles a profile once and keeps the filter, so this is the cost of carrying and loading it.", plan.samples.min(200), super::seccomp::WARMUP, plan.batch),
         format!("Scaling: containers are parked on every agent at once (turns of 50) up to each level ({}); at each level {} lifecycles per launcher are measured, launchers taking turns. The create latency of every parked container is in the JSON (parking).{}", levels.join(", "), plan.scaling_samples, if plan.mode == "quick" { " Quick mode: smaller levels." } else { "" }),
     ]
 }
@@ -428,6 +430,7 @@ pub fn render(r: &Report) -> String {
     }
     latency_table(r, &mut out);
     super::join::table(r, &mut out);
+    super::seccomp::table(r, &mut out);
     throughput_table(r, &mut out);
     memory_table(r, &mut out);
     scaling_table(r, &mut out);

@@ -282,6 +282,7 @@ async fn phases(ctx: &Ctx, p: &Paths, report: &mut Report) -> Result<()> {
     result?;
     let labels: Vec<String> = ctx.agents.iter().map(|a| a.label.clone()).collect();
     report.join = super::join::run(ctx, &labels).await?;
+    report.seccomp = super::seccomp::run(ctx, &labels, &mut report.warnings).await?;
     let result = load::throughput(ctx, &mut loads, &mut report.warnings).await;
     for l in loads {
         l.finish(&mut report.warnings);
