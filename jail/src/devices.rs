@@ -1,7 +1,8 @@
 //! Step "devices": the device nodes of the config inside the rootfs, and the standard /dev
 //! symlinks (fd, stdin, stdout, stderr, core when the host has /proc/kcore, ptmx -> pts/ptmx),
 //! the way runc lays them out. Nodes are mknod'ed, or in a user namespace (where mknod is not
-//! allowed) bind-mounted from the host's node of the same path. When /dev is a bind mount of a
+//! allowed) bind-mounted from the host's node of the same path. An existing file at a node's
+//! path is never replaced: the same device is kept, anything else is EEXIST. When /dev is a bind mount of a
 //! host directory nothing here runs: we must not write into the host's /dev.
 
 use crate::error::JailError;
@@ -52,20 +53,20 @@ fn make_node(root: &Root, d: &Device) -> OpResult {
     let (parent_rel, name) = paths::split(&rel).ok_or(("mknod", Errno::EINVAL))?;
     let parent = paths::mkdir_all(root.fd.as_fd(), parent_rel).map_err(|e| ("resolve", e))?;
     let dir = Some(parent.as_raw_fd());
+    // Whatever is at the path may be the bundle's own file (with a read-only root, or a
+    // device outside /dev, nothing else is in between): it is never removed. The runtime spec
+    // says a different file there is an error; a node that already is this device is kept
+    // as it is (runc does the same).
     match nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits() => {
             return Err(("replace directory with", Errno::EISDIR));
         }
-        Ok(_) => nix::unistd::unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
-            .map_err(|e| ("remove existing", e))?,
+        Ok(st) if is_same_node(&st, d) => return Ok(()),
+        Ok(_) => return Err(("refuse to replace the different file at", Errno::EEXIST)),
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(("stat", e)),
     }
-    let kind = match d.kind {
-        DeviceKind::Char => SFlag::S_IFCHR,
-        DeviceKind::Block => SFlag::S_IFBLK,
-        DeviceKind::Fifo => SFlag::S_IFIFO,
-    };
+    let kind = file_type(d.kind);
     let mode = Mode::from_bits_truncate((d.mode & 0o7777) as libc::mode_t);
     let dev = makedev(d.major, d.minor);
     nix::sys::stat::mknodat(dir, name, kind, mode, dev).map_err(|e| ("mknod", e))?;
@@ -77,6 +78,24 @@ fn make_node(root: &Root, d: &Device) -> OpResult {
     )
     .map_err(|e| ("open", e))?;
     set_owner_and_mode(node.as_fd(), d).map_err(|e| ("chmod/chown", e))
+}
+
+fn file_type(kind: DeviceKind) -> SFlag {
+    match kind {
+        DeviceKind::Char => SFlag::S_IFCHR,
+        DeviceKind::Block => SFlag::S_IFBLK,
+        DeviceKind::Fifo => SFlag::S_IFIFO,
+    }
+}
+
+/// Same file type and, for a char or block device, same major:minor.
+fn is_same_node(st: &libc::stat, d: &Device) -> bool {
+    if st.st_mode & SFlag::S_IFMT.bits() != file_type(d.kind).bits() {
+        return false;
+    }
+    d.kind == DeviceKind::Fifo
+        || (nix::sys::stat::major(st.st_rdev) == d.major
+            && nix::sys::stat::minor(st.st_rdev) == d.minor)
 }
 
 /// mknod's mode went through the umask; set it exactly, through the fd so that nothing can
@@ -178,6 +197,91 @@ mod tests {
             err.to_string(),
             "replace directory with /dev/null (Char 1:3): EISDIR"
         );
+    }
+
+    fn device(path: &str, kind: DeviceKind, major: u64, minor: u64) -> Device {
+        Device {
+            path: path.into(),
+            kind,
+            major,
+            minor,
+            mode: 0o666,
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+        }
+    }
+
+    fn with_devices(devices: Vec<Device>) -> ContainerConfig {
+        ContainerConfig {
+            devices,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_existing_regular_file_is_refused_and_left_alone() {
+        // mknod of a fifo needs no privilege, so the refusal shows unprivileged too.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("etc")).unwrap();
+        let hostname = tmp.path().join("etc/hostname");
+        std::fs::write(&hostname, b"bundle\n").unwrap();
+        let cfg = with_devices(vec![device("/etc/hostname", DeviceKind::Fifo, 0, 0)]);
+        let err = setup(&root(tmp.path()), &cfg).unwrap_err();
+        assert_eq!((err.step(), err.errno()), ("devices", libc::EEXIST));
+        assert_eq!(
+            err.to_string(),
+            "refuse to replace the different file at /etc/hostname (Fifo 0:0): EEXIST"
+        );
+        assert!(std::fs::symlink_metadata(&hostname).unwrap().is_file());
+        assert_eq!(std::fs::read(&hostname).unwrap(), b"bundle\n");
+    }
+
+    #[test]
+    fn an_existing_symlink_is_refused_and_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("dev")).unwrap();
+        let link = tmp.path().join("dev/fifo");
+        std::os::unix::fs::symlink("/nowhere", &link).unwrap();
+        let cfg = with_devices(vec![device("/dev/fifo", DeviceKind::Fifo, 0, 0)]);
+        let err = setup(&root(tmp.path()), &cfg).unwrap_err();
+        assert_eq!((err.step(), err.errno()), ("devices", libc::EEXIST));
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("/nowhere"));
+    }
+
+    #[test]
+    fn an_existing_node_of_the_same_kind_is_kept_as_it_is() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("dev")).unwrap();
+        let fifo = tmp.path().join("dev/fifo");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let cfg = with_devices(vec![device("/dev/fifo", DeviceKind::Fifo, 0, 0)]);
+        setup(&root(tmp.path()), &cfg).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let md = std::fs::symlink_metadata(&fifo).unwrap();
+        assert_eq!(md.permissions().mode() & 0o7777, 0o600);
+    }
+
+    #[test]
+    #[ignore = "requires root"]
+    fn an_existing_device_is_kept_only_if_its_numbers_match() {
+        crate::test_util::require_root();
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("dev")).unwrap();
+        let null = tmp.path().join("dev/null");
+        let mode = Mode::from_bits_truncate(0o600);
+        nix::sys::stat::mknod(&null, SFlag::S_IFCHR, mode, makedev(1, 3)).unwrap();
+        let same = with_devices(vec![device("/dev/null", DeviceKind::Char, 1, 3)]);
+        setup(&root(tmp.path()), &same).unwrap();
+        let zero = with_devices(vec![device("/dev/null", DeviceKind::Char, 1, 5)]);
+        let err = setup(&root(tmp.path()), &zero).unwrap_err();
+        assert_eq!((err.step(), err.errno()), ("devices", libc::EEXIST));
+        let block = with_devices(vec![device("/dev/null", DeviceKind::Block, 1, 3)]);
+        let err = setup(&root(tmp.path()), &block).unwrap_err();
+        assert_eq!(err.errno(), libc::EEXIST);
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let md = std::fs::symlink_metadata(&null).unwrap();
+        assert!(md.file_type().is_char_device());
+        assert_eq!((md.rdev(), md.mode() & 0o7777), (makedev(1, 3), 0o600));
     }
 
     #[test]

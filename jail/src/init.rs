@@ -5,6 +5,9 @@
 //! and comes back as a `JailError` naming the step and the errno.
 //!
 //! `prepare`, the steps in order (the name is `JailError::step`):
+//!  0. "oom-score-adj": the config's value (0 when the spec has none, so the zygote's is never
+//!     kept), first, while /proc is still the host's: this child is always visible there, but
+//!     not in the proc of a pid namespace it joins (its spawned process inherits the value).
 //!  1. "cgroup": write "0" into each cgroup.procs of the config (host paths).
 //!  2. "namespaces": setns into the joined namespaces (user first, mount last; a joined pid
 //!     namespace only becomes that of our children), then unshare a new cgroup namespace if
@@ -26,19 +29,18 @@
 //!  9. "hostname": hostname and domainname.
 //! 10. "sysctl": /proc/sys writes. Before the read-only paths (as in runc), because the usual
 //!     read-only paths include /proc/sys.
-//! 11. "oom-score-adj".
-//! 12. "masked-paths": /dev/null or an empty read-only tmpfs on top.
-//! 13. "readonly-paths": bound onto themselves read-only.
-//! 14. "readonly-root": "/" read-only.
-//! 15. "rlimits".
-//! 16. "umask" (0o022 when unset, as runc), then "seccomp" when the process keeps the right to
+//! 11. "masked-paths": /dev/null or an empty read-only tmpfs on top.
+//! 12. "readonly-paths": bound onto themselves read-only.
+//! 13. "readonly-root": "/" read-only.
+//! 14. "rlimits".
+//! 15. "umask" (0o022 when unset, as runc), then "seccomp" when the process keeps the right to
 //!     gain privileges (no no_new_privs): loading a filter then needs CAP_SYS_ADMIN, which the
 //!     next steps drop; the rest of our code runs under the container's filter.
-//! 17. "capabilities" + "identity": bounding set shrunk, PR_SET_KEEPCAPS, stdio (a terminal's
+//! 16. "capabilities" + "identity": bounding set shrunk, PR_SET_KEEPCAPS, stdio (a terminal's
 //!     slave included) given to the uid, setgroups, setresgid, setresuid, keepcaps cleared, then
 //!     effective/permitted/inheritable and ambient set.
-//! 18. "cwd": entered as the container user.
-//! 19. "no-new-privs".
+//! 17. "cwd": entered as the container user.
+//! 18. "no-new-privs".
 //!
 //! `prepare_exec`, the steps in order, in a child the zygote cloned in its own pid namespace
 //! (so that nothing in the container can see it while it still holds anything of the host's):
@@ -76,6 +78,7 @@ pub fn prepare(
     cfg: &ContainerConfig,
     join: &[(NamespaceKind, BorrowedFd<'_>)],
 ) -> Result<Prepared, JailError> {
+    system::set_oom_score_adj(cfg.oom_score_adj)?;
     let mut prepared = Prepared::new(&cfg.process)?;
     namespaces::join_cgroups(&cfg.cgroup_procs)?;
     namespaces::enter(cfg, join)?;
@@ -98,7 +101,6 @@ pub fn prepare(
     }
     system::set_names(cfg)?;
     system::set_sysctls(&cfg.sysctl)?;
-    system::set_oom_score_adj(cfg.oom_score_adj)?;
     rootfs::mask(&cfg.masked_paths)?;
     rootfs::make_readonly(&cfg.readonly_paths)?;
     if cfg.readonly_root {

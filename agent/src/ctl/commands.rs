@@ -92,6 +92,8 @@ fn load_spec(bundle: &Path, args: Option<Vec<String>>) -> anyhow::Result<oci_spe
             spec.set_root(Some(root));
         }
     }
+    // The agent protocol has no field for it: sent, it would silently vanish on the way.
+    jail::validate::refuse_unified(spec.linux().as_ref()).context("config.json")?;
     if let (Some(args), Some(mut process)) = (args, spec.process().clone()) {
         process.set_args(Some(args));
         spec.set_process(Some(process));

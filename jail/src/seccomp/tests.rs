@@ -161,7 +161,6 @@ fn a_spec_with_docker_default_validates_into_a_filter() {
     );
 }
 
-
 #[test]
 fn the_cache_compiles_a_profile_once_and_stays_bounded() {
     let cache = FilterCache::with_capacity(2);
@@ -169,10 +168,16 @@ fn the_cache_compiles_a_profile_once_and_stays_bounded() {
     let first = cache.get(&docker).unwrap();
     assert_eq!(cache.len(), 1);
     assert_eq!(cache.get(&docker).unwrap(), first, "the same program");
-    assert_eq!(cache.len(), 1, "a profile seen before is not compiled again");
+    assert_eq!(
+        cache.len(),
+        1,
+        "a profile seen before is not compiled again"
+    );
     let errno = |n: i64| {
-        profile(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-            {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": n}]}))
+        profile(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": n}]}),
+        )
     };
     let (a, b) = (cache.get(&errno(1)).unwrap(), cache.get(&errno(2)).unwrap());
     assert_ne!(a, b, "different profiles, different programs");

@@ -4,13 +4,15 @@
 //! error naming the offending field, so that nothing is silently dropped at launch time and the
 //! child never has to second-guess its config.
 
+#[cfg(test)]
+mod fidelity_tests;
 mod linux;
 mod mounts;
 mod resources;
 #[cfg(test)]
 mod tests;
 
-pub use resources::DEFAULT_CGROUP_PARENT;
+pub use resources::{refuse_unified, DEFAULT_CGROUP_PARENT};
 
 use oci_spec::runtime::{Process, Spec};
 use std::os::unix::ffi::OsStrExt;
@@ -48,6 +50,12 @@ pub enum ValidateError {
     NulByte { field: String },
     #[error("{field} is not valid UTF-8")]
     NotUtf8 { field: String },
+    #[error("process.env[{index}] {value:?} {reason}")]
+    EnvEntry {
+        index: usize,
+        value: String,
+        reason: &'static str,
+    },
     #[error("process.capabilities: unknown capability {0:?}")]
     UnknownCapability(String),
     #[error("process.rlimits: {resource} soft limit {soft} is above its hard limit {hard}")]
@@ -136,6 +144,8 @@ pub enum ValidateError {
     SystemdCgroupsPath(PathBuf),
     #[error("linux.cgroupsPath {path:?} {reason}")]
     CgroupsPath { path: PathBuf, reason: &'static str },
+    #[error("linux.resources.unified ({0}) is not supported: raw cgroup v2 files are not written (and a cgroup v1 host has none)")]
+    Unified(String),
     #[error("linux.resources.{field} = {value}: {reason}")]
     Resource {
         field: &'static str,
@@ -237,10 +247,12 @@ fn root(spec: &Spec) -> Result<(PathBuf, bool), ValidateError> {
     Ok((path.clone(), root.readonly().unwrap_or(false)))
 }
 
+/// Always a value to write: left alone, the container would inherit the zygote's (the agent's)
+/// score, and the Kata protocol cannot tell an explicit 0 from an absent one anyway.
 fn oom_score_adj(process: &Process) -> Result<Option<i32>, ValidateError> {
-    match process.oom_score_adj() {
-        Some(v) if !(-1000..=1000).contains(&v) => Err(ValidateError::OomScoreAdj(v)),
-        other => Ok(other),
+    match process.oom_score_adj().unwrap_or(0) {
+        v if !(-1000..=1000).contains(&v) => Err(ValidateError::OomScoreAdj(v)),
+        v => Ok(Some(v)),
     }
 }
 
@@ -274,6 +286,7 @@ pub fn process_config(process: &Process) -> Result<ProcessConfig, ValidateError>
     let env = process.env().clone().unwrap_or_default();
     for (i, var) in env.iter().enumerate() {
         check_str_nul(&format!("process.env[{i}]"), var)?;
+        check_env_entry(i, var)?;
     }
     let user = process.user();
     check_ids(user)?;
@@ -290,6 +303,21 @@ pub fn process_config(process: &Process) -> Result<ProcessConfig, ValidateError>
         rlimits: rlimits(process.rlimits().as_deref().unwrap_or_default())?,
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         seccomp: None,
+    })
+}
+
+/// runc's rule: every entry is NAME=VALUE with a non-empty NAME. An entry without '=' would
+/// reach execve as a string the program's getenv never finds.
+fn check_env_entry(index: usize, var: &str) -> Result<(), ValidateError> {
+    let reason = match var.split_once('=') {
+        None => "has no '=' (use NAME=VALUE)",
+        Some(("", _)) => "has an empty name",
+        Some(_) => return Ok(()),
+    };
+    Err(ValidateError::EnvEntry {
+        index,
+        value: var.to_owned(),
+        reason,
     })
 }
 

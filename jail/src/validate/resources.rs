@@ -3,7 +3,9 @@
 //!
 //! Conventions (runc's): 0 means "not set" for memory, cpu shares, quota and period; -1 means
 //! unlimited. Only the limits in `cgroups::Resources` are applied; other resource sections
-//! (blockIO, hugepageLimits, network, rdma, unified, ...) are not enforced. Device rules are
+//! (blockIO, hugepageLimits, network, rdma, ...) are not enforced, except `unified`, which is
+//! refused: its raw cgroup v2 files cannot be honoured on a v1 host (runc refuses it there)
+//! and are not written on v2 either. Device rules are
 //! the spec's, followed (as runc does) by allow rules for the devices every container needs and
 //! for the spec's `linux.devices`, so a leading deny-all does not break /dev/null.
 
@@ -24,6 +26,7 @@ pub(super) fn convert(
         Some(path) => cgroups_path(path)?,
         None => Path::new(DEFAULT_CGROUP_PARENT).join(id),
     };
+    refuse_unified(linux)?;
     let mut res = Resources::default();
     if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
         if let Some(memory) = r.memory() {
@@ -50,6 +53,22 @@ pub(super) fn convert(
         }
     }
     Ok((path, res))
+}
+
+/// A non-empty `linux.resources.unified` is refused. Public because the Kata protocol has no
+/// field for it: a client (zagent-ctl) must refuse it before sending, or it would vanish.
+pub fn refuse_unified(linux: Option<&Linux>) -> Result<(), ValidateError> {
+    let unified = linux
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.unified().as_ref());
+    match unified.filter(|u| !u.is_empty()) {
+        None => Ok(()),
+        Some(files) => {
+            let mut names: Vec<&str> = files.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            Err(ValidateError::Unified(names.join(", ")))
+        }
+    }
 }
 
 /// What every container may use whatever its rules say: null, zero, full, random, urandom,

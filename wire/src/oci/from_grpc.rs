@@ -271,7 +271,8 @@ fn device(g: &grpc::LinuxDevice) -> Result<oci::LinuxDevice> {
         .set_typ(device_type(&g.Type)?)
         .set_major(g.Major)
         .set_minor(g.Minor)
-        .set_file_mode(Some(g.FileMode))
+        // 0 is how an absent fileMode travels; the runtime then uses runc's 0666.
+        .set_file_mode(non_zero(g.FileMode))
         .set_uid(Some(g.UID))
         .set_gid(Some(g.GID));
     Ok(d)

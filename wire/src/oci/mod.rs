@@ -8,8 +8,10 @@
 //! * proto3 scalars have no presence. Zero numbers and empty strings become `None` where
 //!   the OCI field is optional, and `None` is sent as zero/empty. Exceptions, chosen to
 //!   match what real specs carry: `terminal`, `noNewPrivileges` and `root.readonly`
-//!   always come back as `Some(bool)`; device `fileMode`/`uid`/`gid` always come back as
-//!   `Some`; a device-cgroup rule's missing major/minor (the wildcard) travels as `-1`.
+//!   always come back as `Some(bool)`; device `uid`/`gid` always come back as `Some`, and
+//!   device `fileMode` 0 comes back as `None` (absent: 0666, runc's default; a mode of 0000,
+//!   which only CAP_DAC_OVERRIDE could open, cannot be asked for through the protocol); a
+//!   device-cgroup rule's missing major/minor (the wildcard) travels as `-1`.
 //! * Empty lists and maps become `None`, except `annotations` and
 //!   `linux.resources.devices`, which come back as `Some(empty)`, because that is what
 //!   [`oci_spec::runtime::Spec::default`] uses for them.

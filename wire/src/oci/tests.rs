@@ -445,3 +445,22 @@ fn empty_message_gives_a_bare_spec() -> TestResult {
     assert!(spec.hostname().is_none() && spec.mounts().is_none() && spec.hooks().is_none());
     Ok(())
 }
+
+#[test]
+fn device_file_mode_zero_means_absent() -> TestResult {
+    // The protocol sends an absent fileMode as 0; the runtime then applies runc's 0666.
+    let mut spec = spec_from_grpc(&spec_to_grpc(&Spec::default()))?;
+    let device = LinuxDeviceBuilder::default()
+        .path("/dev/fuse")
+        .typ(LinuxDeviceType::C)
+        .major(10i64)
+        .minor(229i64)
+        .build()?;
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    linux.set_devices(Some(vec![device]));
+    spec.set_linux(Some(linux));
+    let back = round_trip(&spec);
+    let devices = back.linux().as_ref().and_then(|l| l.devices().clone());
+    assert_eq!(devices.unwrap()[0].file_mode(), None);
+    Ok(())
+}
