@@ -46,6 +46,11 @@ fn main() -> ExitCode {
         };
     }
     let cfg = config::AgentConfig::parse();
+    // Without root every create would fail later at its first cgroup write (EACCES): say so now.
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("zagent: must run as root (it makes namespaces, mounts and cgroups)");
+        return ExitCode::FAILURE;
+    }
     init_logging(cfg.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
