@@ -9,11 +9,14 @@ bash scripts/deps.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
+bench_out=$(mktemp -d /tmp/zagent-bench.XXXXXX)
 cleanup() {
     # The agents remove their containers' cgroups; the shared `zagent` parents they made are
     # left for the next container. Remove them once everything is done (rmdir: only if empty).
     for h in /sys/fs/cgroup/*/; do rmdir "${h}zagent" 2>/dev/null || true; done
+    # The smoke run's report is printed; its files are not kept.
+    rm -rf "$bench_out"
 }
 trap cleanup EXIT
 cargo test --workspace -- --include-ignored
-target/debug/zagent-bench --quick --launchers zygote,pool,reexec --out "$(mktemp -d /tmp/zagent-bench.XXXXXX)"
+target/debug/zagent-bench --quick --launchers zygote,pool,reexec --out "$bench_out"

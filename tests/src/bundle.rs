@@ -1,35 +1,76 @@
-//! Busybox bundles for tests: made once per test process with `zagent-ctl bundle`, then each
-//! test gets its own config.json (the rootfs is shared read-only: the default spec has a
-//! read-only root, so tests never write into it).
+//! Busybox bundles for tests: one per build of `zagent-ctl`, made with `zagent-ctl bundle` under
+//! the target dir and shared by every test process of that build; each test gets its own
+//! config.json (the rootfs is shared read-only: the default spec has a read-only root, so tests
+//! never write into it). Under the target dir rather than /tmp because a static is never
+//! dropped: a temp dir per test process would be left behind by each.
 
 use oci_spec::runtime::Spec;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-static ROOTFS: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
 
-/// The shared busybox rootfs of this test process.
+/// The shared busybox rootfs of this build.
 pub fn rootfs() -> &'static Path {
-    &ROOTFS
-        .get_or_init(|| {
-            let dir = tempfile::Builder::new()
-                .prefix("zagent-bundle")
-                .tempdir()
-                .expect("tempdir");
-            let out = std::process::Command::new(crate::bin("zagent-ctl"))
-                .arg("bundle")
-                .arg(dir.path())
-                .output()
-                .expect("run zagent-ctl bundle");
-            assert!(
-                out.status.success(),
-                "zagent-ctl bundle: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let rootfs = dir.path().join("rootfs");
-            (dir, rootfs)
-        })
-        .1
+    ROOTFS.get_or_init(|| shared_bundle().join("rootfs"))
+}
+
+/// `target/<profile>/zagent-test-bundle-<key>`, made once: the key names the zagent-ctl binary
+/// (size and mtime), so a rebuilt zagent-ctl (whose default spec may differ) gets a new bundle.
+/// Made in a temp dir beside it and renamed into place, so that test processes starting at
+/// once never see half a bundle; the loser of that race uses the winner's.
+fn shared_bundle() -> PathBuf {
+    let ctl = crate::bin("zagent-ctl");
+    let meta = std::fs::metadata(&ctl).expect("stat zagent-ctl");
+    let dir = ctl.parent().expect("target dir");
+    let name = format!(
+        "zagent-test-bundle-{}-{}-{}",
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    );
+    let path = dir.join(&name);
+    if path.join("config.json").exists() {
+        return path;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(".zagent-test-bundle")
+        .tempdir_in(dir)
+        .expect("tempdir in the target dir");
+    let out = std::process::Command::new(&ctl)
+        .arg("bundle")
+        .arg(tmp.path())
+        .output()
+        .expect("run zagent-ctl bundle");
+    assert!(
+        out.status.success(),
+        "zagent-ctl bundle: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if std::fs::rename(tmp.path(), &path).is_err() {
+        assert!(
+            path.join("config.json").exists(),
+            "no bundle at {}",
+            path.display()
+        );
+    }
+    remove_stale(dir, &name);
+    path
+}
+
+/// Bundles of earlier builds of zagent-ctl (best effort: nothing of this build uses them).
+fn remove_stale(dir: &Path, current: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("zagent-test-bundle-") && name != current {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// The default spec (as `zagent-ctl spec` writes it) with root.path pointing at the shared rootfs.
