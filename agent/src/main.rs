@@ -75,7 +75,11 @@ fn init_logging(format: config::LogFormat) {
     use tracing_subscriber::{filter::filter_fn, prelude::*};
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZAGENT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour codes only for a person at a terminal, never into a log file or journal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let fmt = match format {
         config::LogFormat::Text => fmt.boxed(),
         config::LogFormat::Json => fmt.json().boxed(),

@@ -26,3 +26,30 @@ fn zagent_as_non_root_refuses_at_start() {
     assert!(stderr.contains("must run as root"), "{stderr}");
     assert!(!sock.exists(), "nothing is bound before the refusal");
 }
+
+#[test]
+#[ignore = "requires root"]
+fn the_log_has_no_colour_codes_when_not_a_terminal() {
+    tests::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    // A path that is a directory: the agent refuses it and logs why, at ERROR, then exits.
+    let taken = dir.path().join("taken");
+    std::fs::create_dir(&taken).unwrap();
+    let out = Command::new(tests::bin("zagent"))
+        .args([
+            "--listen",
+            &format!("unix://{}", taken.display()),
+            "--state-dir",
+            &dir.path().join("state").display().to_string(),
+        ])
+        .env("ZAGENT_LOG", "info")
+        .output()
+        .expect("run zagent");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is not a socket"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in a piped log: {stderr:?}"
+    );
+}
