@@ -53,3 +53,26 @@ fn the_log_has_no_colour_codes_when_not_a_terminal() {
         "escape codes in a piped log: {stderr:?}"
     );
 }
+
+#[test]
+fn zagent_ctl_explains_a_wrong_address_and_refuses_other_schemes() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nobody.sock");
+    let ctl = |addr: &str| {
+        let out = Command::new(tests::bin("zagent-ctl"))
+            .args(["--addr", addr, "ps"])
+            .output()
+            .expect("run zagent-ctl");
+        assert!(!out.status.success(), "ps against {addr} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A bare path is taken as unix://PATH, and the error says what to check.
+    let err = ctl(&missing.display().to_string());
+    assert!(
+        err.contains(&format!("unix://{}", missing.display())),
+        "{err}"
+    );
+    assert!(err.contains("is zagent running"), "{err}");
+    let err = ctl("tcp://127.0.0.1:1");
+    assert!(err.contains("unsupported scheme \"tcp\""), "{err}");
+}

@@ -42,13 +42,64 @@ pub fn ctx() -> Context {
     context::with_timeout(0)
 }
 
+/// The address as ttrpc takes it: `unix://PATH` and `vsock://CID:PORT` as given, a bare path as
+/// `unix://` of it (made absolute), any other scheme refused (ttrpc would try `tcp://` and fail
+/// obscurely; the agent never listens on TCP).
+pub fn normalize_addr(addr: &str) -> anyhow::Result<String> {
+    if addr.starts_with("unix://") || addr.starts_with("vsock://") {
+        return Ok(addr.to_owned());
+    }
+    if let Some((scheme, _)) = addr.split_once("://") {
+        anyhow::bail!(
+            "--addr {addr}: unsupported scheme {scheme:?} (zagent listens on unix:///PATH or vsock://CID:PORT)"
+        );
+    }
+    if addr.is_empty() {
+        anyhow::bail!("--addr is empty (give unix:///PATH, vsock://CID:PORT or a socket path)");
+    }
+    let path = std::path::Path::new(addr);
+    let path = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    Ok(format!("unix://{}", path.display()))
+}
+
 pub async fn connect(addr: &str) -> anyhow::Result<Clients> {
-    let c = ttrpc::r#async::Client::connect(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("connecting to {addr}: {e}"))?;
+    let addr = normalize_addr(addr)?;
+    let c = ttrpc::r#async::Client::connect(&addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "connecting to {addr}: {e} (is zagent running and listening there? \
+             `zagent --listen {addr}` starts one; --addr chooses another)"
+        )
+    })?;
     Ok(Clients {
         agent: AgentServiceClient::new(c.clone()),
         health: HealthClient::new(c.clone()),
         admin: AdminClient::new(c),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_addr;
+
+    #[test]
+    fn addresses_are_normalised_or_refused() {
+        let ok = |a: &str| normalize_addr(a).unwrap();
+        assert_eq!(ok("unix:///run/z.sock"), "unix:///run/z.sock");
+        assert_eq!(ok("vsock://3:1024"), "vsock://3:1024");
+        assert_eq!(ok("/run/z.sock"), "unix:///run/z.sock");
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            ok("z.sock"),
+            format!("unix://{}", cwd.join("z.sock").display())
+        );
+        let err = normalize_addr("tcp://127.0.0.1:80")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unsupported scheme \"tcp\""), "{err}");
+        assert!(normalize_addr("").is_err());
+    }
 }

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "zagent-ctl", version, about = "Talk to a zagent over ttrpc")]
 struct Cli {
-    /// The agent's address (unix:///path or vsock://CID:PORT).
+    /// The agent's address: unix:///PATH, vsock://CID:PORT, or a socket path.
     #[arg(long, default_value = "unix:///run/zagent/zagent.sock", global = true)]
     addr: String,
     #[command(subcommand)]
