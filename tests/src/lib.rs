@@ -5,7 +5,11 @@
 pub mod agent;
 pub mod bench;
 pub mod bundle;
+pub mod fuzz_bodies;
+pub mod leftovers;
 pub mod procs;
+pub mod rootfs_copy;
+pub mod soak;
 
 use std::path::PathBuf;
 
