@@ -81,6 +81,7 @@ impl AgentError {
             AgentError::InvalidId(_) | AgentError::InvalidArgument(_) | AgentError::Validate(_) => {
                 Code::INVALID_ARGUMENT
             }
+            AgentError::Cgroup(CgroupError::Unsupported { .. }) => Code::INVALID_ARGUMENT,
             AgentError::Unsupported(_) => Code::UNIMPLEMENTED,
             AgentError::Exists(_)
             | AgentError::ExecExists { .. }

@@ -23,6 +23,9 @@ pub enum JailError {
     #[error("{what}: {errno:?}")]
     Namespaces { what: String, errno: Errno },
 
+    #[error("bring the loopback interface up: {errno:?}")]
+    Loopback { errno: Errno },
+
     #[error("make / {what}: {errno:?}")]
     Propagation { what: String, errno: Errno },
 
@@ -97,6 +100,7 @@ impl JailError {
             Self::Dumpable { .. } => "dumpable",
             Self::Cgroup { .. } => "cgroup",
             Self::Namespaces { .. } => "namespaces",
+            Self::Loopback { .. } => "loopback",
             Self::Propagation { .. } => "propagation",
             Self::RootfsBind { .. } => "rootfs-bind",
             Self::Mount { .. } => "mount",
@@ -130,6 +134,7 @@ impl JailError {
             Self::Dumpable { errno }
             | Self::Cgroup { errno, .. }
             | Self::Namespaces { errno, .. }
+            | Self::Loopback { errno }
             | Self::Propagation { errno, .. }
             | Self::RootfsBind { errno, .. }
             | Self::Mount { errno, .. }

@@ -68,6 +68,20 @@ fn chown_stdio(uid: u32) -> Result<(), JailError> {
     Ok(())
 }
 
+/// Step "cwd" of a create, right after pivot_root: a missing cwd and its missing parents are
+/// made (0755 before umask, owned by root), as runc does, so that a spec naming a directory the
+/// image lacks still starts. Resolved inside the root without magic links, like the chdir. An
+/// exec never creates its cwd (runc's exec does not either).
+pub fn create_cwd(cwd: &Path) -> Result<(), JailError> {
+    let err = |errno| JailError::Cwd {
+        path: cwd.to_path_buf(),
+        errno,
+    };
+    let root = sys::open(Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(err)?;
+    crate::paths::mkdir_all(root.as_fd(), &crate::paths::clean(cwd)).map_err(err)?;
+    Ok(())
+}
+
 /// Step "cwd". Resolved without magic links, so that a cwd like /proc/self/fd/N cannot hand the
 /// process a directory outside the container through an inherited fd.
 pub fn change_dir(cwd: &Path) -> Result<(), JailError> {

@@ -12,6 +12,8 @@
 //!  2. "namespaces": setns into the joined namespaces (user first, mount last; a joined pid
 //!     namespace only becomes that of our children), then unshare a new cgroup namespace if
 //!     asked for, so the container's cgroup is its root.
+//!     Then "loopback": `lo` up in a new network namespace (runc does; the warm pool's
+//!     namespaces are new ones too, and are joined by now).
 //!  3. "propagation": "/" gets the rootfs propagation (default MS_REC|MS_SLAVE) so nothing
 //!     mounted later reaches the host. Done for a joined mount namespace too, as runc does: the
 //!     rootfs is then built inside that namespace exactly as in a new one.
@@ -21,6 +23,8 @@
 //!  6. "devices": device nodes and the standard /dev symlinks.
 //!  7. "pivot_root": into the rootfs; the old root is made a recursive slave and detached;
 //!     then "propagation" once more: the spec's `rootfsPropagation` on the new "/" (runc).
+//!     Then "cwd": a missing cwd is created (mode 0755, owned by root, inside the new root),
+//!     as runc does, while we are root and before "/" may become read-only.
 //!  8. "terminal" (only with `process.terminal`): a pty from the container's /dev/ptmx, its slave
 //!     on /dev/console and stdio; the master kept for `take_console`.
 //!     Where runc does it: after the rootfs is pivoted into (so the pty is the container's own
@@ -32,7 +36,9 @@
 //! 11. "masked-paths": /dev/null or an empty read-only tmpfs on top.
 //! 12. "readonly-paths": bound onto themselves read-only.
 //! 13. "readonly-root": "/" read-only.
-//! 14. "rlimits".
+//! 14. "identity" (HOME only): HOME from the container's /etc/passwd when the environment has
+//!     none (runc; the uid's entry, else "/"), read before rlimits and seccomp can get in the
+//!     way. Then "rlimits".
 //! 15. "umask" (0o022 when unset, as runc), then "seccomp" when the process keeps the right to
 //!     gain privileges (no no_new_privs): loading a filter then needs CAP_SYS_ADMIN, which the
 //!     next steps drop; the rest of our code runs under the container's filter.
@@ -50,8 +56,8 @@
 //!  2. "namespaces": every namespace of the container in one setns on the init's pidfd (pid
 //!     only for our children); "/" and the cwd become the container's root.
 //!  3. "terminal" (only with `process.terminal`): as for a container, without /dev/console.
-//!  4. "rlimits", "umask", "capabilities" + "identity", "cwd", "no-new-privs": exactly as
-//!     steps 15 to 19 of a container.
+//!  4. "identity" (HOME only), "rlimits", "umask", "capabilities" + "identity", "cwd",
+//!     "no-new-privs": exactly as steps 14 to 18 of a container (the cwd is never created).
 //!
 //! Then, when a pid namespace was joined (every exec into a container with one, and a create
 //! that shares another's), the caller clones the process that is born inside it ("spawn", in the
@@ -82,6 +88,7 @@ pub fn prepare(
     let mut prepared = Prepared::new(&cfg.process)?;
     namespaces::join_cgroups(&cfg.cgroup_procs)?;
     namespaces::enter(cfg, join)?;
+    system::bring_up_loopback(cfg)?;
     rootfs::set_propagation(cfg.rootfs_propagation, &cfg.rootfs)?;
     let root = rootfs::bind_rootfs(&cfg.rootfs)?;
     let ctx = mounts::MountContext {
@@ -95,6 +102,7 @@ pub fn prepare(
     devices::setup(&root, cfg)?;
     rootfs::pivot(root)?;
     rootfs::set_root_propagation(cfg.rootfs_propagation)?;
+    identity::create_cwd(&cfg.process.cwd)?;
     if cfg.process.terminal {
         let master = terminal::setup(cfg.console_size, Console::BindDevConsole)?;
         prepared.set_console(master);
@@ -106,7 +114,7 @@ pub fn prepare(
     if cfg.readonly_root {
         rootfs::make_root_readonly()?;
     }
-    become_process(&cfg.process)?;
+    become_process(&cfg.process, &mut prepared)?;
     Ok(prepared)
 }
 
@@ -123,13 +131,18 @@ pub fn prepare_exec(cfg: &ExecConfig, init_pidfd: BorrowedFd<'_>) -> Result<Prep
         let master = terminal::setup(cfg.console_size, Console::StdioOnly)?;
         prepared.set_console(master);
     }
-    become_process(&cfg.process)?;
+    become_process(&cfg.process, &mut prepared)?;
     Ok(prepared)
 }
 
 /// The process's own settings, identical for a container and an exec: "rlimits", "umask",
-/// "capabilities" + "identity", "cwd", "no-new-privs".
-fn become_process(p: &ProcessConfig) -> Result<(), JailError> {
+/// "capabilities" + "identity", "cwd", "no-new-privs"; before all of them, HOME from the
+/// container's /etc/passwd when the environment has none (step "identity").
+fn become_process(p: &ProcessConfig, prepared: &mut Prepared) -> Result<(), JailError> {
+    // First: a seccomp profile loaded below may forbid the open, and rlimits may be tight.
+    if prepared.lacks_home() {
+        prepared.set_home(&crate::home::home_of(p.uid)?)?;
+    }
     rlimits::apply(&p.rlimits)?;
     identity::set_umask(p.umask)?;
     if let (Some(filter), false) = (&p.seccomp, p.no_new_privileges) {

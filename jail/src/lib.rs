@@ -13,6 +13,7 @@ pub mod validate;
 mod capabilities;
 mod devices;
 pub mod error;
+mod home;
 mod identity;
 mod mountinfo;
 mod mounts;

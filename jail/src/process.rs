@@ -1,7 +1,8 @@
 //! The container's process: the argv/envp prepared up front (`Prepared`, which also carries
 //! the pty master of a terminal until the caller takes it), the PATH lookup of args[0] inside
 //! the container's root, marking every inherited fd but stdio close-on-exec, and the execve
-//! itself. The environment is exactly the configured one; nothing is added.
+//! itself. The environment is exactly the configured one, except that HOME is added when it
+//! has none (or only an empty one), as runc does (`home`).
 
 use crate::error::JailError;
 use crate::sys;
@@ -88,6 +89,26 @@ impl Prepared {
 
     pub fn has_terminal(&self) -> bool {
         self.terminal
+    }
+
+    /// Whether HOME has to come from /etc/passwd: runc sets it when `getenv("HOME")` is empty
+    /// after applying the entries in order, so no HOME, or a last one that is empty.
+    pub(crate) fn lacks_home(&self) -> bool {
+        let last = self
+            .envp
+            .iter()
+            .rev()
+            .find_map(|e| e.as_bytes().strip_prefix(b"HOME="));
+        last.is_none_or(<[u8]>::is_empty)
+    }
+
+    /// Replaces every HOME entry with `HOME=home` (one entry, as setenv leaves it).
+    pub(crate) fn set_home(&mut self, home: &str) -> Result<(), JailError> {
+        let entry = CString::new(format!("HOME={home}"))
+            .map_err(|_| exec_err(format!("HOME {home:?} contains a NUL byte"))(Errno::EINVAL))?;
+        self.envp.retain(|e| !e.as_bytes().starts_with(b"HOME="));
+        self.envp.push(entry);
+        Ok(())
     }
 
     pub fn program(&self) -> &OsStr {

@@ -1,7 +1,8 @@
 //! The few raw system calls the jail needs that nix 0.29 does not offer in a usable form:
 //! openat2, fd-returning opens as `OwnedFd`, capset, the capability prctls, close_range,
-//! setrlimit with a numeric resource, setdomainname, and the pty ioctls (unlockpt, pty number,
-//! TIOCGPTPEER, window size, controlling terminal). This module owns every `libc` call and
+//! setrlimit with a numeric resource, setdomainname, the pty ioctls (unlockpt, pty number,
+//! TIOCGPTPEER, window size, controlling terminal) and the interface-flags ioctls that bring a
+//! network link up. This module owns every `libc` call and
 //! every `unsafe` block of the jail's child side (only the test harness forks elsewhere); each
 //! wrapper returns the kernel's errno.
 
@@ -275,6 +276,54 @@ pub fn set_window_size(tty: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), 
 /// session leader; fails if it already belongs to another session.
 pub fn set_controlling_tty(tty: BorrowedFd<'_>) -> Result<(), Errno> {
     ioctl_int(tty, libc::TIOCSCTTY, 0).map(drop)
+}
+
+/// `struct ifreq` of netdevice(7) with the `ifr_flags` member of its union. libc's version is
+/// a union we would have to fill through unsafe field writes; the kernel ABI is stable, and the
+/// padding makes this as large as the kernel's struct (40 bytes), which it copies in whole.
+#[repr(C)]
+struct IfreqFlags {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+/// SIOCGIFFLAGS then SIOCSIFFLAGS with IFF_UP added, on interface `name` of the calling
+/// process's network namespace (through a throwaway datagram socket, as ip(8) does).
+pub fn set_link_up(name: &str) -> Result<(), Errno> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let bytes = name.as_bytes();
+    if bytes.len() >= libc::IFNAMSIZ {
+        return Err(Errno::EINVAL);
+    }
+    let mut req = IfreqFlags {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    req.name[..bytes.len()].copy_from_slice(bytes);
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    for request in [libc::SIOCGIFFLAGS, libc::SIOCSIFFLAGS] {
+        if request == libc::SIOCSIFFLAGS {
+            req.flags |= libc::IFF_UP as libc::c_short;
+        }
+        // SAFETY: both requests read (and SIOCGIFFLAGS writes) one `struct ifreq` through the
+        // pointer, which points at `req`: NUL-terminated name, kernel-sized, alive for the call.
+        let ret = unsafe {
+            libc::ioctl(
+                sock.as_raw_fd(),
+                request as libc::Ioctl,
+                &mut req as *mut IfreqFlags,
+            )
+        };
+        Errno::result(ret)?;
+    }
+    Ok(())
 }
 
 /// pidfd_open(2), for the root tests that join a running jailed process.

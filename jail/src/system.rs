@@ -1,5 +1,6 @@
-//! Per-container kernel settings made after pivot_root: hostname and domainname (step
-//! "hostname"), sysctls ("sysctl") and oom_score_adj ("oom-score-adj"). The /proc files are
+//! Per-container kernel settings: the loopback interface of a new network namespace (step
+//! "loopback"), and, after pivot_root, hostname and domainname (step "hostname"), sysctls
+//! ("sysctl"); oom_score_adj ("oom-score-adj") comes first of all. The /proc files are
 //! opened only after checking that /proc really is a procfs, so that a rootfs that shadows /proc
 //! cannot redirect the writes.
 
@@ -33,6 +34,16 @@ pub fn set_names(cfg: &ContainerConfig) -> Result<(), JailError> {
         set.map_err(err(format!("set {which} to {value:?}")))?;
     }
     Ok(())
+}
+
+/// Step "loopback": `lo` up in a network namespace the container got new (from the clone or
+/// from the zygote's warm pool: either way it is ours by now), so that 127.0.0.1 works, as
+/// runc does for a network namespace without a path. A joined one is left as its owner set it.
+pub fn bring_up_loopback(cfg: &ContainerConfig) -> Result<(), JailError> {
+    if !namespaces::is_new(cfg, NamespaceKind::Network) {
+        return Ok(());
+    }
+    sys::set_link_up("lo").map_err(|errno| JailError::Loopback { errno })
 }
 
 /// An fd of /proc (the container's, after the pivot) that is verified to be a procfs.

@@ -311,9 +311,14 @@ const EXE_PROBE: &str = "while :; do for d in /proc/[0-9]*; do \
 async fn joiner_in_cgroup(id: &str) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
+        // Only the process born inside the container's pid namespace (two NSpid entries): the
+        // first stage of the double clone is in the cgroup too, briefly, but no probe sees it.
         let found = cgroup_pids(id).into_iter().find(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe"))
-                .is_ok_and(|l| l.to_string_lossy().starts_with("/memfd:"))
+            let inside = procs::status_field(*pid, "NSpid")
+                .is_some_and(|ns| ns.split_whitespace().count() > 1);
+            inside
+                && std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .is_ok_and(|l| l.to_string_lossy().starts_with("/memfd:"))
         });
         if let Some(pid) = found {
             assert_sealed_memfd("joining exec before its execve", pid);

@@ -1,5 +1,5 @@
-//! One function per zagent-ctl verb. Bundles are read here: config.json is parsed as an OCI
-//! spec, root.path made absolute against the bundle dir, and the spec sent in CreateContainer.
+//! One function per zagent-ctl verb. Bundles are read by `config` and the spec sent in
+//! CreateContainer.
 
 use crate::client::{connect, ctx, named, Clients};
 use crate::Cmd;
@@ -80,34 +80,13 @@ async fn check(c: &Clients) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Reads the bundle's spec with root.path made absolute and, if given, args replaced.
-fn load_spec(bundle: &Path, args: Option<Vec<String>>) -> anyhow::Result<oci_spec::runtime::Spec> {
-    let bundle =
-        std::fs::canonicalize(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
-    let mut spec = oci_spec::runtime::Spec::load(bundle.join("config.json"))
-        .with_context(|| format!("reading {}/config.json", bundle.display()))?;
-    if let Some(mut root) = spec.root().clone() {
-        if root.path().is_relative() {
-            root.set_path(bundle.join(root.path()));
-            spec.set_root(Some(root));
-        }
-    }
-    // The agent protocol has no field for it: sent, it would silently vanish on the way.
-    jail::validate::refuse_unified(spec.linux().as_ref()).context("config.json")?;
-    if let (Some(args), Some(mut process)) = (args, spec.process().clone()) {
-        process.set_args(Some(args));
-        spec.set_process(Some(process));
-    }
-    Ok(spec)
-}
-
 async fn create(
     c: &Clients,
     id: &str,
     bundle: &Path,
     args: Option<Vec<String>>,
 ) -> anyhow::Result<()> {
-    create_spec(c, id, &load_spec(bundle, args)?).await
+    create_spec(c, id, &crate::config::load_spec(bundle, args)?).await
 }
 
 async fn create_spec(c: &Clients, id: &str, spec: &oci_spec::runtime::Spec) -> anyhow::Result<()> {
@@ -206,7 +185,7 @@ async fn run(
 ) -> anyhow::Result<u8> {
     let id = id.unwrap_or_else(|| format!("run-{}-{}", std::process::id(), nanos()));
     let args = if args.is_empty() { None } else { Some(args) };
-    let mut spec = load_spec(bundle, args)?;
+    let mut spec = crate::config::load_spec(bundle, args)?;
     if tty {
         let mut process = spec.process().clone().context("the spec has no process")?;
         process.set_terminal(Some(true));

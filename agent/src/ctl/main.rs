@@ -5,6 +5,7 @@ mod attach;
 mod bundle;
 mod client;
 mod commands;
+mod config;
 mod spec;
 
 use clap::{Parser, Subcommand};

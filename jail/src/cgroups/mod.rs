@@ -25,11 +25,17 @@ use std::time::{Duration, Instant};
 
 /// The limits a container's cgroup is created with. For every field `None` means "leave the
 /// kernel's default"; -1 in `memory_limit`, `memory_swap`, `pids_limit` and `cpu_quota` means
-/// unlimited. `memory_swap` is OCI's memory+swap total.
+/// unlimited. `memory_swap` is OCI's memory+swap total. `memory_reservation` is v1's soft limit
+/// and v2's `memory.low` (runc's mapping); `memory_swappiness` and `memory_disable_oom_killer`
+/// exist on v1 only and are `Unsupported` on v2 (runc skips them there without a word).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resources {
     pub memory_limit: Option<i64>,
     pub memory_swap: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    /// 0..=100.
+    pub memory_swappiness: Option<u64>,
+    pub memory_disable_oom_killer: bool,
     pub pids_limit: Option<i64>,
     pub cpu_shares: Option<u64>,
     pub cpu_quota: Option<i64>,
@@ -115,6 +121,11 @@ pub enum CgroupError {
     MissingController {
         controller: &'static str,
         needed_for: &'static str,
+    },
+    #[error("linux.resources.{field} cannot be applied on cgroup v2: {reason}")]
+    Unsupported {
+        field: &'static str,
+        reason: &'static str,
     },
     #[error("cgroup {0:?} already exists")]
     Exists(PathBuf),
@@ -403,7 +414,11 @@ fn required_controllers(res: &Resources) -> Vec<(&'static str, &'static str)> {
         (
             "memory",
             "memory limit",
-            res.memory_limit.is_some() || res.memory_swap.is_some(),
+            res.memory_limit.is_some()
+                || res.memory_swap.is_some()
+                || res.memory_reservation.is_some()
+                || res.memory_swappiness.is_some()
+                || res.memory_disable_oom_killer,
         ),
         ("pids", "pids limit", res.pids_limit.is_some()),
         ("cpu", "cpu shares/quota/period", {

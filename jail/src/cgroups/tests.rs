@@ -80,6 +80,7 @@ fn all_limits() -> Resources {
         cpuset_cpus: Some("1".into()),
         cpuset_mems: None,
         devices: Vec::new(),
+        ..Resources::default()
     }
 }
 
@@ -632,4 +633,63 @@ fn v1_writes_device_rules_and_v2_refuses_them() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn v1_writes_reservation_swappiness_and_oom_control() {
+    let (tmp, layout) = fake_v1();
+    let b = base(&tmp);
+    let res = Resources {
+        memory_reservation: Some(32 << 20),
+        memory_swappiness: Some(0),
+        memory_disable_oom_killer: true,
+        ..Resources::default()
+    };
+    layout.create(Path::new("c1"), &res).unwrap();
+    let leaf = b.join("memory/c1");
+    assert_eq!(text(leaf.join("memory.soft_limit_in_bytes")), "33554432");
+    assert_eq!(text(leaf.join("memory.swappiness")), "0");
+    assert_eq!(text(leaf.join("memory.oom_control")), "1");
+    // Unset, none of them is written.
+    layout
+        .create(Path::new("c2"), &Resources::default())
+        .unwrap();
+    for file in ["soft_limit_in_bytes", "swappiness", "oom_control"] {
+        assert!(!b.join("memory/c2").join(format!("memory.{file}")).exists());
+    }
+}
+
+#[test]
+fn v2_maps_reservation_to_memory_low_and_refuses_v1_only_knobs() {
+    let (tmp, layout) = fake_v2("memory pids");
+    let res = Resources {
+        memory_reservation: Some(32 << 20),
+        ..Resources::default()
+    };
+    layout.create(Path::new("c1"), &res).unwrap();
+    assert_eq!(text(tmp.path().join("c1/memory.low")), "33554432");
+    for (res, field) in [
+        (
+            Resources {
+                memory_swappiness: Some(10),
+                ..Resources::default()
+            },
+            "memory.swappiness",
+        ),
+        (
+            Resources {
+                memory_disable_oom_killer: true,
+                ..Resources::default()
+            },
+            "memory.disableOOMKiller",
+        ),
+    ] {
+        let err = layout.create(Path::new("c2"), &res).unwrap_err();
+        assert!(
+            matches!(err, CgroupError::Unsupported { field: f, .. } if f == field),
+            "{err}"
+        );
+        assert!(err.to_string().contains(field), "{err}");
+        assert!(!tmp.path().join("c2").exists());
+    }
 }

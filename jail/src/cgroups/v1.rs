@@ -148,6 +148,18 @@ fn apply(h: &Hierarchy, leaf: &Path, res: &Resources) -> Result<(), CgroupError>
         if let Some(swap) = res.memory_swap.filter(|_| h.mount.join(memsw).exists()) {
             write(&leaf.join(memsw), &swap.to_string())?;
         }
+        if let Some(reservation) = res.memory_reservation {
+            write(
+                &leaf.join("memory.soft_limit_in_bytes"),
+                &reservation.to_string(),
+            )?;
+        }
+        if let Some(swappiness) = res.memory_swappiness {
+            write(&leaf.join("memory.swappiness"), &swappiness.to_string())?;
+        }
+        if res.memory_disable_oom_killer {
+            write(&leaf.join("memory.oom_control"), "1")?;
+        }
     }
     if h.has("devices") {
         // In order, as the spec lists them (a leading deny-all is the usual first rule).

@@ -24,6 +24,7 @@ fn build(
     res: &Resources,
     made: &mut Vec<PathBuf>,
 ) -> Result<Cgroup, CgroupError> {
+    refuse_v1_only(res)?;
     let required = required_controllers(res);
     let root_available = list(&root.join("cgroup.controllers"))?;
     if let Some(&(controller, needed_for)) = required
@@ -81,9 +82,30 @@ fn enable_controllers(root: &Path, rel: &Path, enable: &[&str]) -> Result<(), Cg
     Ok(())
 }
 
+/// v2 has no per-cgroup swappiness and no switch that disables the OOM killer (memory.oom.group
+/// is something else): refused, where runc skips them silently.
+fn refuse_v1_only(res: &Resources) -> Result<(), CgroupError> {
+    if res.memory_swappiness.is_some() {
+        return Err(CgroupError::Unsupported {
+            field: "memory.swappiness",
+            reason: "cgroup v2 has no per-cgroup swappiness",
+        });
+    }
+    if res.memory_disable_oom_killer {
+        return Err(CgroupError::Unsupported {
+            field: "memory.disableOOMKiller",
+            reason: "cgroup v2 cannot disable the OOM killer",
+        });
+    }
+    Ok(())
+}
+
 fn apply(leaf: &Path, res: &Resources) -> Result<(), CgroupError> {
     if let Some(limit) = res.memory_limit {
         write(&leaf.join("memory.max"), &max_or(limit))?;
+    }
+    if let Some(reservation) = res.memory_reservation {
+        write(&leaf.join("memory.low"), &max_or(reservation))?;
     }
     if let Some(swap) = res.memory_swap {
         write(

@@ -1,5 +1,6 @@
 //! Tests of the validation rules that make zagent behave like runc on specs it used to accept
-//! differently (issue 8): env entries, oomScoreAdj, device file modes, `resources.unified`.
+//! differently (issue 8): env entries, oomScoreAdj, device file modes, `resources.unified`,
+//! the memory reservation, swappiness and OOM-killer switch.
 
 use super::*;
 use serde_json::{json, Value};
@@ -84,4 +85,22 @@ fn resources_unified_is_refused() {
         "{e}"
     );
     run(|s| s["linux"]["resources"] = json!({ "unified": {} })).unwrap();
+}
+
+#[test]
+fn memory_reservation_swappiness_and_oom_killer_are_kept() {
+    let memory = |m: Value| run(|s| s["linux"]["resources"] = json!({ "memory": m }));
+    let v =
+        memory(json!({ "reservation": 1024, "swappiness": 0, "disableOOMKiller": true })).unwrap();
+    let r = &v.resources;
+    assert_eq!(r.memory_reservation, Some(1024));
+    assert_eq!(r.memory_swappiness, Some(0));
+    assert!(r.memory_disable_oom_killer);
+    let v = memory(json!({ "reservation": -1, "swappiness": u64::MAX })).unwrap();
+    assert_eq!(v.resources.memory_reservation, Some(-1));
+    assert_eq!(v.resources.memory_swappiness, None, "Go's -1: unset");
+    let e = memory(json!({ "swappiness": 101 })).unwrap_err();
+    assert!(e.to_string().contains("memory.swappiness"), "{e}");
+    let e = memory(json!({ "reservation": -2 })).unwrap_err();
+    assert!(e.to_string().contains("memory.reservation"), "{e}");
 }

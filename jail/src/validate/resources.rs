@@ -188,6 +188,14 @@ fn limit(field: &'static str, value: Option<i64>) -> Result<Option<i64>, Validat
 fn memory(memory: &LinuxMemory, res: &mut Resources) -> Result<(), ValidateError> {
     res.memory_limit = limit("memory.limit", memory.limit())?;
     res.memory_swap = limit("memory.swap", memory.swap())?;
+    res.memory_reservation = limit("memory.reservation", memory.reservation())?;
+    res.memory_swappiness = match memory.swappiness() {
+        // runc's "unset": Go's -1 cast to the spec's unsigned type.
+        None | Some(u64::MAX) => None,
+        Some(n) if n <= 100 => Some(n),
+        Some(n) => return Err(bad("memory.swappiness", n, "must be between 0 and 100")),
+    };
+    res.memory_disable_oom_killer = memory.disable_oom_killer().unwrap_or(false);
     // OCI's swap is memory+swap; the kernel refuses (v1) or we cannot convert (v2) a total
     // that is below, or set without, the memory limit.
     if let Some(swap) = res.memory_swap.filter(|s| *s > 0) {

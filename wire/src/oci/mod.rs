@@ -17,13 +17,18 @@
 //!   [`oci_spec::runtime::Spec::default`] uses for them.
 //! * Nested messages do have presence and map to `Option` exactly.
 //! * Fields the protocol has no slot for are dropped when sending and come back as
-//!   `None`: `domainname`, `process.user.umask`, `process.commandLine`,
+//!   `None`: `domainname`, `process.commandLine`,
 //!   `process.ioPriority`, `process.scheduler`, `process.execCPUAffinity`, mount
 //!   ID mappings, `linux.netDevices`, `linux.personality`, `linux.timeOffsets`,
 //!   `linux.memoryPolicy`, memory `useHierarchy`/`checkBeforeUpdate`, cpu `idle`/`burst`,
 //!   `resources.rdma`/`unified`, seccomp `defaultErrnoRet`/`listenerPath`/
 //!   `listenerMetadata`, every intelRdt field except `l3CacheSchema`, and the
 //!   solaris/windows/vm/zos sections.
+//! * `process.user.umask` of a container travels as the annotation [`UMASK_ANNOTATION`]
+//!   (`io.zagent.umask`, octal digits such as `"0077"`), which `spec_to_grpc` sets (replacing
+//!   one the spec had) and `spec_from_grpc` takes out again. A host that is not zagent-ctl can
+//!   set it too. ExecProcess carries no annotations: an exec'd process's umask is dropped by
+//!   `process_to_grpc` and comes back `None` (0022 in the container).
 //! * Signed/unsigned mismatches (hugepage limit) use two's-complement casts so that `-1`
 //!   ("unlimited") survives the round trip; console sizes above `u32::MAX` saturate.
 
@@ -39,6 +44,10 @@ pub use crate::generated::oci::*;
 pub use from_grpc::{process_from_grpc, resources_from_grpc, spec_from_grpc};
 pub use to_grpc::{process_to_grpc, resources_to_grpc, spec_to_grpc};
 
+/// The annotation that carries `process.user.umask` (the Kata protocol has no field for it),
+/// as 1 to 4 octal digits, at most 0777.
+pub const UMASK_ANNOTATION: &str = "io.zagent.umask";
+
 /// Why a protobuf spec could not be turned into an [`oci_spec::runtime::Spec`]: the
 /// host sent a string that names nothing OCI knows, or a number that does not fit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +62,12 @@ pub enum OciConvertError {
     UnknownRlimit(String),
     #[error("unknown seccomp {kind} {value:?}")]
     UnknownSeccomp { kind: &'static str, value: String },
+    #[error("annotation {key} = {value:?} is not {expected}")]
+    BadAnnotation {
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     #[error("{field} = {value} does not fit the OCI type")]
     OutOfRange { field: &'static str, value: i128 },
     #[error("oci-spec rejected a converted value: {0}")]

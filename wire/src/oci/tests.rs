@@ -464,3 +464,44 @@ fn device_file_mode_zero_means_absent() -> TestResult {
     assert_eq!(devices.unwrap()[0].file_mode(), None);
     Ok(())
 }
+
+#[test]
+fn umask_travels_as_an_annotation_and_comes_back_as_the_field() -> TestResult {
+    let mut spec = rich_spec()?;
+    let mut process = spec.process().clone().unwrap();
+    let mut user = process.user().clone();
+    user.set_umask(Some(0o077));
+    process.set_user(user);
+    spec.set_process(Some(process));
+    let sent = spec_to_grpc(&spec);
+    assert_eq!(sent.Annotations[grpc::UMASK_ANNOTATION], "0077");
+    let back = spec_from_grpc(&sent)?;
+    assert_eq!(back, spec, "umask kept, annotation taken out again");
+    assert_eq!(back.process().as_ref().unwrap().user().umask(), Some(0o077));
+    Ok(())
+}
+
+#[test]
+fn a_bad_umask_annotation_is_an_error() {
+    for value in ["", "8", "0o77", "1000", "01777", "-1", "00000"] {
+        let r = mutate_and_convert(|m| {
+            m.Annotations
+                .insert(grpc::UMASK_ANNOTATION.into(), value.into());
+        });
+        assert!(
+            matches!(r, Err(OciConvertError::BadAnnotation { .. })),
+            "{value:?}: {r:?}"
+        );
+    }
+    let r = mutate_and_convert(|m| {
+        m.Annotations
+            .insert(grpc::UMASK_ANNOTATION.into(), "027".into());
+    });
+    let spec = r.expect("027 is a umask");
+    assert_eq!(spec.process().as_ref().unwrap().user().umask(), Some(0o027));
+    assert!(!spec
+        .annotations()
+        .as_ref()
+        .unwrap()
+        .contains_key(grpc::UMASK_ANNOTATION));
+}

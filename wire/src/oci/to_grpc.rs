@@ -18,10 +18,20 @@ pub fn spec_to_grpc(spec: &oci::Spec) -> grpc::Spec {
         Hostname: spec.hostname().clone().unwrap_or_default(),
         Mounts: list(spec.mounts(), mount),
         Hooks: spec.hooks().as_ref().map(hooks).into(),
-        Annotations: spec.annotations().clone().unwrap_or_default(),
+        Annotations: annotations(spec),
         Linux: spec.linux().as_ref().map(linux).into(),
         ..Default::default()
     }
+}
+
+/// The spec's annotations, plus the umask of its process, which has no field of its own.
+fn annotations(spec: &oci::Spec) -> std::collections::HashMap<String, String> {
+    let mut all = spec.annotations().clone().unwrap_or_default();
+    let umask = spec.process().as_ref().and_then(|p| p.user().umask());
+    if let Some(umask) = umask {
+        all.insert(grpc::UMASK_ANNOTATION.into(), format!("{umask:04o}"));
+    }
+    all
 }
 
 /// Converts a process; also what `ExecProcessRequest.process` carries.
