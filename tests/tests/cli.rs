@@ -76,3 +76,45 @@ fn zagent_ctl_explains_a_wrong_address_and_refuses_other_schemes() {
     let err = ctl("tcp://127.0.0.1:1");
     assert!(err.contains("unsupported scheme \"tcp\""), "{err}");
 }
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// runc's verbs and a shell's exit statuses, as a new user expects them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "requires root"]
+async fn zagent_ctl_speaks_runc_and_shell_conventions() {
+    use tests::agent::TestAgent;
+    let a = TestAgent::start().await;
+    let b = tests::bundle::bundle_dir(&tests::bundle::spec(&["sleep", "100"]));
+    let bundle = b.path().to_str().unwrap();
+    // A missing program: 127, as sh says "not found"; the agent's error is still printed.
+    let out = a.ctl(&["run", "--bundle", bundle, "--", "/no/such/program"]);
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ENOENT"),
+        "{}",
+        text(&out.stderr)
+    );
+    let id = tests::unique_id("cli");
+    let out = a.ctl(&["create", "--id", &id, "--bundle", bundle]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(a.ctl(&["start", &id]).status.success());
+    let out = a.ctl(&["exec", &id, "--", "/no/such/program"]);
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    // --env needs K=V: refused by zagent-ctl before anything is sent.
+    let out = a.ctl(&["exec", "--env", "JUSTANAME", &id, "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is not K=V"),
+        "{}",
+        text(&out.stderr)
+    );
+    // runc's `list` and `delete`.
+    let listed = text(&a.ctl(&["list"]).stdout);
+    assert!(listed.lines().any(|l| l.starts_with(&id)), "{listed}");
+    let out = a.ctl(&["delete", "-f", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(a.info(&id).await.is_none(), "{id} still there after delete");
+}

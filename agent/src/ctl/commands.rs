@@ -42,7 +42,7 @@ pub async fn dispatch(addr: &str, cmd: Cmd) -> anyhow::Result<u8> {
             id,
             tty,
             args,
-        } => run(&c, &bundle, id, tty, args).await,
+        } => shell_status(run(&c, &bundle, id, tty, args).await),
         Cmd::Exec {
             id,
             exec_id,
@@ -55,10 +55,36 @@ pub async fn dispatch(addr: &str, cmd: Cmd) -> anyhow::Result<u8> {
             let exec_id =
                 exec_id.unwrap_or_else(|| format!("exec-{}-{}", std::process::id(), nanos()));
             let process = exec_process(cmd, tty, user.as_deref(), env, cwd)?;
-            exec(&c, &id, &exec_id, &process, tty).await
+            shell_status(exec(&c, &id, &exec_id, &process, tty).await)
         }
         Cmd::Spec { .. } | Cmd::Bundle { .. } => unreachable!("handled above"),
     }
+}
+
+/// A program that could not be executed ends `run` and `exec` as a shell would: 127 when it is
+/// missing, 126 when it is not executable (the agent names step "exec" and the errno); the
+/// error is still printed.
+fn shell_status(r: anyhow::Result<u8>) -> anyhow::Result<u8> {
+    let Err(e) = &r else {
+        return r;
+    };
+    let exec_failed = e.chain().any(|c| {
+        c.downcast_ref::<crate::client::RpcError>()
+            .is_some_and(|rpc| {
+                matches!(&rpc.err, ttrpc::Error::RpcStatus(s)
+                if s.code() == ttrpc::Code::FAILED_PRECONDITION
+                    && s.message.contains("step \"exec\""))
+            })
+    });
+    let text = format!("{e:#}");
+    let code = match () {
+        _ if !exec_failed => return r,
+        _ if text.contains("ENOENT") => 127,
+        _ if text.contains("EACCES") => 126,
+        _ => return r,
+    };
+    eprintln!("zagent-ctl: {text}");
+    Ok(code)
 }
 
 fn status_byte(status: i32) -> u8 {

@@ -13,9 +13,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "zagent-ctl", version, about = "Talk to a zagent over ttrpc")]
+#[command(
+    name = "zagent-ctl",
+    version,
+    about = "Talk to a zagent over ttrpc",
+    after_help = "Examples:
+  zagent-ctl bundle /tmp/bb                       make a busybox bundle
+  zagent-ctl run --bundle /tmp/bb -- echo hello   create, start, stream, wait, remove
+  zagent-ctl create --id c1 --bundle /tmp/bb && zagent-ctl start c1
+  zagent-ctl exec -t c1 -- sh                     a shell in the running container
+  zagent-ctl kill c1 KILL; zagent-ctl rm c1       (runc's names work too: delete, list)"
+)]
 struct Cli {
-    /// The agent's address: unix:///PATH, vsock://CID:PORT, or a socket path.
+    /// The agent's address: unix:///PATH, vsock://CID:PORT, or a socket path (for the verbs
+    /// that talk to an agent; spec and bundle do not).
     #[arg(long, default_value = "unix:///run/zagent/zagent.sock", global = true)]
     addr: String,
     #[command(subcommand)]
@@ -28,29 +39,48 @@ pub enum Cmd {
     Check,
     /// Create a container from a bundle (DIR/config.json, root.path relative to DIR).
     Create {
+        /// The new container's id (letters, digits, '.', '_', '-').
         #[arg(long)]
         id: String,
+        /// The bundle dir: DIR/config.json, and root.path relative to DIR.
         #[arg(long)]
         bundle: PathBuf,
     },
     /// Start a created container.
-    Start { id: String },
-    /// Send a signal (name like TERM/SIGTERM, or a number; default TERM) to the container.
-    Kill { id: String, signal: Option<String> },
-    /// Wait for the container to exit; print and exit with its status.
-    Wait { id: String },
-    /// Remove a container; a running one only with --force (which kills it).
-    Rm {
+    Start {
+        /// The container's id.
         id: String,
-        #[arg(long)]
+    },
+    /// Send a signal to the container's process.
+    Kill {
+        /// The container's id.
+        id: String,
+        /// A name (TERM, SIGTERM) or a number; default TERM.
+        signal: Option<String>,
+    },
+    /// Wait for the container to exit; print and exit with its status.
+    Wait {
+        /// The container's id.
+        id: String,
+    },
+    /// Remove a container; a running one only with --force.
+    #[command(alias = "delete")]
+    Rm {
+        /// The container's id.
+        id: String,
+        /// Kill a running container first (SIGKILL), then remove it.
+        #[arg(long, short = 'f')]
         force: bool,
     },
-    /// List containers.
+    /// List containers: id, pid, state, exit status.
+    #[command(alias = "list")]
     Ps,
     /// Create, start, stream the output, wait, remove; exit with the container's status.
     Run {
+        /// The bundle dir: DIR/config.json, and root.path relative to DIR.
         #[arg(long)]
         bundle: PathBuf,
+        /// The container's id (default: run-<pid>-<time>).
         #[arg(long)]
         id: Option<String>,
         /// Give the process a terminal and attach ours (raw mode, window size forwarded).
@@ -62,29 +92,46 @@ pub enum Cmd {
     },
     /// Run a new process in a running container; exit with its status.
     Exec {
+        /// The running container's id.
         id: String,
+        /// The new process's id in the agent (default: exec-<pid>-<time>).
         #[arg(long)]
         exec_id: Option<String>,
+        /// Give the process a terminal and attach ours.
         #[arg(long, short = 't')]
         tty: bool,
-        /// UID[:GID]
+        /// UID[:GID] (numbers; GID defaults to 0).
         #[arg(long, short = 'u')]
         user: Option<String>,
-        /// K=V, repeatable.
-        #[arg(long, short = 'e')]
+        /// K=V, repeatable; added to the default PATH and TERM.
+        #[arg(long, short = 'e', value_parser = env_entry)]
         env: Vec<String>,
+        /// The working directory inside the container (default /).
         #[arg(long)]
         cwd: Option<String>,
+        /// The program and its arguments, after `--`.
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
     /// Write a default config.json (like `runc spec`, non-terminal).
     Spec {
+        /// Where config.json goes (it must not exist yet).
         #[arg(long, default_value = ".")]
         bundle: PathBuf,
     },
     /// Make a busybox bundle in DIR from the host's static busybox.
-    Bundle { dir: PathBuf },
+    Bundle {
+        /// The bundle dir to make (config.json and rootfs/).
+        dir: PathBuf,
+    },
+}
+
+/// `--env` takes K=V with a non-empty K, as the agent does (runc refuses the rest too).
+fn env_entry(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((k, _)) if !k.is_empty() => Ok(s.to_owned()),
+        _ => Err(format!("{s:?} is not K=V")),
+    }
 }
 
 fn main() -> ExitCode {
