@@ -118,3 +118,24 @@ async fn zagent_ctl_speaks_runc_and_shell_conventions() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(a.info(&id).await.is_none(), "{id} still there after delete");
 }
+
+#[test]
+fn zagent_ctl_spec_is_pretty_and_the_same_every_time() {
+    let mut written = Vec::new();
+    for _ in 0..4 {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(tests::bin("zagent-ctl"))
+            .args(["spec", "--bundle", dir.path().to_str().unwrap()])
+            .output()
+            .expect("run zagent-ctl spec");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        written.push(std::fs::read_to_string(dir.path().join("config.json")).unwrap());
+    }
+    assert!(written[0].lines().count() > 50, "one line: {}", written[0]);
+    assert!(
+        written.iter().all(|w| *w == written[0]),
+        "config.json differs between runs"
+    );
+    let spec: oci_spec::runtime::Spec = serde_json::from_str(&written[0]).unwrap();
+    assert!(spec.process().is_some());
+}

@@ -69,8 +69,7 @@ pub fn make_bundle(dir: &Path) -> anyhow::Result<()> {
     )?;
     std::fs::write(rootfs.join("etc/hostname"), "zagent\n")?;
     let spec = crate::spec::default_spec()?;
-    spec.save(dir.join("config.json"))
-        .context("writing config.json")?;
+    crate::spec::write_config(&spec, &dir.join("config.json"))?;
     Ok(())
 }
 

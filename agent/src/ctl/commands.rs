@@ -14,7 +14,7 @@ pub async fn dispatch(addr: &str, cmd: Cmd) -> anyhow::Result<u8> {
             if path.exists() {
                 bail!("{} already exists", path.display());
             }
-            crate::spec::default_spec()?.save(&path)?;
+            crate::spec::write_config(&crate::spec::default_spec()?, &path)?;
             return Ok(0);
         }
         Cmd::Bundle { dir } => {

@@ -157,3 +157,26 @@ pub fn default_spec() -> anyhow::Result<Spec> {
         .linux(linux)
         .build()?)
 }
+
+/// Writes `spec` as config.json the way a person reads and diffs it: pretty-printed, and the
+/// capability sets sorted (oci-spec keeps them in hash sets, whose order changes from run to
+/// run, so two runs would otherwise write different files and a JSON error's position would
+/// move).
+pub fn write_config(spec: &Spec, path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut value = serde_json::to_value(spec).context("serialising the spec")?;
+    if let Some(caps) = value.pointer_mut("/process/capabilities") {
+        for set in caps
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            if let Some(list) = set.as_array_mut() {
+                list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&value).context("serialising the spec")?;
+    text.push('\n');
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
