@@ -9,8 +9,15 @@ use std::process::Command;
 fn zagent_as_non_root_refuses_at_start() {
     tests::require_root();
     let dir = tempfile::tempdir().unwrap();
+    // A copy nobody can reach and run: the build dir may sit under a 0700 dir (a CI clone).
+    use std::os::unix::fs::PermissionsExt;
+    let exe = dir.path().join("zagent");
+    std::fs::copy(tests::bin("zagent"), &exe).unwrap();
+    for (path, mode) in [(dir.path(), 0o755), (exe.as_path(), 0o755)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
     let sock = dir.path().join("agent.sock");
-    let out = Command::new(tests::bin("zagent"))
+    let out = Command::new(&exe)
         .args([
             "--listen",
             &format!("unix://{}", sock.display()),
