@@ -5,7 +5,9 @@
 pub mod agent;
 pub mod bench;
 pub mod bundle;
+pub mod leftovers;
 pub mod procs;
+pub mod rootfs_copy;
 
 use std::path::PathBuf;
 
