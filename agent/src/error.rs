@@ -7,8 +7,6 @@ use ttrpc::Code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("invalid container id {0:?}: use 1-256 characters from [A-Za-z0-9_.+-], not \".\" or \"..\"")]
-    InvalidId(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("invalid spec: {0}")]
@@ -78,7 +76,7 @@ impl AgentError {
 
     pub fn code(&self) -> Code {
         match self {
-            AgentError::InvalidId(_) | AgentError::InvalidArgument(_) | AgentError::Validate(_) => {
+            AgentError::InvalidArgument(_) | AgentError::Validate(_) => {
                 Code::INVALID_ARGUMENT
             }
             AgentError::Unsupported(_) => Code::UNIMPLEMENTED,
@@ -112,10 +110,8 @@ mod tests {
 
     #[test]
     fn codes_follow_the_kind_of_failure() {
-        assert_eq!(
-            AgentError::InvalidId("".into()).code(),
-            Code::INVALID_ARGUMENT
-        );
+        let bad_id = jail::validate::check_id("").unwrap_err();
+        assert_eq!(AgentError::from(bad_id).code(), Code::INVALID_ARGUMENT);
         assert_eq!(AgentError::Exists("a".into()).code(), Code::ALREADY_EXISTS);
         assert_eq!(AgentError::NotFound("a".into()).code(), Code::NOT_FOUND);
         let st = AgentError::State {

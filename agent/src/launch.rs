@@ -11,7 +11,6 @@ use crate::error::AgentError;
 use crate::launcher::{LaunchError, LaunchRequest, Launched};
 use crate::lifecycle::{remove_cgroup, Agent, KILL_TIMEOUT};
 use crate::reaper::{self, PidFd};
-use crate::registry::check_id;
 use crate::{exec_fifo, io};
 use jail::cgroups::Cgroup;
 use std::os::fd::OwnedFd;
@@ -31,7 +30,7 @@ impl Agent {
         exec_id: String,
         spec: oci_spec::runtime::Spec,
     ) -> Result<(), AgentError> {
-        check_id(&id)?;
+        jail::validate::check_id(&id)?;
         let reservation = self.registry.reserve(&id)?;
         let validated = jail::validate::validate_with(&id, &spec, &self.seccomp_filters)?;
         if validated.config.process.terminal && !self.terminals {

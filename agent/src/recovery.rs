@@ -120,7 +120,7 @@ pub fn recover(state_dir: &Path, layout: &Layout) -> Result<usize, RecoveryError
             }
             continue;
         }
-        if crate::registry::check_id(&name).is_err() {
+        if jail::validate::check_id(&name).is_err() {
             tracing::warn!(path = %path.display(), "not a container dir; left alone");
             continue;
         }
