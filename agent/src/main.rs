@@ -1,10 +1,12 @@
 //! `zagent`: the agent daemon. `zagent zygote` (exec'd by the agent itself) is dispatched
 //! first, before any thread or runtime exists, so the zygote stays single-threaded.
 
+mod agent;
 mod child_sync;
 mod config;
 mod conn_limit;
 mod container;
+mod create;
 mod error;
 mod exec;
 mod exec_fifo;
@@ -20,7 +22,9 @@ mod recovery;
 mod registry;
 mod rpc;
 mod selfexe;
+mod sequence;
 mod server;
+mod teardown;
 
 use clap::Parser;
 use std::process::ExitCode;
