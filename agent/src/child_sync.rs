@@ -2,8 +2,14 @@
 //! (with the pty master), `spawned` (with the pidfd of the process that replaces the child
 //! inside a joined pid namespace), `ready` or `failed`, and EOF, which after a release (or, for an
 //! exec, after `started`) means execve succeeded: the socket is close-on-exec in the child.
+//! `follow` drives the launch sequence from these events; create and exec follow a child to
+//! `ready` or `running`, StartContainer follows a released one to `running`.
 
+use crate::error::AgentError;
+use crate::reaper::Watched;
+use crate::sequence::{LaunchEvent, LaunchState};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use wire::channel::{self, ChannelError};
 use wire::zygote::ChildEvent;
@@ -50,4 +56,62 @@ impl SyncSocket {
             }
         }
     }
+}
+
+/// Starts reaping a process a launch made.
+pub fn watched(pid: i32, pidfd: OwnedFd) -> Result<Watched, AgentError> {
+    Watched::new(pid, pidfd).map_err(|e| AgentError::io("watch pidfd", e))
+}
+
+/// What the child's sync events carried besides the state: the pty master of a `console`
+/// event, and the process of a `spawned` one (already watched, so it is reaped whatever
+/// happens next). Kept by the caller even when `follow` fails, so that it can kill it.
+#[derive(Default)]
+pub struct Carried {
+    pub console: Option<OwnedFd>,
+    pub spawned: Option<Watched>,
+}
+
+/// Follows the child's sync events from `seq` until `done(state)` holds, collecting what they
+/// carry into `carried`. A `failed` event, an early EOF or `limit` passing is the error.
+pub async fn follow(
+    sync: &SyncSocket,
+    mut seq: LaunchState,
+    limit: Duration,
+    done: impl Fn(&LaunchState) -> bool,
+    carried: &mut Carried,
+) -> Result<LaunchState, AgentError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done(&seq) {
+        let ev = tokio::time::timeout_at(deadline, sync.next())
+            .await
+            .map_err(|_| AgentError::Timeout("waiting for the container process".into()))?
+            .map_err(|source| AgentError::Channel {
+                what: "sync socket",
+                source,
+            })?;
+        let ev = match ev {
+            Some((ChildEvent::Console, fd)) => {
+                carried.console = fd;
+                LaunchEvent::Child(ChildEvent::Console)
+            }
+            Some((ChildEvent::Spawned { pid }, Some(fd))) => {
+                // Watched before the state machine judges the event: whatever it says, the
+                // process exists and is ours to reap.
+                carried.spawned = Some(watched(pid, fd)?);
+                LaunchEvent::Child(ChildEvent::Spawned { pid })
+            }
+            Some((ev, _)) => LaunchEvent::Child(ev),
+            None => LaunchEvent::SyncClosed,
+        };
+        seq = match seq.on(ev)? {
+            LaunchState::Failed {
+                step,
+                errno,
+                message,
+            } => return Err(AgentError::jail(&step, errno, &message)),
+            next => next,
+        };
+    }
+    Ok(seq)
 }

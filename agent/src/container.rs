@@ -4,7 +4,7 @@
 
 use crate::error::AgentError;
 use crate::io::Stdio;
-use crate::reaper::PidFd;
+use crate::reaper::{Exit, PidFd};
 use jail::cgroups::Cgroup;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,20 +32,38 @@ pub struct Process {
     pub exec_id: String,
     pub pid: i32,
     pub pidfd: PidFd,
-    pub exit: watch::Receiver<Option<i32>>,
+    pub exit: watch::Receiver<Option<Exit>>,
     pub stdio: Stdio,
 }
 
 impl Process {
-    pub fn exit_code(&self) -> Option<i32> {
-        *self.exit.borrow()
+    /// Whether the process is done: exited, or beyond reaping (which the reaper logged).
+    pub fn finished(&self) -> bool {
+        self.exit.borrow().is_some()
     }
 
-    /// Waits for the exit status without holding any lock.
-    pub async fn wait(&self) -> i32 {
+    /// The exit code, once the process has exited and been reaped.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.exit.borrow().and_then(Result::ok)
+    }
+
+    /// Waits for the exit code without holding any lock; an error when the reaper could not
+    /// have it.
+    pub async fn wait(&self) -> Result<i32, AgentError> {
         let mut rx = self.exit.clone();
-        let result = rx.wait_for(|c| c.is_some()).await.map(|c| c.unwrap_or(-1));
-        result.unwrap_or(-1)
+        let exit = match rx.wait_for(|c| c.is_some()).await {
+            Ok(exit) => *exit,
+            // The reaper task always sends before it ends; a closed channel means it is gone.
+            Err(_) => None,
+        };
+        match exit {
+            Some(Ok(code)) => Ok(code),
+            Some(Err(source)) => Err(AgentError::Reap {
+                pid: self.pid,
+                source,
+            }),
+            None => Err(AgentError::TaskLost("reaper")),
+        }
     }
 }
 
@@ -59,7 +77,7 @@ pub struct Container {
     pub fifo: PathBuf,
     /// The agent's end of the init child's sync socket, read once more at start to learn
     /// whether execve succeeded.
-    pub sync: Option<(crate::child_sync::SyncSocket, zygote::sequence::LaunchState)>,
+    pub sync: Option<(crate::child_sync::SyncSocket, crate::sequence::LaunchState)>,
     /// The kinds of the container's namespaces (new or joined), which an exec joins.
     pub namespaces: Vec<wire::zygote::NamespaceKind>,
     /// Exec ids whose launch is under way (reserved, not yet in `processes`).
@@ -96,10 +114,10 @@ impl Container {
     }
 
     pub fn state(&self) -> State {
-        match (self.init.exit_code(), self.started) {
-            (Some(_), _) => State::Stopped,
-            (None, true) => State::Running,
-            (None, false) => State::Created,
+        match (self.init.finished(), self.started) {
+            (true, _) => State::Stopped,
+            (false, true) => State::Running,
+            (false, false) => State::Created,
         }
     }
 

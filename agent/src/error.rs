@@ -1,16 +1,24 @@
-//! AgentError: every way an RPC can fail, with the one mapping to ttrpc codes. Handlers return
-//! it; the boundary logs it once and converts it.
+//! AgentError: every way an RPC can fail, each cause typed (never tunnelled through
+//! `io::Error`), with the one mapping to ttrpc codes (`code`, used by `From<AgentError> for
+//! ttrpc::Error`). Handlers return it; the boundary logs it once and converts it.
 
+use crate::launcher::LaunchError;
+use crate::reaper::ReapError;
+use crate::recovery::RecoveryError;
+use crate::sequence::SequenceError;
 use jail::cgroups::CgroupError;
 use jail::validate::ValidateError;
 use ttrpc::Code;
+use wire::channel::ChannelError;
+use wire::oci::OciConvertError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("invalid container id {0:?}: use 1-256 characters from [A-Za-z0-9_.+-], not \".\" or \"..\"")]
-    InvalidId(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The protobuf spec or process names something OCI does not know.
+    #[error("invalid argument: {0}")]
+    Spec(#[from] OciConvertError),
     #[error("invalid spec: {0}")]
     Validate(#[from] ValidateError),
     #[error("not supported yet: {0}")]
@@ -38,7 +46,35 @@ pub enum AgentError {
     #[error("process has no terminal")]
     NoTerminal,
     #[error("launch: {0}")]
-    Launch(#[from] crate::launcher::LaunchError),
+    Launch(#[from] LaunchError),
+    /// A child's events broke the launch sequence (e.g. `ready` before `started`).
+    #[error("launch protocol: {0}")]
+    Sequence(#[from] SequenceError),
+    /// A child's sync socket (or another zygote-protocol channel) failed.
+    #[error("{what}: {source}")]
+    Channel {
+        what: &'static str,
+        #[source]
+        source: ChannelError,
+    },
+    /// A task the RPC handed its work to panicked or was cancelled.
+    #[error("{what} task failed: {source}")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// A task the RPC waited on ended without an answer (it panicked).
+    #[error("{0} task ended without an answer")]
+    TaskLost(&'static str),
+    #[error("process {pid}: {source}")]
+    Reap {
+        pid: i32,
+        #[source]
+        source: ReapError,
+    },
+    #[error("recovery record: {0}")]
+    Recovery(#[from] RecoveryError),
     #[error("container setup failed at step {step:?} ({errno_name}): {message}")]
     Jail {
         step: String,
@@ -78,7 +114,7 @@ impl AgentError {
 
     pub fn code(&self) -> Code {
         match self {
-            AgentError::InvalidId(_) | AgentError::InvalidArgument(_) | AgentError::Validate(_) => {
+            AgentError::InvalidArgument(_) | AgentError::Spec(_) | AgentError::Validate(_) => {
                 Code::INVALID_ARGUMENT
             }
             AgentError::Cgroup(CgroupError::Unsupported { .. }) => Code::INVALID_ARGUMENT,
@@ -96,7 +132,15 @@ impl AgentError {
             AgentError::StdinBusy => Code::RESOURCE_EXHAUSTED,
             AgentError::Launch(e) if e.is_unavailable() => Code::UNAVAILABLE,
             AgentError::Timeout(_) => Code::DEADLINE_EXCEEDED,
-            AgentError::Launch(_) | AgentError::Cgroup(_) | AgentError::Io { .. } => Code::INTERNAL,
+            AgentError::Launch(_)
+            | AgentError::Sequence(_)
+            | AgentError::Channel { .. }
+            | AgentError::Task { .. }
+            | AgentError::TaskLost(_)
+            | AgentError::Reap { .. }
+            | AgentError::Recovery(_)
+            | AgentError::Cgroup(_)
+            | AgentError::Io { .. } => Code::INTERNAL,
         }
     }
 }
@@ -113,10 +157,16 @@ mod tests {
 
     #[test]
     fn codes_follow_the_kind_of_failure() {
-        assert_eq!(
-            AgentError::InvalidId("".into()).code(),
-            Code::INVALID_ARGUMENT
-        );
+        let bad_id = jail::validate::check_id("").unwrap_err();
+        assert_eq!(AgentError::from(bad_id).code(), Code::INVALID_ARGUMENT);
+        let spec = OciConvertError::UnknownNamespace("x".into());
+        assert_eq!(AgentError::from(spec).code(), Code::INVALID_ARGUMENT);
+        let reap = AgentError::Reap {
+            pid: 1,
+            source: ReapError::Waitid(nix::errno::Errno::ECHILD),
+        };
+        assert_eq!(reap.code(), Code::INTERNAL);
+        assert_eq!(AgentError::TaskLost("create").code(), Code::INTERNAL);
         assert_eq!(AgentError::Exists("a".into()).code(), Code::ALREADY_EXISTS);
         assert_eq!(AgentError::NotFound("a".into()).code(), Code::NOT_FOUND);
         let st = AgentError::State {

@@ -3,16 +3,12 @@
 //! init's pidfd and its cgroup instead of building a jail. The exec id is reserved under the
 //! container's lock and the launch runs without it, so other RPCs on the container go on.
 
-use crate::child_sync::SyncSocket;
+use crate::agent::Agent;
 use crate::container::{Process, State};
 use crate::error::AgentError;
-use crate::io;
-use crate::launch::{follow, protocol, reap_orphan, Carried, Watched, READY_TIMEOUT};
-use crate::launcher::ExecRequest;
-use crate::lifecycle::Agent;
+use crate::launch::{self, Job};
 use std::sync::Arc;
-use wire::zygote::{ExecConfig, Reply};
-use zygote::sequence::{Kind, LaunchEvent, LaunchState};
+use wire::zygote::ExecConfig;
 
 impl Agent {
     /// ExecProcess. Runs to completion in its own task, so a client that goes away halfway
@@ -34,8 +30,10 @@ impl Agent {
             let _inflight = inflight;
             agent.exec_steps(&id, &exec_id, &process).await
         });
-        task.await
-            .map_err(|e| AgentError::io("exec task", std::io::Error::other(e)))?
+        task.await.map_err(|source| AgentError::Task {
+            what: "exec",
+            source,
+        })?
     }
 
     async fn exec_steps(
@@ -99,58 +97,23 @@ impl Agent {
         Ok(())
     }
 
-    /// Launches the exec'd process and follows its sync socket to EOF (execve worked).
+    /// Launches the exec'd process and follows it until it has exec'd (sync socket EOF).
     async fn launch_exec(
         &self,
         config: ExecConfig,
         init_pidfd: std::os::fd::OwnedFd,
     ) -> Result<Process, AgentError> {
-        let exec_id = config.exec_id.clone();
-        let (child_stdio, stdio) = io::pipes()?;
-        let (sync_ours, sync_theirs) = wire::channel::pair()
-            .map_err(|e| AgentError::io("sync socket", std::io::Error::other(e)))?;
-        let sync = SyncSocket::new(sync_ours).map_err(|e| AgentError::io("sync socket", e))?;
-        let req = ExecRequest {
-            config,
-            stdin: child_stdio.stdin,
-            stdout: child_stdio.stdout,
-            stderr: child_stdio.stderr,
-            sync: sync_theirs,
-            init_pidfd,
+        let job = Job::Exec {
+            config: &config,
+            init_pidfd: &init_pidfd,
         };
-        let launched = match self.launcher.exec(req).await {
-            Ok(l) => l,
-            Err(e) => {
-                reap_orphan(&sync, &e).await;
-                return Err(e.into());
-            }
-        };
-        let seq = LaunchState::Requested(Kind::Exec)
-            .on(LaunchEvent::Zygote(Reply::Launched { pid: launched.pid }))
-            .map_err(protocol)?;
-        let cloned = Watched::new(launched.pid, launched.pidfd)?;
-        let running = |s: &LaunchState| matches!(s, LaunchState::Running { .. });
-        let mut carried = Carried::default();
-        let followed = follow(&sync, seq, READY_TIMEOUT, running, &mut carried).await;
-        if let Err(e) = followed {
-            cloned.kill().await;
-            if let Some(spawned) = carried.spawned {
-                spawned.kill().await;
-            }
-            return Err(e);
-        }
-        // In a container with a pid namespace, the process that execs is the spawned one.
-        let child = carried.spawned.unwrap_or(cloned);
-        let stdio = match carried.console {
-            Some(master) => stdio.into_console(master)?,
-            None => stdio,
-        };
+        let launched = launch::launch(self.launcher.as_ref(), job).await?;
         Ok(Process {
-            exec_id,
-            pid: child.pid,
-            pidfd: child.pidfd,
-            exit: child.exit,
-            stdio,
+            exec_id: config.exec_id,
+            pid: launched.process.pid,
+            pidfd: launched.process.pidfd,
+            exit: launched.process.exit,
+            stdio: launched.stdio,
         })
     }
 }

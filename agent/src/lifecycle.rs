@@ -1,38 +1,17 @@
-//! The container lifecycle behind the RPCs after create (see `launch`): start (release
-//! exec.fifo, learn whether execve worked), signal, wait, remove, and the teardown shared by
-//! remove, DestroySandbox, shutdown and abandoned creates. Plain async functions on `Agent`;
-//! the RPC layer only converts messages and errors.
+//! The container lifecycle after create: start (release exec.fifo, learn whether execve
+//! worked), signal, wait, remove (through `teardown`), DestroySandbox's remove-all and the
+//! shutdown. Plain async functions on `Agent`; the RPC layer only converts messages
+//! and errors.
 
-use crate::container::{Container, State};
+use crate::agent::Agent;
+use crate::child_sync::{follow, Carried};
 use crate::error::AgentError;
 use crate::exec_fifo;
-use crate::launch::{follow, protocol, Carried, READY_TIMEOUT};
-use crate::launcher::Launcher;
-use crate::registry::Registry;
-use jail::cgroups::{Cgroup, Layout};
-use std::path::PathBuf;
+use crate::launch::READY_TIMEOUT;
+use crate::reaper::KILL_TIMEOUT;
+use crate::sequence::{LaunchEvent, LaunchState};
 use std::sync::Arc;
 use std::time::Duration;
-use zygote::sequence::{LaunchEvent, LaunchState};
-
-/// How long remove waits for a SIGKILLed process to be reaped.
-pub const KILL_TIMEOUT: Duration = Duration::from_secs(10);
-
-pub struct Agent {
-    pub registry: Arc<Registry>,
-    pub launcher: Arc<dyn Launcher>,
-    pub layout: Layout,
-    pub state_dir: PathBuf,
-    /// Whether processes may ask for a terminal.
-    pub terminals: bool,
-    /// Test hook (hidden agent flag): exec'd processes sleep this long before execve.
-    pub test_exec_pause_ms: u32,
-    /// Held (shared) by every launch task; shutdown takes it exclusively, so it waits for
-    /// launches under way to finish or be taken back before removing what is left.
-    pub inflight: Arc<tokio::sync::RwLock<()>>,
-    /// Compiled seccomp filters of the profiles seen lately.
-    pub seccomp_filters: jail::seccomp::FilterCache,
-}
 
 impl Agent {
     /// StartContainer: release the parked child, then learn from the sync socket whether its
@@ -54,7 +33,7 @@ impl Agent {
                 op: "start",
             });
         }
-        let seq = seq.on(LaunchEvent::Release).map_err(protocol)?;
+        let seq = seq.on(LaunchEvent::Release)?;
         let running = |s: &LaunchState| matches!(s, LaunchState::Running { .. });
         // Nothing is carried after `ready`: a `console` or `spawned` now is a protocol error.
         let mut carried = Carried::default();
@@ -80,7 +59,7 @@ impl Agent {
         let entry = self.registry.get(id)?;
         let c = entry.lock().await;
         let p = c.process(exec_id)?;
-        if p.exit_code().is_some() {
+        if p.finished() {
             return Err(AgentError::Finished);
         }
         let is_init = Arc::ptr_eq(&p, &c.init);
@@ -105,7 +84,7 @@ impl Agent {
     pub async fn wait(&self, id: &str, exec_id: &str) -> Result<i32, AgentError> {
         let entry = self.registry.get(id)?;
         let p = entry.lock().await.process(exec_id)?;
-        Ok(p.wait().await)
+        p.wait().await
     }
 
     /// RemoveContainer: kill what still runs, reap it, remove the cgroup, the state dir and the
@@ -113,22 +92,9 @@ impl Agent {
     pub async fn remove(&self, id: &str) -> Result<(), AgentError> {
         let entry = self.registry.get(id)?;
         let c = entry.lock().await;
-        self.teardown(&c).await?;
+        crate::teardown::container(&c).await?;
         self.registry.remove(id);
         Ok(())
-    }
-
-    /// Kills and reaps every process of `c`, removes its cgroup and state dir.
-    pub async fn teardown(&self, c: &Container) -> Result<(), AgentError> {
-        kill_and_reap(c).await?;
-        remove_cgroup(c.cgroup.clone()).await?;
-        match std::fs::remove_dir_all(&c.state_dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AgentError::io(
-                format!("remove {}", c.state_dir.display()),
-                e,
-            )),
-            _ => Ok(()),
-        }
     }
 
     /// Waits for launches under way (bounded), then removes every container.
@@ -153,34 +119,6 @@ impl Agent {
         }
         first.map_or(Ok(()), Err)
     }
-}
-
-async fn kill_and_reap(c: &Container) -> Result<(), AgentError> {
-    if c.state() != State::Stopped {
-        if let Err(e) = c.cgroup.kill_all(libc::SIGKILL) {
-            tracing::warn!(id = c.id, error = %e, "killing the container's cgroup");
-        }
-    }
-    for p in c.processes.values() {
-        if p.exit_code().is_none() {
-            let _ = p.pidfd.signal(libc::SIGKILL);
-        }
-        tokio::time::timeout(KILL_TIMEOUT, p.wait())
-            .await
-            .map_err(|_| {
-                AgentError::Timeout(format!("process {} of {} did not die", p.pid, c.id))
-            })?;
-    }
-    Ok(())
-}
-
-/// Cgroup removal retries EBUSY for up to a second (the kernel lags behind the last exit), so
-/// it runs on the blocking pool, not on a runtime worker.
-pub async fn remove_cgroup(cg: Cgroup) -> Result<(), AgentError> {
-    tokio::task::spawn_blocking(move || cg.remove())
-        .await
-        .map_err(|e| AgentError::io("cgroup removal task", std::io::Error::other(e)))??;
-    Ok(())
 }
 
 fn gone_state(e: &exec_fifo::ReleaseError) -> &'static str {

@@ -1,10 +1,12 @@
 //! `zagent`: the agent daemon. `zagent zygote` (exec'd by the agent itself) is dispatched
 //! first, before any thread or runtime exists, so the zygote stays single-threaded.
 
+mod agent;
 mod child_sync;
 mod config;
 mod conn_limit;
 mod container;
+mod create;
 mod error;
 mod exec;
 mod exec_fifo;
@@ -21,7 +23,10 @@ mod registry;
 mod rpc;
 mod selfexe;
 mod server;
+mod teardown;
 
+// The launch sequence is in the library target, so the fuzz bodies (tests crate) drive it too.
+use ::agent::sequence;
 use clap::Parser;
 use std::process::ExitCode;
 

@@ -56,10 +56,10 @@ pub async fn open_all(paths: &[(NamespaceKind, PathBuf)]) -> Result<Vec<OwnedFd>
     });
     match tokio::time::timeout(OPEN_TIMEOUT, task).await {
         Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(AgentError::io(
-            "namespace open task",
-            std::io::Error::other(join),
-        )),
+        Ok(Err(source)) => Err(AgentError::Task {
+            what: "namespace open",
+            source,
+        }),
         // The blocking thread may stay stuck in open(2); the create does not wait for it.
         Err(_) => Err(AgentError::InvalidArgument(format!(
             "namespace paths {:?}: not opened within {OPEN_TIMEOUT:?}",

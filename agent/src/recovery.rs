@@ -48,7 +48,13 @@ pub enum RecoveryError {
     #[error("processes {pids:?} of cgroup {cgroup:?} did not die within {KILL_WAIT:?}")]
     Survivors { cgroup: PathBuf, pids: Vec<i32> },
     #[error("the recovery task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
+    #[error("encoding the recovery record: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("bad recovery record {path:?}: {reason}")]
+    BadRecord { path: PathBuf, reason: String },
+    #[error("reading {0:?}: not a regular file")]
+    NotRegular(PathBuf),
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RecoveryError {
@@ -67,15 +73,16 @@ struct Record {
 
 /// Writes the record of container `id` (cgroup `cgroup`) into its state dir `dir`, atomically
 /// (a temp file renamed over), so recovery never reads half a record.
-pub fn write_record(dir: &Path, id: &str, cgroup: &Path) -> io::Result<()> {
+pub fn write_record(dir: &Path, id: &str, cgroup: &Path) -> Result<(), RecoveryError> {
     let record = Record {
         version: RECORD_VERSION,
         id: id.into(),
         cgroup: cgroup.into(),
     };
     let tmp = dir.join(RECORD_TMP);
-    std::fs::write(&tmp, serde_json::to_vec(&record).map_err(io::Error::other)?)?;
-    std::fs::rename(&tmp, dir.join(RECORD))
+    let json = serde_json::to_vec(&record).map_err(RecoveryError::Encode)?;
+    std::fs::write(&tmp, json).map_err(io_err("writing", &tmp))?;
+    std::fs::rename(&tmp, dir.join(RECORD)).map_err(io_err("renaming", &tmp))
 }
 
 /// Held for the agent's lifetime: the state dir's exclusive flock. The kernel drops it when the
@@ -99,7 +106,7 @@ pub fn lock_state_dir(dir: &Path) -> Result<StateLock, RecoveryError> {
 pub async fn run(state_dir: PathBuf, layout: Layout) -> Result<usize, RecoveryError> {
     tokio::task::spawn_blocking(move || recover(&state_dir, &layout))
         .await
-        .map_err(|e| RecoveryError::Task(e.to_string()))?
+        .map_err(RecoveryError::Task)?
 }
 
 pub fn recover(state_dir: &Path, layout: &Layout) -> Result<usize, RecoveryError> {
@@ -120,7 +127,7 @@ pub fn recover(state_dir: &Path, layout: &Layout) -> Result<usize, RecoveryError
             }
             continue;
         }
-        if crate::registry::check_id(&name).is_err() {
+        if jail::validate::check_id(&name).is_err() {
             tracing::warn!(path = %path.display(), "not a container dir; left alone");
             continue;
         }
@@ -190,7 +197,10 @@ fn read_record(dir: &Path, id: &str) -> Result<Option<PathBuf>, RecoveryError> {
     let Some(bytes) = read_small(&path)? else {
         return Ok(None);
     };
-    let bad = |why: String| io_err("bad recovery record", &path)(io::Error::other(why));
+    let bad = |reason: String| RecoveryError::BadRecord {
+        path: path.clone(),
+        reason,
+    };
     let record: Record = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     if record.version != RECORD_VERSION || record.id != id {
         return Err(bad(format!("{record:?} is not version 1 of {id}")));
@@ -211,9 +221,7 @@ fn read_small(path: &Path) -> Result<Option<Vec<u8>>, RecoveryError> {
     };
     let meta = file.metadata().map_err(io_err("reading", path))?;
     if !meta.is_file() {
-        return Err(io_err("reading", path)(io::Error::other(
-            "not a regular file",
-        )));
+        return Err(RecoveryError::NotRegular(path.to_owned()));
     }
     let mut bytes = Vec::new();
     file.take(MAX_FILE)

@@ -2,9 +2,9 @@
 //! then stops accepting, removes every container it still has (kill, reap, cgroup, state dir)
 //! and exits.
 
+use crate::agent::Agent;
 use crate::config::{AgentConfig, LauncherKind};
 use crate::launcher::{reexec::ReexecLauncher, zygote::ZygoteLauncher, Launcher};
-use crate::lifecycle::Agent;
 use crate::rpc::{AdminService, AgentRpc, HealthService};
 use anyhow::Context;
 use std::path::Path;

@@ -8,13 +8,13 @@
 mod invariants;
 pub mod seeds;
 
+use agent_lib::sequence::{Kind, LaunchEvent, LaunchState};
 use protobuf::Message;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt::Debug;
 use wire::codec::{self, CodecError};
 use wire::zygote::{ChildEvent, Reply, Request};
 use wire::{agent, health, oci, zagent};
-use zygote::sequence::{Kind, LaunchEvent, LaunchState};
 
 /// One fuzz target: its name (the cargo-fuzz target and the corpus directory) and its body.
 pub struct Target {

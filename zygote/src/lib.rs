@@ -10,7 +10,6 @@ pub mod exec;
 pub mod fork;
 pub mod pool;
 pub mod sanitize;
-pub mod sequence;
 pub mod server;
 
 pub use error::ZygoteError;

@@ -2,7 +2,7 @@
 //! or `zagent init`) with a SOCK_SEQPACKET channel as its stdin, and one request/reply round
 //! trip over that channel.
 
-use super::{ExecRequest, LaunchError, LaunchRequest, Launched};
+use super::{LaunchError, LaunchRequest, Launched};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::Stdio;
 use tokio::io::unix::AsyncFd;
@@ -89,55 +89,28 @@ impl Channel {
         }
     }
 
-    /// Sends a Launch with its fds in `LaunchFds` order and turns the reply into `Launched`.
+    /// Sends the request with its fds and turns the reply into `Launched`.
     pub async fn launch(&self, req: LaunchRequest) -> Result<Launched, LaunchError> {
-        let mut fds: Vec<BorrowedFd<'_>> = vec![
-            req.stdin.as_fd(),
-            req.stdout.as_fd(),
-            req.stderr.as_fd(),
-            req.sync.as_fd(),
-            req.exec_fifo.as_fd(),
-        ];
-        fds.extend(req.join_ns.iter().map(|f| f.as_fd()));
-        let reply = self
-            .roundtrip(&Request::Launch(Box::new(req.config.clone())), &fds)
-            .await?;
-        launched(reply)
-    }
-
-    /// Sends an Exec with its fds in `ExecFds` order.
-    pub async fn exec(&self, req: ExecRequest) -> Result<Launched, LaunchError> {
-        let fds: Vec<BorrowedFd<'_>> = vec![
-            req.stdin.as_fd(),
-            req.stdout.as_fd(),
-            req.stderr.as_fd(),
-            req.sync.as_fd(),
-            req.init_pidfd.as_fd(),
-        ];
-        launched(
-            self.roundtrip(&Request::Exec(Box::new(req.config.clone())), &fds)
-                .await?,
-        )
+        let fds: Vec<BorrowedFd<'_>> = req.fds.iter().map(|f| f.as_fd()).collect();
+        launched(self.roundtrip(&req.frame, &fds).await?)
     }
 }
 
 fn launched((reply, mut got): (Reply, Vec<OwnedFd>)) -> Result<Launched, LaunchError> {
-    {
-        match reply {
-            Reply::Launched { pid } if got.len() == 1 => Ok(Launched {
-                pid,
-                pidfd: got.pop().expect("one fd"),
-            }),
-            Reply::Refused { errno, message } => Err(LaunchError::Refused {
-                errno,
-                errno_name: nix::errno::Errno::from_raw(errno).to_string(),
-                message,
-            }),
-            other => Err(LaunchError::Protocol(format!(
-                "{other:?} with {} fds",
-                got.len()
-            ))),
-        }
+    match reply {
+        Reply::Launched { pid } if got.len() == 1 => Ok(Launched {
+            pid,
+            pidfd: got.pop().expect("one fd"),
+        }),
+        Reply::Refused { errno, message } => Err(LaunchError::Refused {
+            errno,
+            errno_name: nix::errno::Errno::from_raw(errno).to_string(),
+            message,
+        }),
+        other => Err(LaunchError::Protocol(format!(
+            "{other:?} with {} fds",
+            got.len()
+        ))),
     }
 }
 

@@ -1,34 +1,21 @@
-//! The launch seam: how a container child comes to exist. `zygote` asks the pre-started fork
-//! server; the Kata-style re-exec baseline plugs in here too. Everything else (jail, RPCs,
-//! registry) is shared, so the two compare like with like.
+//! The launch seam: how a process of a container comes to exist. `zygote` asks the pre-started
+//! fork server; the Kata-style re-exec baseline plugs in here too. A launcher carries one
+//! zygote-protocol request (a container child or a process joining a running container: the
+//! same round trip, only the frame and its fds differ) and answers with the cloned pid and
+//! pidfd. Everything else (jail, RPCs, registry) is shared, so the two compare like with like.
 
 mod helper;
 pub mod reexec;
 pub mod zygote;
 
 use std::os::fd::OwnedFd;
-use wire::zygote::ContainerConfig;
+use wire::zygote::Request;
 
-/// What a launch needs: the config and the fds in `wire::zygote::LaunchFds` order.
+/// One request: `Request::Launch` or `Request::Exec`, and the fds that travel with it in the
+/// order the zygote protocol fixes for it (`wire::zygote::LaunchFds` or `ExecFds`).
 pub struct LaunchRequest {
-    pub config: ContainerConfig,
-    pub stdin: OwnedFd,
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
-    pub sync: OwnedFd,
-    pub exec_fifo: OwnedFd,
-    /// One fd per `config.namespaces` entry with `join: true`, in that order.
-    pub join_ns: Vec<OwnedFd>,
-}
-
-/// What an exec needs: the config and the fds in `wire::zygote::ExecFds` order.
-pub struct ExecRequest {
-    pub config: wire::zygote::ExecConfig,
-    pub stdin: OwnedFd,
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
-    pub sync: OwnedFd,
-    pub init_pidfd: OwnedFd,
+    pub frame: Request,
+    pub fds: Vec<OwnedFd>,
 }
 
 pub struct Launched {
@@ -63,6 +50,7 @@ impl LaunchError {
 
 #[async_trait::async_trait]
 pub trait Launcher: Send + Sync {
+    /// Carries `req` to whatever clones the child; our copies of its fds are closed once this
+    /// returns, on every path.
     async fn launch(&self, req: LaunchRequest) -> Result<Launched, LaunchError>;
-    async fn exec(&self, req: ExecRequest) -> Result<Launched, LaunchError>;
 }

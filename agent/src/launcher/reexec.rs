@@ -4,7 +4,7 @@
 //! launch mechanism differs, so the benchmark compares like with like.
 
 use super::helper;
-use super::{ExecRequest, LaunchError, LaunchRequest, Launched, Launcher};
+use super::{LaunchError, LaunchRequest, Launched, Launcher};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
@@ -23,11 +23,6 @@ impl Launcher for ReexecLauncher {
     async fn launch(&self, req: LaunchRequest) -> Result<Launched, LaunchError> {
         let (child, channel) = helper::spawn(&self.exe, "init", &[])?;
         finish(child, channel.launch(req).await).await
-    }
-
-    async fn exec(&self, req: ExecRequest) -> Result<Launched, LaunchError> {
-        let (child, channel) = helper::spawn(&self.exe, "init", &[])?;
-        finish(child, channel.exec(req).await).await
     }
 }
 

@@ -1,10 +1,10 @@
 //! The zygote launcher: execs `zagent zygote` once from a sealed in-memory copy of our binary
 //! (so no container child ever sees the on-disk agent as /proc/self/exe), then sends it one
-//! Launch frame per container. Requests are serialised, since the zygote serves one at a time.
-//! If the zygote dies, the in-flight launch fails and a watcher re-execs a new one at once.
+//! Launch or Exec frame per process. Requests are serialised, since the zygote serves one at a
+//! time. If the zygote dies, the in-flight launch fails and a watcher re-execs a new one at once.
 
 use super::helper::{self, Channel};
-use super::{ExecRequest, LaunchError, LaunchRequest, Launched, Launcher};
+use super::{LaunchError, LaunchRequest, Launched, Launcher};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -104,16 +104,6 @@ impl Launcher for Arc<ZygoteLauncher> {
         let result = conn.channel.launch(req).await;
         if matches!(result, Err(LaunchError::ZygoteDied)) {
             *slot = None; // the watcher reaps it and starts the next one
-        }
-        result
-    }
-
-    async fn exec(&self, req: ExecRequest) -> Result<Launched, LaunchError> {
-        let mut slot = self.conn.lock().await;
-        let conn = self.ready(&mut slot).await?;
-        let result = conn.channel.exec(req).await;
-        if matches!(result, Err(LaunchError::ZygoteDied)) {
-            *slot = None;
         }
         result
     }

@@ -1,6 +1,6 @@
 //! zagent.Admin: container listing for zagent-ctl (`ps`, `rm` without --force).
 
-use crate::lifecycle::Agent;
+use crate::agent::Agent;
 use std::sync::Arc;
 use ttrpc::r#async::TtrpcContext;
 use wire::zagent::{ContainerInfo, ListContainersRequest, ListContainersResponse};

@@ -10,8 +10,8 @@ mod stdio;
 pub use admin::AdminService;
 pub use health::HealthService;
 
+use crate::agent::Agent;
 use crate::error::AgentError;
-use crate::lifecycle::Agent;
 use protobuf::well_known_types::empty::Empty;
 use std::sync::{Arc, Mutex};
 use ttrpc::r#async::TtrpcContext;
@@ -71,7 +71,7 @@ fn spec_of(req: &agent::CreateContainerRequest) -> Result<oci_spec::runtime::Spe
         .OCI
         .as_ref()
         .ok_or_else(|| AgentError::InvalidArgument("no OCI spec".into()))?;
-    wire::oci::spec_from_grpc(spec).map_err(|e| AgentError::InvalidArgument(e.to_string()))
+    Ok(wire::oci::spec_from_grpc(spec)?)
 }
 
 #[async_trait::async_trait]
@@ -115,7 +115,7 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
             None => Err(AgentError::InvalidArgument("no process".into())),
             Some(p) => match wire::oci::process_from_grpc(p) {
                 Ok(p) => self.agent.exec(&req.container_id, &req.exec_id, &p).await,
-                Err(e) => Err(AgentError::InvalidArgument(e.to_string())),
+                Err(e) => Err(e.into()),
             },
         };
         reply("ExecProcess", &req.container_id, r.map(|_| Empty::new()))

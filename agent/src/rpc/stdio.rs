@@ -1,10 +1,10 @@
 //! WriteStdin / CloseStdin / ReadStdout / ReadStderr: find the process, then let `io::Stdio`
 //! do the work with no container lock held (a read may wait for output for a long time).
 
+use crate::agent::Agent;
 use crate::container::Process;
 use crate::error::AgentError;
 use crate::io::Stream;
-use crate::lifecycle::Agent;
 use std::sync::Arc;
 use wire::agent;
 

@@ -206,9 +206,11 @@ pub fn validate_with(
     })
 }
 
-/// The id names the default cgroup and the state dir, so it must be a single safe path
-/// component (runc's rule).
-fn check_id(id: &str) -> Result<(), ValidateError> {
+/// The container id rule, the one the agent applies too (to container ids before reserving
+/// them, to exec ids, to state dir names at recovery): the id names the default cgroup and the
+/// state dir, so it must be a single safe path component (runc's characters) that fits a file
+/// name (NAME_MAX, 255 bytes).
+pub fn check_id(id: &str) -> Result<(), ValidateError> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.');
     if id.is_empty() || id.len() > 255 || id == "." || id == ".." || !id.chars().all(ok_char) {
         return Err(ValidateError::InvalidId(id.to_owned()));

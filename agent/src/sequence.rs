@@ -1,9 +1,11 @@
-//! The order of one launch as the agent sees it, across the zygote's reply and the child's sync
-//! socket. A container: Requested -> Cloned -> Announced (child sent `started`, maybe `console`,
-//! and, when it joined a pid namespace, at most one `spawned` naming the process that carries on
-//! inside it) -> Ready (parked) -> Released (fifo written) -> Running (sync EOF: execve worked). An exec
-//! has no parking: Announced -> Running on EOF. Failed from any step. Pure data, so every
-//! ordering (including the wrong ones) is unit-tested without processes.
+//! The launch sequence: the order of one launch as the agent sees it, across the launcher's
+//! reply and the child's sync socket. A container: Requested -> Cloned -> Announced (child sent
+//! `started`, maybe `console`, and, when it joined a pid namespace, at most one `spawned` naming
+//! the process that carries on inside it) -> Ready (parked) -> Released (fifo written) -> Running
+//! (sync EOF: execve worked). An exec has no parking: Announced -> Running on EOF. Failed from any
+//! step. Pure data, so every ordering (including the wrong ones) is unit-tested without
+//! processes; `child_sync::follow` drives it from the socket. Only the agent reads a child's
+//! sync socket, so the machine lives here, not in the zygote.
 
 use wire::zygote::{ChildEvent, Reply};
 

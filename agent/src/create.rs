@@ -1,0 +1,149 @@
+//! CreateContainer: reserve the id, validate the spec, then (in a task of its own, so a client
+//! that goes away halfway cannot leave half a container) make the state dir, cgroup, recovery
+//! record and exec.fifo, and `launch` the child to `ready`. The finished container is handed
+//! back to the RPC through a oneshot: if the RPC is gone by then (client disconnected, or its
+//! deadline passed and ttrpc dropped the handler), the task takes the whole container down
+//! again and only then frees the id.
+
+use crate::agent::Agent;
+use crate::container::{Container, Process};
+use crate::error::AgentError;
+use crate::exec_fifo;
+use crate::launch::{self, Job};
+use crate::teardown;
+use jail::cgroups::Cgroup;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+impl Agent {
+    pub async fn create(
+        self: &Arc<Self>,
+        id: String,
+        exec_id: String,
+        spec: oci_spec::runtime::Spec,
+    ) -> Result<(), AgentError> {
+        jail::validate::check_id(&id)?;
+        let reservation = self.registry.reserve(&id)?;
+        let validated = jail::validate::validate_with(&id, &spec, &self.seccomp_filters)?;
+        if validated.config.process.terminal && !self.terminals {
+            return Err(AgentError::Unsupported("process.terminal".into()));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let agent = self.clone();
+        let inflight = self.inflight.clone().read_owned().await;
+        tokio::spawn(async move {
+            let _inflight = inflight;
+            let result = agent.create_container(&id, exec_id, validated).await;
+            // On failure the reservation is dropped here, after everything was undone.
+            if let Err(Ok((reservation, container))) = tx.send(result.map(|c| (reservation, c))) {
+                tracing::warn!(id, "create abandoned by its client; removing the container");
+                if let Err(e) = teardown::container(&container).await {
+                    tracing::error!(id, error = %e, "removing an abandoned container");
+                }
+                drop(reservation); // frees the id only once everything is gone
+            }
+        });
+        let (reservation, container) = rx.await.map_err(|_| AgentError::TaskLost("create"))??;
+        // No await between here and the fill: the handler cannot be dropped in between.
+        reservation.fill(container);
+        Ok(())
+    }
+
+    /// Makes everything of the container, or, on failure, nothing.
+    async fn create_container(
+        &self,
+        id: &str,
+        exec_id: String,
+        v: jail::validate::Validated,
+    ) -> Result<Container, AgentError> {
+        let mut undo = Undo::default();
+        let result = self.create_steps(id, exec_id, v, &mut undo).await;
+        if result.is_err() {
+            undo.run().await;
+        }
+        result
+    }
+
+    async fn create_steps(
+        &self,
+        id: &str,
+        exec_id: String,
+        v: jail::validate::Validated,
+        undo: &mut Undo,
+    ) -> Result<Container, AgentError> {
+        let t0 = std::time::Instant::now();
+        let join_ns = crate::nsfile::open_all(&v.join_namespaces).await?;
+        let state_dir = self.state_dir.join(id);
+        std::fs::create_dir(&state_dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => AgentError::Exists(id.into()),
+            _ => AgentError::io(format!("create {}", state_dir.display()), e),
+        })?;
+        undo.state_dir = Some(state_dir.clone());
+        let mut config = v.config;
+        config.cgroup_procs = self.layout.join_files(&v.cgroup_path)?;
+        undo.cgroup = Some(self.layout.create(&v.cgroup_path, &v.resources)?);
+        // Once the cgroup is ours (never before: it could be another's that `create` refused)
+        // and before any process exists, so that a restart after our death finds it.
+        crate::recovery::write_record(&state_dir, id, &v.cgroup_path)?;
+        write_debug_config(&state_dir, &config);
+        let fifo = exec_fifo::create(&state_dir).map_err(|e| AgentError::io("exec.fifo", e))?;
+        tracing::debug!(
+            id,
+            prepared = t0.elapsed().as_micros() as u64,
+            "create stages"
+        );
+        let job = Job::Container {
+            config: &config,
+            fifo: &fifo,
+            join_ns: &join_ns,
+        };
+        // From here on, a failing launch has killed and reaped what it made.
+        let launched = launch::launch(self.launcher.as_ref(), job).await?;
+        let process = Process {
+            exec_id,
+            pid: launched.process.pid,
+            pidfd: launched.process.pidfd,
+            exit: launched.process.exit,
+            stdio: launched.stdio,
+        };
+        let cgroup = undo.cgroup.take().expect("cgroup was created above");
+        let namespaces = config.namespaces.iter().map(|n| n.kind).collect();
+        let mut container = Container::new(id.into(), process, cgroup, state_dir, fifo, namespaces);
+        container.sync = Some((launched.sync, launched.seq));
+        container.seccomp = config.process.seccomp;
+        *undo = Undo::default();
+        Ok(container)
+    }
+}
+
+fn write_debug_config(dir: &Path, config: &wire::zygote::ContainerConfig) {
+    match serde_json::to_vec_pretty(config) {
+        Ok(json) => {
+            if let Err(e) = std::fs::write(dir.join("config.json"), json) {
+                tracing::warn!(error = %e, "writing the debug copy of the launch config");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "serialising the launch config"),
+    }
+}
+
+/// What a failed create must take back besides the launch's processes (which `launch` kills
+/// itself), in reverse order of making.
+#[derive(Default)]
+struct Undo {
+    state_dir: Option<PathBuf>,
+    cgroup: Option<Cgroup>,
+}
+
+impl Undo {
+    async fn run(self) {
+        if let Some(cg) = self.cgroup {
+            if let Err(e) = teardown::remove_cgroup(cg).await {
+                tracing::error!(error = %e, "removing the cgroup of a failed create");
+            }
+        }
+        if let Some(dir) = self.state_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
