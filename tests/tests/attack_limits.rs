@@ -87,7 +87,9 @@ async fn fork_bomb_under_a_pids_limit_stays_inside(l: Launcher) {
         .lines()
         .filter_map(|l| l.parse().ok())
         .collect();
-    assert!(members.len() > 10, "{members:?}");
+    // How many are alive at this instant varies (failed forks end their shells); the bomb's
+    // size is shown by the peak above. What matters here: there are some for removal to kill.
+    assert!(members.len() > 1, "{members:?}");
     a.remove(&id).await.unwrap();
     // Every bomb process is gone (a reused pid would sit in another cgroup).
     for pid in members {
