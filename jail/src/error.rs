@@ -53,6 +53,9 @@ pub enum JailError {
     #[error("{what}: {errno:?}")]
     Terminal { what: String, errno: Errno },
 
+    #[error("setsid: {errno:?}")]
+    Session { errno: Errno },
+
     #[error("{what}: {errno:?}")]
     Hostname { what: String, errno: Errno },
 
@@ -110,6 +113,7 @@ impl JailError {
             Self::ReadonlyPaths { .. } => "readonly-paths",
             Self::ReadonlyRoot { .. } => "readonly-root",
             Self::Terminal { .. } => "terminal",
+            Self::Session { .. } => "session",
             Self::Hostname { .. } => "hostname",
             Self::Sysctl { .. } => "sysctl",
             Self::OomScoreAdj { .. } => "oom-score-adj",
@@ -144,6 +148,7 @@ impl JailError {
             | Self::ReadonlyPaths { errno, .. }
             | Self::ReadonlyRoot { errno }
             | Self::Terminal { errno, .. }
+            | Self::Session { errno }
             | Self::Hostname { errno, .. }
             | Self::Sysctl { errno, .. }
             | Self::OomScoreAdj { errno, .. }

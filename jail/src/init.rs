@@ -62,8 +62,9 @@
 //! Then, when a pid namespace was joined (every exec into a container with one, and a create
 //! that shares another's), the caller clones the process that is born inside it ("spawn", in the
 //! zygote) and only that process goes on. `finish` runs in the process that will exec:
-//! "controlling-terminal" (setsid and TIOCSCTTY on the pty slave; a session whose leader exits
-//! would lose its terminal). Then (in `exec`, after the fifo for a container) "exec": PATH lookup
+//! "session" (setsid, always: no container process may share the agent's process group), then
+//! with a terminal "controlling-terminal" (TIOCSCTTY on the pty slave; in this process, since a
+//! session whose leader exits would lose its terminal). Then (in `exec`, after the fifo for a container) "exec": PATH lookup
 //! inside the new root, every fd above 2 marked close-on-exec, the exec's test pause if any,
 //! "seccomp" with no_new_privs (right before execve, so none of our code runs under the filter),
 //! execve with exactly the configured environment.
@@ -160,8 +161,13 @@ fn become_process(p: &ProcessConfig, prepared: &mut Prepared) -> Result<(), Jail
     capabilities::set_no_new_privs(p.no_new_privileges)
 }
 
-/// The steps of the process that will exec, after any spawn: "controlling-terminal".
+/// The steps of the process that will exec, after any spawn: "session", then
+/// "controlling-terminal" with a terminal. Every container and exec process leads a session of
+/// its own, as with runc: left in the agent's process group, a container process could signal
+/// the zygote and the agent with kill(0, sig), which reaches a process group across pid
+/// namespaces.
 pub fn finish(prepared: &Prepared) -> Result<(), JailError> {
+    nix::unistd::setsid().map_err(|errno| JailError::Session { errno })?;
     if prepared.has_terminal() {
         terminal::make_controlling()?;
     }

@@ -13,7 +13,8 @@
 //!  - the window size is set when the config has one.
 //!  - a container's process (not an exec) also gets the slave bind-mounted onto /dev/console.
 //!  - the slave is dup'ed onto 0, 1 and 2, which closes the stdio the zygote put there.
-//!  - setsid and TIOCSCTTY (`make_controlling`) come last, in the process that will exec: a
+//!  - TIOCSCTTY (`make_controlling`, after `init::finish`'s setsid) comes last, in the process
+//!    that will exec: a
 //!    child that joins a pid namespace clones that process after the jail is built, and a
 //!    session whose leader exits loses its controlling terminal.
 
@@ -65,10 +66,10 @@ pub fn setup(size: Option<(u16, u16)>, console: Console) -> Result<OwnedFd, Jail
     Ok(master)
 }
 
-/// Step "controlling-terminal": a new session whose controlling terminal is the pty slave on
-/// fd 0. Needs no privilege: the slave was opened O_NOCTTY, so it is no session's terminal yet.
+/// Step "controlling-terminal", in the session leader `init::finish` made: the pty slave on fd 0
+/// becomes its controlling terminal. Needs no privilege: the slave was opened O_NOCTTY, so it is
+/// no session's terminal yet.
 pub fn make_controlling() -> Result<(), JailError> {
-    nix::unistd::setsid().map_err(err("setsid"))?;
     let stdin = std::io::stdin();
     sys::set_controlling_tty(stdin.as_fd())
         .map_err(err("make the pty on fd 0 the controlling terminal"))
