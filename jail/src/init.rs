@@ -33,8 +33,10 @@
 //!  9. "hostname": hostname and domainname.
 //! 10. "sysctl": /proc/sys writes. Before the read-only paths (as in runc), because the usual
 //!     read-only paths include /proc/sys.
-//! 11. "masked-paths": /dev/null or an empty read-only tmpfs on top.
-//! 12. "readonly-paths": bound onto themselves read-only.
+//! 11. "readonly-paths": bound onto themselves read-only.
+//! 12. "masked-paths": /dev/null or an empty read-only tmpfs on top; after the read-only paths
+//!     (runc's order), so a masked path under a read-only one is masked once, on top, rather
+//!     than copied into the read-only bind.
 //! 13. "readonly-root": "/" read-only.
 //! 14. "identity" (HOME only): HOME from the container's /etc/passwd when the environment has
 //!     none (runc; the uid's entry, else "/"), read before rlimits and seccomp can get in the
@@ -110,8 +112,8 @@ pub fn prepare(
     }
     system::set_names(cfg)?;
     system::set_sysctls(&cfg.sysctl)?;
-    rootfs::mask(&cfg.masked_paths)?;
     rootfs::make_readonly(&cfg.readonly_paths)?;
+    rootfs::mask(&cfg.masked_paths)?;
     if cfg.readonly_root {
         rootfs::make_root_readonly()?;
     }

@@ -18,7 +18,11 @@ async fn still_serving(a: &TestAgent, zygote: Option<i32>, after: &str) {
         )
         .await;
     assert!(r.is_ok(), "Health.Check after {after}: {r:?}");
-    assert_eq!(procs::zygote_of(a.pid()), zygote, "the zygote after {after}");
+    assert_eq!(
+        procs::zygote_of(a.pid()),
+        zygote,
+        "the zygote after {after}"
+    );
 }
 
 tests::both_launchers!(kill_zero_in_a_container_stays_in_the_container);
@@ -42,7 +46,9 @@ async fn kill_zero_in_a_container_stays_in_the_container(l: Launcher) {
 
     // An exec'd process, likewise.
     let id = unique_id("killzero-exec");
-    a.create(&id, &bundle::spec(&["sleep", "100"])).await.unwrap();
+    a.create(&id, &bundle::spec(&["sleep", "100"]))
+        .await
+        .unwrap();
     a.start_container(&id).await.unwrap();
     let mut process = bundle::spec(&["sh", "-c", "kill -KILL 0"])
         .process()

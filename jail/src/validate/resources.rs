@@ -49,7 +49,7 @@ pub(super) fn convert(
             self::cpu(cpu, &mut res)?;
         }
         if let Some(rules) = r.devices().as_ref().filter(|r| !r.is_empty()) {
-            res.devices = device_rules(rules, linux)?;
+            res.devices = device_rules(rules)?;
         }
     }
     Ok((path, res))
@@ -71,24 +71,25 @@ pub fn refuse_unified(linux: Option<&Linux>) -> Result<(), ValidateError> {
     }
 }
 
-/// What every container may use whatever its rules say: null, zero, full, random, urandom,
-/// tty, console, ptmx and the pts of its devpts (runc's list, without tun).
-const ALWAYS_ALLOWED: &[(char, i64, Option<i64>)] = &[
-    ('c', 1, Some(3)),
-    ('c', 1, Some(5)),
-    ('c', 1, Some(7)),
-    ('c', 1, Some(8)),
-    ('c', 1, Some(9)),
-    ('c', 5, Some(0)),
-    ('c', 5, Some(1)),
-    ('c', 5, Some(2)),
-    ('c', 136, None),
+/// What every container may use whatever its rules say, after the spec's rules: runc 1.1.5's
+/// list (mknod of any node, null, zero, full, random, urandom, tty, ptmx, tun and the pts of its
+/// devpts). The nodes of `linux.devices` get no rule of their own (runc's neither): a spec that
+/// denies all and wants one of them usable allows it in its rules, as Docker does.
+const ALWAYS_ALLOWED: &[(char, Option<i64>, Option<i64>, &str)] = &[
+    ('b', None, None, "m"),
+    ('c', None, None, "m"),
+    ('c', Some(1), Some(3), "rwm"),
+    ('c', Some(1), Some(5), "rwm"),
+    ('c', Some(1), Some(7), "rwm"),
+    ('c', Some(1), Some(8), "rwm"),
+    ('c', Some(1), Some(9), "rwm"),
+    ('c', Some(5), Some(0), "rwm"),
+    ('c', Some(5), Some(2), "rwm"),
+    ('c', Some(10), Some(200), "rwm"),
+    ('c', Some(136), None, "rwm"),
 ];
 
-fn device_rules(
-    rules: &[LinuxDeviceCgroup],
-    linux: Option<&Linux>,
-) -> Result<Vec<DeviceRule>, ValidateError> {
+fn device_rules(rules: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>, ValidateError> {
     let mut out = Vec::new();
     for r in rules {
         let kind = match r.typ().map(|t| t.as_str().to_string()).as_deref() {
@@ -113,31 +114,13 @@ fn device_rules(
             access,
         });
     }
-    let rwm = || "rwm".to_string();
-    for (kind, major, minor) in ALWAYS_ALLOWED {
-        out.push(DeviceRule {
-            allow: true,
-            kind: *kind,
-            major: Some(*major),
-            minor: *minor,
-            access: rwm(),
-        });
-    }
-    for d in linux
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        let kind = if d.typ().as_str() == "b" { 'b' } else { 'c' };
-        if matches!(d.typ().as_str(), "p") {
-            continue; // a fifo is no device number
-        }
+    for &(kind, major, minor, access) in ALWAYS_ALLOWED {
         out.push(DeviceRule {
             allow: true,
             kind,
-            major: Some(d.major()),
-            minor: Some(d.minor()),
-            access: rwm(),
+            major,
+            minor,
+            access: access.into(),
         });
     }
     Ok(out)
