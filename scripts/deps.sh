@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what zagent's demo and tests need on a fresh Debian machine: a static busybox for
-# the container rootfs, and libseccomp's development files (the agent compiles OCI seccomp
-# profiles with libseccomp; the binaries link libseccomp.so.2).
+# the container rootfs, libseccomp's development files (the agent compiles OCI seccomp
+# profiles with libseccomp; the binaries link libseccomp.so.2), and runc, which the conformance
+# suite (tests/tests/conformance.rs) runs every spec variant under beside zagent.
 set -euo pipefail
 need=()
-for p in busybox-static libseccomp-dev; do
+for p in busybox-static libseccomp-dev runc; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod bench;
 pub mod bundle;
+pub mod conformance;
 pub mod fuzz_bodies;
 pub mod leftovers;
 pub mod procs;
