@@ -288,8 +288,9 @@ struct IfreqFlags {
     _pad: [u8; 22],
 }
 
-/// SIOCGIFFLAGS then SIOCSIFFLAGS with IFF_UP added, on interface `name` of the calling
-/// process's network namespace (through a throwaway datagram socket, as ip(8) does).
+/// SIOCGIFFLAGS then, unless it is up already, SIOCSIFFLAGS with IFF_UP added, on interface
+/// `name` of the calling process's network namespace (through a throwaway datagram socket, as
+/// ip(8) does).
 pub fn set_link_up(name: &str) -> Result<(), Errno> {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
     let bytes = name.as_bytes();
@@ -310,6 +311,9 @@ pub fn set_link_up(name: &str) -> Result<(), Errno> {
     )?;
     for request in [libc::SIOCGIFFLAGS, libc::SIOCSIFFLAGS] {
         if request == libc::SIOCSIFFLAGS {
+            if req.flags & libc::IFF_UP as libc::c_short != 0 {
+                break; // a pooled namespace: the zygote brought it up off the launch path
+            }
             req.flags |= libc::IFF_UP as libc::c_short;
         }
         // SAFETY: both requests read (and SIOCGIFFLAGS writes) one `struct ifreq` through the

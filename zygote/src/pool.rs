@@ -124,6 +124,10 @@ impl NsPool {
             self.target = 0;
             return Ok(());
         }
+        // Off the launch path: the launch's "loopback" step then finds lo up already.
+        if let Err(e) = jail::init::loopback_up() {
+            eprintln!("zagent zygote: warm pool: lo up: {e} (each launch brings it up itself)");
+        }
         let opened = (|| {
             Ok::<_, Errno>(NsSet {
                 net: open_ns("net")?,
