@@ -30,14 +30,17 @@
 //!     Where runc does it: after the rootfs is pivoted into (so the pty is the container's own
 //!     devpts), before the rootfs is finalized (read-only) and before the identity change
 //!     (creating /dev/console and the bind need root).
-//!  9. "hostname": hostname and domainname.
-//! 10. "sysctl": /proc/sys writes. Before the read-only paths (as in runc), because the usual
+//!  9. "readonly-root": "/" read-only. Before the read-only and masked paths, in runc's order
+//!     (its finalizeRootfs): a bind copies the flags of the mount it comes from, so /dev/null
+//!     bound over a masked file is read-only when /dev/null lives on a read-only root (a spec
+//!     without a /dev mount), as with runc.
+//! 10. "hostname": hostname and domainname.
+//! 11. "sysctl": /proc/sys writes. Before the read-only paths (as in runc), because the usual
 //!     read-only paths include /proc/sys.
-//! 11. "readonly-paths": bound onto themselves read-only.
-//! 12. "masked-paths": /dev/null or an empty read-only tmpfs on top; after the read-only paths
+//! 12. "readonly-paths": bound onto themselves read-only.
+//! 13. "masked-paths": /dev/null or an empty read-only tmpfs on top; after the read-only paths
 //!     (runc's order), so a masked path under a read-only one is masked once, on top, rather
 //!     than copied into the read-only bind.
-//! 13. "readonly-root": "/" read-only.
 //! 14. "identity" (HOME only): HOME from the container's /etc/passwd when the environment has
 //!     none (runc; the uid's entry, else "/"), read before rlimits and seccomp can get in the
 //!     way. Then "rlimits".
@@ -110,13 +113,13 @@ pub fn prepare(
         let master = terminal::setup(cfg.console_size, Console::BindDevConsole)?;
         prepared.set_console(master);
     }
+    if cfg.readonly_root {
+        rootfs::make_root_readonly()?;
+    }
     system::set_names(cfg)?;
     system::set_sysctls(&cfg.sysctl)?;
     rootfs::make_readonly(&cfg.readonly_paths)?;
     rootfs::mask(&cfg.masked_paths)?;
-    if cfg.readonly_root {
-        rootfs::make_root_readonly()?;
-    }
     become_process(&cfg.process, &mut prepared)?;
     Ok(prepared)
 }

@@ -91,13 +91,16 @@ pub fn pivot(root: Root) -> Result<(), JailError> {
 }
 
 /// The spec's `rootfsPropagation`, once more on the new "/" after the pivot (as runc does): the
-/// rootfs was bound from a parent made private, so the bind did not inherit it. Nothing to do
-/// for the default, which the bind already has.
+/// rootfs was bound from a parent made private, so the bind did not inherit it. On "/" alone,
+/// never recursively: the mounts below it already have theirs (those copied from the host got
+/// the recursive change in step "propagation", the container's own got their parent's or the
+/// one their spec entry asks for), and a recursive change here would undo a mount's own
+/// `rshared`, `rslave`, ... (the validated spec always has a value, MS_REC|MS_SLAVE by default).
 pub fn set_root_propagation(propagation: u64) -> Result<(), JailError> {
-    if propagation == 0 {
+    let flags = mounts::flags(propagation) - MsFlags::MS_REC;
+    if flags.is_empty() {
         return Ok(());
     }
-    let flags = mounts::flags(propagation);
     nix::mount::mount(NONE, "/", NONE, flags, NONE).map_err(|errno| JailError::Propagation {
         what: format!("{flags:?} on the new /"),
         errno,
@@ -105,7 +108,9 @@ pub fn set_root_propagation(propagation: u64) -> Result<(), JailError> {
 }
 
 /// Step "masked-paths": a masked directory gets an empty read-only tmpfs, anything else
-/// /dev/null on top.
+/// /dev/null on top. The bind copies the flags of the mount /dev/null is on: read-only when that
+/// is the read-only root (no /dev mount in the spec), as with runc, which masks after making the
+/// root read-only too.
 pub fn mask(paths: &[PathBuf]) -> Result<(), JailError> {
     for p in paths {
         let err = |errno| JailError::MaskedPaths {

@@ -67,44 +67,7 @@ enum Accept {
 /// (issue 8 stays open for them). Listed apart from JUSTIFIED so that the rest of the suite
 /// guards against new differences meanwhile; an entry whose bug is fixed goes stale and fails
 /// the suite, so the list cannot outlive the bugs.
-const KNOWN_BUGS: &[Justified] = &[
-    Justified {
-        variants: &["bind-rshared"],
-        section: "mountinfo",
-        accept: Accept::Lines(
-            &["/mnt/a / * <bundle>/src /mnt/a rw,relatime shared:</mnt/a> - *"],
-            &["/mnt/a / * <bundle>/src /mnt/a rw,relatime - *"],
-        ),
-        reason: "BUG: a bind mount's own rshared option is lost (runc keeps the mount shared); \
-                 not yet understood",
-    },
-    Justified {
-        variants: &["mounts-only-proc"],
-        section: "mountinfo",
-        accept: Accept::Lines(
-            &[
-                "/proc/keys /proc * <bundle>/rootfs/dev/null /proc/keys ro,relatime - *",
-                "/proc/timer_list /proc * <bundle>/rootfs/dev/null /proc/timer_list ro,relatime - *",
-            ],
-            &[
-                "/proc/keys /proc * <bundle>/rootfs/dev/null /proc/keys rw,relatime - *",
-                "/proc/timer_list /proc * <bundle>/rootfs/dev/null /proc/timer_list rw,relatime - *",
-            ],
-        ),
-        reason: "BUG: with no /dev mount in the spec, the /dev/null bind that masks a path is \
-                 rw in zagent, ro in runc (the data is /dev/null either way)",
-    },
-    Justified {
-        variants: &["cgroup-mount-rw"],
-        section: "writable",
-        accept: Accept::Lines(
-            &["/sys/fs/cgroup not writable: Permission denied"],
-            &["/sys/fs/cgroup writable"],
-        ),
-        reason: "BUG: a read-write cgroup mount's /sys/fs/cgroup tmpfs is writable in zagent, \
-                 EACCES in runc; not yet understood",
-    },
-];
+const KNOWN_BUGS: &[Justified] = &[];
 
 /// THE list of justified differences, each with its reason.
 const JUSTIFIED: &[Justified] = &[

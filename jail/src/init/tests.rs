@@ -348,3 +348,56 @@ fn shared_rootfs_propagation_and_a_joined_namespace() {
     );
     assert_eq!(mounts_under(tmp.path()), Vec::<std::path::PathBuf>::new());
 }
+
+/// Three differences from runc the conformance suite found: a bind mount's own propagation
+/// (here rshared) survives the rest of the jail, under the propagation a validated spec always
+/// has (MS_REC|MS_SLAVE by default); with no /dev mount, /dev/null bound over a masked file is
+/// read-only like the read-only root it lives on; a tmpfs over an existing directory takes the
+/// directory's mode.
+#[test]
+#[ignore = "requires root"]
+fn bind_propagation_masked_file_and_tmpfs_mode_as_runc() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let rootfs = busybox_rootfs(tmp.path());
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let covered = rootfs.join("mnt/t");
+    std::fs::create_dir(&covered).unwrap();
+    std::fs::set_permissions(
+        &covered,
+        std::os::unix::fs::PermissionsExt::from_mode(0o750),
+    )
+    .unwrap();
+    let script = "grep -E ' /mnt/a | /proc/keys ' /proc/self/mountinfo; stat -c 'mode %a' /mnt/t";
+    let mut cfg = base_config(&rootfs, script);
+    cfg.rootfs_propagation = (F::MS_REC | F::MS_SLAVE).bits();
+    cfg.mounts.truncate(1); // proc only: /dev/null is the rootfs's own
+    cfg.mounts.push(Mount {
+        propagation: vec![(F::MS_SHARED | F::MS_REC).bits()],
+        ..mount(
+            "/mnt/a",
+            "bind",
+            data.to_str().unwrap(),
+            F::MS_BIND | F::MS_REC,
+            "",
+        )
+    });
+    cfg.mounts
+        .push(mount("/mnt/t", "tmpfs", "tmpfs", F::MS_RDONLY, "mode=755"));
+    cfg.masked_paths = vec!["/proc/keys".into()];
+    cfg.readonly_root = true;
+    let run = run_jailed(&cfg, UNSHARE);
+    let out = &run.output;
+    assert_eq!((run.code, run.failure()), (0, None), "{out}");
+    let line = |point: &str| {
+        out.lines()
+            .find(|l| l.split(' ').nth(4) == Some(point))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("/mnt/a").contains(" shared:"), "{out}");
+    assert!(line("/proc/keys").contains(" /proc/keys ro,"), "{out}");
+    assert!(out.contains("mode 750\n"), "{out}");
+    assert_eq!(mounts_under(tmp.path()), Vec::<std::path::PathBuf>::new());
+}

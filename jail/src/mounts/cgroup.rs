@@ -23,7 +23,7 @@ pub(super) fn mount(root: &Root, rel: &Path, m: &Mount, cgroupns: bool) -> StepR
         return fresh(fd, rel, "cgroup2", "cgroup2", flags, &m.data);
     }
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    fresh(fd, rel, "tmpfs", "tmpfs", tmpfs_flags, "mode=755")?;
+    super::tmpfs(fd, rel, "tmpfs", tmpfs_flags, "mode=755")?;
     let io = |e: std::io::Error| ("read the cgroup layout for", super::io_errno(&e));
     let mounts = mountinfo::read().map_err(io)?;
     let own = mountinfo::read_cgroups().map_err(io)?;

@@ -12,7 +12,7 @@ use crate::{paths, sys};
 use nix::errno::Errno;
 use nix::mount::MsFlags;
 use nix::sys::statvfs::FsFlags;
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use wire::zygote::Mount;
 
@@ -92,7 +92,11 @@ fn mount_one(root: &Root, m: &Mount, ctx: MountContext) -> StepResult {
             ("proc", Some(ns)) => proc_for_pid_ns(&m.data, ns),
             _ => m.data.clone(),
         };
-        fresh(fd, &rel, source, fstype, flags(m.flags), &data)?;
+        if fstype == "tmpfs" {
+            tmpfs(fd, &rel, source, flags(m.flags), &data)?;
+        } else {
+            fresh(fd, &rel, source, fstype, flags(m.flags), &data)?;
+        }
         false
     };
     for &p in &m.propagation {
@@ -142,6 +146,49 @@ pub fn fresh(
     let target =
         paths::create_target(root, rel, paths::Leaf::Dir, false).map_err(|e| ("resolve", e))?;
     mount_fd(Some(source), target.as_fd(), Some(fstype), flags, data).map_err(|e| ("mount", e))
+}
+
+/// A tmpfs at `rel` (see `fresh`). When it covers an existing directory, its root takes that
+/// directory's mode, as runc does for every tmpfs mount (even over a `mode=` option): a tmpfs on
+/// sysfs's /sys/fs/cgroup (mode 0555) is not writable by a root without CAP_DAC_OVERRIDE, as
+/// the directory it hides was not. A read-only tmpfs is mounted read-write for the chmod, then
+/// remounted read-only (superblock included, as mounting it read-only at once would give).
+pub fn tmpfs(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    source: &str,
+    flags: MsFlags,
+    data: &str,
+) -> StepResult {
+    let covered = paths::open_target(root, rel, false)
+        .ok()
+        .and_then(|fd| nix::sys::stat::fstat(fd.as_raw_fd()).ok())
+        .filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        .map(|st| nix::sys::stat::Mode::from_bits_truncate(st.st_mode & 0o7777));
+    let Some(mode) = covered else {
+        return fresh(root, rel, source, "tmpfs", flags, data);
+    };
+    fresh(root, rel, source, "tmpfs", flags - MsFlags::MS_RDONLY, data)?;
+    let mounted = paths::open_target(root, rel, false).map_err(|e| ("reopen", e))?;
+    // An O_PATH fd cannot be fchmod'ed; its magic link leads to the tmpfs root.
+    nix::sys::stat::fchmodat(
+        None,
+        sys::fd_path(mounted.as_fd()).as_str(),
+        mode,
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(|e| ("chmod", e))?;
+    if flags.contains(MsFlags::MS_RDONLY) {
+        mount_fd(
+            None,
+            mounted.as_fd(),
+            None,
+            MsFlags::MS_REMOUNT | flags,
+            data,
+        )
+        .map_err(|e| ("remount", e))?;
+    }
+    Ok(())
 }
 
 /// A bind mount: MS_BIND (|MS_REC), then the remaining flags in a bind remount.
