@@ -71,7 +71,7 @@ pub async fn open_all(paths: &[(NamespaceKind, PathBuf)]) -> Result<Vec<OwnedFd>
 fn invalid(kind: NamespaceKind, path: &Path, e: NsFileError) -> AgentError {
     AgentError::InvalidArgument(format!(
         "{} namespace path {}: {e}",
-        kind_name(kind),
+        kind.name(),
         path.display()
     ))
 }
@@ -102,7 +102,7 @@ pub fn open_checked(kind: NamespaceKind, path: &Path) -> Result<OwnedFd, NsFileE
     if found != clone_flag(kind) {
         return Err(NsFileError::WrongKind {
             found: flag_name(found),
-            wanted: kind_name(kind),
+            wanted: kind.name(),
         });
     }
     Ok(fd)
@@ -117,18 +117,6 @@ fn clone_flag(kind: NamespaceKind) -> libc::c_int {
         NamespaceKind::Network => libc::CLONE_NEWNET,
         NamespaceKind::Cgroup => libc::CLONE_NEWCGROUP,
         NamespaceKind::User => libc::CLONE_NEWUSER,
-    }
-}
-
-fn kind_name(kind: NamespaceKind) -> &'static str {
-    match kind {
-        NamespaceKind::Mount => "mount",
-        NamespaceKind::Pid => "pid",
-        NamespaceKind::Uts => "uts",
-        NamespaceKind::Ipc => "ipc",
-        NamespaceKind::Network => "network",
-        NamespaceKind::Cgroup => "cgroup",
-        NamespaceKind::User => "user",
     }
 }
 

@@ -67,18 +67,6 @@ fn clone_flag(kind: NamespaceKind) -> CloneFlags {
     }
 }
 
-fn name(kind: NamespaceKind) -> &'static str {
-    match kind {
-        NamespaceKind::Mount => "mount",
-        NamespaceKind::Pid => "pid",
-        NamespaceKind::Uts => "uts",
-        NamespaceKind::Ipc => "ipc",
-        NamespaceKind::Network => "network",
-        NamespaceKind::Cgroup => "cgroup",
-        NamespaceKind::User => "user",
-    }
-}
-
 /// Step "namespaces": setns into each joined namespace, then unshare a new cgroup namespace if
 /// asked for (after step "cgroup", so that the container's cgroup becomes the namespace's root).
 pub fn enter(
@@ -100,7 +88,7 @@ pub fn enter(
     for (kind, fd) in ordered {
         // A pid namespace only becomes that of our children: the process that is born in it
         // is cloned last, once the jail is built (the zygote's `spawn_inside`).
-        nix::sched::setns(fd, clone_flag(kind)).map_err(err(format!("setns {}", name(kind))))?;
+        nix::sched::setns(fd, clone_flag(kind)).map_err(err(format!("setns {}", kind.name())))?;
     }
     if is_new(cfg, NamespaceKind::Cgroup) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
@@ -138,7 +126,7 @@ pub fn join_container(
     init_pidfd: BorrowedFd<'_>,
 ) -> Result<(), JailError> {
     let flags = exec_join_flags(kinds)?;
-    let names: Vec<&str> = kinds.iter().map(|&k| name(k)).collect();
+    let names: Vec<&str> = kinds.iter().map(|&k| k.name()).collect();
     let what = format!("setns {} through the init pidfd", names.join(","));
     nix::sched::setns(init_pidfd, flags).map_err(|errno| JailError::Namespaces { what, errno })?;
     nix::unistd::chdir("/").map_err(|errno| JailError::Namespaces {

@@ -160,6 +160,21 @@ pub enum NamespaceKind {
     User,
 }
 
+impl NamespaceKind {
+    /// The OCI spec's name of the kind ("network", "mount", ...), for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            NamespaceKind::Mount => "mount",
+            NamespaceKind::Pid => "pid",
+            NamespaceKind::Uts => "uts",
+            NamespaceKind::Ipc => "ipc",
+            NamespaceKind::Network => "network",
+            NamespaceKind::Cgroup => "cgroup",
+            NamespaceKind::User => "user",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Namespace {
     pub kind: NamespaceKind,
