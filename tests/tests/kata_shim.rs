@@ -38,3 +38,30 @@ async fn an_empty_write_stdin_on_a_terminal_sends_eof() {
     );
     a.remove(&id).await.unwrap();
 }
+
+/// What runtime-rs asks at sandbox start, answered from the machine's own sysfs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_details_come_from_sysfs() {
+    let a = TestAgent::start().await;
+    let req = wire::agent::GuestDetailsRequest {
+        mem_block_size: true,
+        mem_hotplug_probe: true,
+        ..Default::default()
+    };
+    let ctx = ttrpc::context::with_timeout(0);
+    let r = a.client.get_guest_details(ctx, &req).await.unwrap();
+    let memory = std::path::Path::new("/sys/devices/system/memory");
+    let block = std::fs::read_to_string(memory.join("block_size_bytes"))
+        .map(|t| u64::from_str_radix(t.trim(), 16).unwrap())
+        .unwrap_or(0);
+    assert_eq!(r.mem_block_size_bytes, block);
+    assert_eq!(r.support_mem_hotplug_probe, memory.join("probe").exists());
+    let d = r.agent_details.as_ref().expect("agent details");
+    assert!(!d.version.is_empty());
+    assert!(d.supports_seccomp);
+    assert!(!d.init_daemon, "the test agent is not pid 1");
+    assert!(
+        d.storage_handlers.is_empty(),
+        "no storage driver is served yet"
+    );
+}

@@ -33,6 +33,7 @@ pub const SERVED: &[&str] = &[
     "DestroySandbox",
     "ExecProcess",
     "TtyWinResize",
+    "GetGuestDetails",
 ];
 
 pub struct AgentRpc {
@@ -206,6 +207,15 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     ) -> ttrpc::Result<Empty> {
         let r = stdio::close(&self.agent, &req.container_id, &req.exec_id).await;
         reply("CloseStdin", &req.container_id, r.map(|_| Empty::new()))
+    }
+
+    async fn get_guest_details(
+        &self,
+        _: &TtrpcContext,
+        req: agent::GuestDetailsRequest,
+    ) -> ttrpc::Result<agent::GuestDetailsResponse> {
+        let sysfs = std::path::Path::new(crate::guest::SYSFS);
+        reply("GetGuestDetails", "", crate::guest::details(sysfs, &req))
     }
 
     async fn create_sandbox(

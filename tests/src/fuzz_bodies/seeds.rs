@@ -469,5 +469,13 @@ fn rpc_payloads() -> Vec<(&'static str, Vec<u8>)> {
             "/zagent.Admin/ListContainers",
             bytes(&zagent::ListContainersRequest::default()),
         ),
+        (
+            "/grpc.AgentService/GetGuestDetails",
+            bytes(&agent::GuestDetailsRequest {
+                mem_block_size: true,
+                mem_hotplug_probe: true,
+                ..Default::default()
+            }),
+        ),
     ]
 }
