@@ -17,6 +17,7 @@ mod launcher;
 mod lifecycle;
 mod listen;
 mod nsfile;
+mod pause;
 mod ratelimit;
 mod reaper;
 mod recovery;

@@ -277,6 +277,14 @@ pub const RPCS: &[Rpc] = &[
         path: "/grpc.AgentService/GetGuestDetails",
         body: plain::<agent::GuestDetailsRequest>,
     },
+    Rpc {
+        path: "/grpc.AgentService/PauseContainer",
+        body: plain::<agent::PauseContainerRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/ResumeContainer",
+        body: plain::<agent::ResumeContainerRequest>,
+    },
 ];
 
 /// The first byte picks the RPC (index into `RPCS`); one value past the last means the rest is

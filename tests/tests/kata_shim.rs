@@ -1,8 +1,11 @@
 //! Tier 2 (root): what a stock Kata shim relies on beyond create/start/wait (issue 9): an
 //! empty WriteStdin as EOF, GetGuestDetails, Pause/Resume, StatsContainer, UpdateContainer.
 
-use tests::agent::{Launcher, TestAgent};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tests::agent::{code, message, Launcher, TestAgent};
 use tests::{bundle, unique_id};
+use ttrpc::Code;
 
 tests::both_launchers!(an_empty_write_stdin_is_eof);
 async fn an_empty_write_stdin_is_eof(l: Launcher) {
@@ -64,4 +67,122 @@ async fn guest_details_come_from_sysfs() {
         d.storage_handlers.is_empty(),
         "no storage driver is served yet"
     );
+}
+
+fn ctx() -> ttrpc::context::Context {
+    ttrpc::context::with_timeout(0)
+}
+
+/// Collects the container's stdout in the background until EOF.
+fn collect_stdout(a: &TestAgent, id: &str) -> Arc<Mutex<Vec<u8>>> {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let (client, sink) = (a.client.clone(), out.clone());
+    let req = wire::agent::ReadStreamRequest {
+        container_id: id.into(),
+        len: 1 << 16,
+        ..Default::default()
+    };
+    tokio::spawn(async move {
+        while let Ok(r) = client.read_stdout(ctx(), &req).await {
+            if r.data.is_empty() {
+                break;
+            }
+            sink.lock().unwrap().extend(r.data);
+        }
+    });
+    out
+}
+
+/// The last complete number the counter printed.
+fn last_count(out: &Mutex<Vec<u8>>) -> u64 {
+    let text = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    complete
+        .lines()
+        .last()
+        .map_or(0, |l| l.trim().parse().unwrap())
+}
+
+async fn pause(a: &TestAgent, id: &str) -> ttrpc::Result<()> {
+    let req = wire::agent::PauseContainerRequest {
+        container_id: id.into(),
+        ..Default::default()
+    };
+    a.client.pause_container(ctx(), &req).await.map(|_| ())
+}
+
+async fn resume(a: &TestAgent, id: &str) -> ttrpc::Result<()> {
+    let req = wire::agent::ResumeContainerRequest {
+        container_id: id.into(),
+        ..Default::default()
+    };
+    a.client.resume_container(ctx(), &req).await.map(|_| ())
+}
+
+const COUNTER: &str = "i=0; while :; do i=$((i+1)); echo $i; usleep 10000; done";
+
+tests::both_launchers!(a_paused_container_stops_counting_and_resumes);
+async fn a_paused_container_stops_counting_and_resumes(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
+    let id = unique_id("pause");
+    a.create(&id, &bundle::spec(&["sh", "-c", COUNTER]))
+        .await
+        .unwrap();
+    a.start_container(&id).await.unwrap();
+    let out = collect_stdout(&a, &id);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(last_count(&out) > 0, "the counter runs");
+    pause(&a, &id).await.unwrap();
+    let freezer = format!("/sys/fs/cgroup/freezer/zagent/{id}/freezer.state");
+    assert_eq!(std::fs::read_to_string(&freezer).unwrap().trim(), "FROZEN");
+    assert_eq!(a.info(&id).await.unwrap().0, "paused");
+    // What was written before the freeze has arrived by now.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let frozen_at = last_count(&out);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(last_count(&out), frozen_at, "no count while paused");
+    let r = pause(&a, &id).await;
+    assert_eq!(code(&r), Code::FAILED_PRECONDITION, "{}", message(&r));
+    let r = a
+        .exec(
+            &id,
+            "e",
+            &bundle::spec(&["true"]).process().clone().unwrap(),
+        )
+        .await;
+    assert_eq!(code(&r), Code::FAILED_PRECONDITION, "{}", message(&r));
+    resume(&a, &id).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&freezer).unwrap().trim(), "THAWED");
+    assert_eq!(a.info(&id).await.unwrap().0, "running");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(last_count(&out) > frozen_at, "counting again after resume");
+    let r = resume(&a, &id).await;
+    assert_eq!(code(&r), Code::FAILED_PRECONDITION, "{}", message(&r));
+    // A kill of a paused container takes effect (as in Kata's agent, which thaws it).
+    pause(&a, &id).await.unwrap();
+    a.signal(&id, libc::SIGKILL as u32).await.unwrap();
+    assert_eq!(a.wait(&id).await.unwrap(), 128 + libc::SIGKILL);
+    a.remove(&id).await.unwrap();
+    let r = pause(&a, &id).await;
+    assert_eq!(code(&r), Code::NOT_FOUND, "{}", message(&r));
+}
+
+/// A created container can be paused too (as in Kata's agent); it cannot start until resumed,
+/// and a paused container is removed without a resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_created_container_starts_after_resume_and_removes_paused() {
+    let a = TestAgent::start().await;
+    let id = unique_id("pausec");
+    a.create(&id, &bundle::spec(&["sh", "-c", COUNTER]))
+        .await
+        .unwrap();
+    pause(&a, &id).await.unwrap();
+    let r = a.start_container(&id).await;
+    assert_eq!(code(&r), Code::FAILED_PRECONDITION, "{}", message(&r));
+    resume(&a, &id).await.unwrap();
+    assert_eq!(a.info(&id).await.unwrap().0, "created");
+    a.start_container(&id).await.unwrap();
+    pause(&a, &id).await.unwrap();
+    a.remove(&id).await.unwrap();
+    assert!(a.info(&id).await.is_none());
 }

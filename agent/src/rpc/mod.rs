@@ -34,6 +34,8 @@ pub const SERVED: &[&str] = &[
     "ExecProcess",
     "TtyWinResize",
     "GetGuestDetails",
+    "PauseContainer",
+    "ResumeContainer",
 ];
 
 pub struct AgentRpc {
@@ -207,6 +209,28 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     ) -> ttrpc::Result<Empty> {
         let r = stdio::close(&self.agent, &req.container_id, &req.exec_id).await;
         reply("CloseStdin", &req.container_id, r.map(|_| Empty::new()))
+    }
+
+    async fn pause_container(
+        &self,
+        _: &TtrpcContext,
+        req: agent::PauseContainerRequest,
+    ) -> ttrpc::Result<Empty> {
+        let r = self.agent.pause(&req.container_id).await;
+        reply("PauseContainer", &req.container_id, r.map(|_| Empty::new()))
+    }
+
+    async fn resume_container(
+        &self,
+        _: &TtrpcContext,
+        req: agent::ResumeContainerRequest,
+    ) -> ttrpc::Result<Empty> {
+        let r = self.agent.resume(&req.container_id).await;
+        reply(
+            "ResumeContainer",
+            &req.container_id,
+            r.map(|_| Empty::new()),
+        )
     }
 
     async fn get_guest_details(

@@ -1,13 +1,15 @@
 //! Cgroups, owned by the agent side: detecting the host's cgroup layout, creating a
 //! container's cgroup with its limits applied before the child is cloned (the child only
-//! writes "0" into the `cgroup.procs` files), and listing, signalling, measuring and removing
-//! what is in it. Plain file I/O against an injectable root, so that tests run on a fake tree.
+//! writes "0" into the `cgroup.procs` files), and listing, signalling, freezing (`freeze.rs`),
+//! measuring and removing what is in it. Plain file I/O against an injectable root, so that tests run on a fake tree.
 //!
 //! Nothing outside the path given to `Layout::create` (or to `Layout::open`, for a cgroup an
 //! earlier agent made) is ever created, written or removed, with two exceptions: v2
 //! controllers are enabled in the ancestors' `cgroup.subtree_control`, and the v1 cpuset
 //! values are copied into parents that `create` made itself.
 
+mod freeze;
+pub use freeze::FREEZE_TIMEOUT;
 mod mountinfo;
 mod v1;
 mod v2;
@@ -141,6 +143,8 @@ pub enum CgroupError {
     Read { file: PathBuf, source: io::Error },
     #[error("removing cgroup {path:?}: {source}")]
     Remove { path: PathBuf, source: io::Error },
+    #[error("{path:?} did not report the cgroup frozen within {waited:?}; thawed it again")]
+    FreezeTimeout { path: PathBuf, waited: Duration },
     #[error("sending signal {signal} to pid {pid}: {source}")]
     Kill {
         pid: i32,
@@ -207,14 +211,20 @@ impl Layout {
     }
 }
 
-/// Which directory of a v1 cgroup holds which figures.
+/// Which of a v1 cgroup's directories belongs to which controller (indexes into `dirs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct V1Index {
+    memory: Option<usize>,
+    pids: Option<usize>,
+    cpuacct: Option<usize>,
+    cpu: Option<usize>,
+    freezer: Option<usize>,
+    blkio: Option<usize>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Flavor {
-    V1 {
-        memory: Option<usize>,
-        pids: Option<usize>,
-        cpuacct: Option<usize>,
-    },
+    V1(V1Index),
     V2,
 }
 
@@ -256,7 +266,7 @@ impl Cgroup {
     /// first hierarchy) or the unified dir (v2). Pids the reader cannot see (0) are left out.
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         let dir = match self.flavor {
-            Flavor::V1 { pids: Some(i), .. } => &self.dirs[i],
+            Flavor::V1(V1Index { pids: Some(i), .. }) => &self.dirs[i],
             _ => &self.dirs[0],
         };
         let file = dir.join("cgroup.procs");
@@ -343,16 +353,28 @@ impl Cgroup {
     }
 
     pub fn stats(&self) -> Result<CgroupStats, CgroupError> {
-        match self.flavor {
-            Flavor::V1 {
-                memory,
-                pids,
-                cpuacct,
-            } => {
-                let dir = |i: Option<usize>| i.map(|i| self.dirs[i].as_path());
-                v1::stats(dir(memory), dir(pids), dir(cpuacct))
-            }
+        match &self.flavor {
+            Flavor::V1(index) => v1::stats(&self.v1_dirs(index)),
             Flavor::V2 => v2::stats(&self.dirs[0]),
+        }
+    }
+}
+
+/// A v1 cgroup's directory for each controller it has.
+#[derive(Debug, Default)]
+struct V1Dirs<'a> {
+    memory: Option<&'a Path>,
+    pids: Option<&'a Path>,
+    cpuacct: Option<&'a Path>,
+}
+
+impl Cgroup {
+    fn v1_dirs(&self, index: &V1Index) -> V1Dirs<'_> {
+        let dir = |i: Option<usize>| i.map(|i| self.dirs[i].as_path());
+        V1Dirs {
+            memory: dir(index.memory),
+            pids: dir(index.pids),
+            cpuacct: dir(index.cpuacct),
         }
     }
 }

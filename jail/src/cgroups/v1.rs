@@ -3,7 +3,7 @@
 
 use super::{
     finish, lock_tree, make_dirs, max_or, parents_within, read, read_u64, required_controllers,
-    write, Cgroup, CgroupError, CgroupStats, Flavor, Hierarchy, Resources,
+    write, Cgroup, CgroupError, CgroupStats, Flavor, Hierarchy, Resources, V1Dirs, V1Index,
 };
 use std::path::{Path, PathBuf};
 
@@ -62,11 +62,14 @@ fn build(
 /// Where the figures live: indexes into `hierarchies`, which the cgroup's dirs follow.
 fn flavor(hierarchies: &[Hierarchy]) -> Flavor {
     let index = |controller| hierarchies.iter().position(|h| h.has(controller));
-    Flavor::V1 {
+    Flavor::V1(V1Index {
         memory: index("memory"),
         pids: index("pids"),
         cpuacct: index("cpuacct"),
-    }
+        cpu: index("cpu"),
+        freezer: index("freezer"),
+        blkio: index("blkio"),
+    })
 }
 
 /// The existing cgroup `rel` in `present`, the hierarchies that have it; `None` if none has.
@@ -193,16 +196,12 @@ fn apply(h: &Hierarchy, leaf: &Path, res: &Resources) -> Result<(), CgroupError>
     Ok(())
 }
 
-pub(super) fn stats(
-    memory: Option<&Path>,
-    pids: Option<&Path>,
-    cpuacct: Option<&Path>,
-) -> Result<CgroupStats, CgroupError> {
+pub(super) fn stats(dirs: &V1Dirs) -> Result<CgroupStats, CgroupError> {
     let get = |dir: Option<&Path>, file| dir.map_or(Ok(None), |d| read_u64(&d.join(file)));
     Ok(CgroupStats {
-        memory_usage: get(memory, "memory.usage_in_bytes")?,
-        memory_max_usage: get(memory, "memory.max_usage_in_bytes")?,
-        pids_current: get(pids, "pids.current")?,
-        cpu_usage_ns: get(cpuacct, "cpuacct.usage")?,
+        memory_usage: get(dirs.memory, "memory.usage_in_bytes")?,
+        memory_max_usage: get(dirs.memory, "memory.max_usage_in_bytes")?,
+        pids_current: get(dirs.pids, "pids.current")?,
+        cpu_usage_ns: get(dirs.cpuacct, "cpuacct.usage")?,
     })
 }

@@ -477,5 +477,19 @@ fn rpc_payloads() -> Vec<(&'static str, Vec<u8>)> {
                 ..Default::default()
             }),
         ),
+        (
+            "/grpc.AgentService/PauseContainer",
+            bytes(&agent::PauseContainerRequest {
+                container_id: "c1".into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/ResumeContainer",
+            bytes(&agent::ResumeContainerRequest {
+                container_id: "c1".into(),
+                ..Default::default()
+            }),
+        ),
     ]
 }
