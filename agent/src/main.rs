@@ -22,6 +22,7 @@ mod ratelimit;
 mod reaper;
 mod recovery;
 mod registry;
+mod resources;
 mod rpc;
 mod selfexe;
 mod server;

@@ -285,6 +285,10 @@ pub const RPCS: &[Rpc] = &[
         path: "/grpc.AgentService/ResumeContainer",
         body: plain::<agent::ResumeContainerRequest>,
     },
+    Rpc {
+        path: "/grpc.AgentService/StatsContainer",
+        body: plain::<agent::StatsContainerRequest>,
+    },
 ];
 
 /// The first byte picks the RPC (index into `RPCS`); one value past the last means the rest is

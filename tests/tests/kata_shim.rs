@@ -186,3 +186,47 @@ async fn a_paused_created_container_starts_after_resume_and_removes_paused() {
     a.remove(&id).await.unwrap();
     assert!(a.info(&id).await.is_none());
 }
+
+tests::both_launchers!(stats_show_the_containers_usage);
+async fn stats_show_the_containers_usage(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
+    let id = unique_id("stats");
+    let mut spec = bundle::spec(&["sh", "-c", "sleep 100 & sleep 100"]);
+    let resources = oci_spec::runtime::LinuxResourcesBuilder::default()
+        .pids(
+            oci_spec::runtime::LinuxPidsBuilder::default()
+                .limit(50)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let mut linux = spec.linux().clone().unwrap();
+    linux.set_resources(Some(resources));
+    spec.set_linux(Some(linux));
+    a.create(&id, &spec).await.unwrap();
+    a.start_container(&id).await.unwrap();
+    // Let the shell fork its two sleeps and use some cpu.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let req = wire::agent::StatsContainerRequest {
+        container_id: id.clone(),
+        ..Default::default()
+    };
+    let r = a.client.stats_container(ctx(), &req).await.unwrap();
+    let s = r.cgroup_stats.as_ref().expect("cgroup stats");
+    let pids = s.pids_stats.as_ref().unwrap();
+    assert!(pids.current >= 1, "{pids:?}");
+    assert_eq!(pids.limit, 50);
+    let mem = s.memory_stats.as_ref().unwrap();
+    let usage = mem.usage.as_ref().unwrap();
+    assert!(usage.usage > 0, "{usage:?}");
+    assert!(usage.limit > 0, "{usage:?}");
+    assert!(!mem.stats.is_empty(), "memory.stat");
+    let cpu = s.cpu_stats.as_ref().unwrap().cpu_usage.as_ref().unwrap();
+    assert!(cpu.total_usage > 0, "{cpu:?}");
+    a.signal(&id, libc::SIGKILL as u32).await.unwrap();
+    a.wait(&id).await.unwrap();
+    a.remove(&id).await.unwrap();
+    let r = a.client.stats_container(ctx(), &req).await;
+    assert_eq!(code(&r), Code::NOT_FOUND, "{}", message(&r));
+}

@@ -5,6 +5,7 @@
 
 mod admin;
 mod health;
+mod stats;
 mod stdio;
 
 pub use admin::AdminService;
@@ -36,6 +37,7 @@ pub const SERVED: &[&str] = &[
     "GetGuestDetails",
     "PauseContainer",
     "ResumeContainer",
+    "StatsContainer",
 ];
 
 pub struct AgentRpc {
@@ -231,6 +233,15 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
             &req.container_id,
             r.map(|_| Empty::new()),
         )
+    }
+
+    async fn stats_container(
+        &self,
+        _: &TtrpcContext,
+        req: agent::StatsContainerRequest,
+    ) -> ttrpc::Result<agent::StatsContainerResponse> {
+        let r = self.agent.stats(&req.container_id).await;
+        reply("StatsContainer", &req.container_id, r.map(stats::response))
     }
 
     async fn get_guest_details(

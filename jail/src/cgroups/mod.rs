@@ -10,7 +10,9 @@
 
 mod freeze;
 pub use freeze::FREEZE_TIMEOUT;
+pub use stats::{BlkioEntry, BlkioStats, CgroupStats, CpuStats, MemoryStats, PidsStats};
 mod mountinfo;
+mod stats;
 mod v1;
 mod v2;
 
@@ -74,15 +76,6 @@ impl DeviceRule {
             self.access
         )
     }
-}
-
-/// Best-effort usage figures; `None` where the kernel does not provide the file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CgroupStats {
-    pub memory_usage: Option<u64>,
-    pub memory_max_usage: Option<u64>,
-    pub pids_current: Option<u64>,
-    pub cpu_usage_ns: Option<u64>,
 }
 
 /// One mounted v1 hierarchy.
@@ -352,10 +345,11 @@ impl Cgroup {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// The usage figures StatsContainer reports (`stats.rs`).
     pub fn stats(&self) -> Result<CgroupStats, CgroupError> {
         match &self.flavor {
-            Flavor::V1(index) => v1::stats(&self.v1_dirs(index)),
-            Flavor::V2 => v2::stats(&self.dirs[0]),
+            Flavor::V1(index) => stats::v1(&self.v1_dirs(index)),
+            Flavor::V2 => stats::v2(&self.dirs[0]),
         }
     }
 }
@@ -366,6 +360,8 @@ struct V1Dirs<'a> {
     memory: Option<&'a Path>,
     pids: Option<&'a Path>,
     cpuacct: Option<&'a Path>,
+    cpu: Option<&'a Path>,
+    blkio: Option<&'a Path>,
 }
 
 impl Cgroup {
@@ -375,6 +371,8 @@ impl Cgroup {
             memory: dir(index.memory),
             pids: dir(index.pids),
             cpuacct: dir(index.cpuacct),
+            cpu: dir(index.cpu),
+            blkio: dir(index.blkio),
         }
     }
 }

@@ -2,8 +2,8 @@
 //! goes into the hierarchy that owns its controller.
 
 use super::{
-    finish, lock_tree, make_dirs, max_or, parents_within, read, read_u64, required_controllers,
-    write, Cgroup, CgroupError, CgroupStats, Flavor, Hierarchy, Resources, V1Dirs, V1Index,
+    finish, lock_tree, make_dirs, max_or, parents_within, read, required_controllers, write,
+    Cgroup, CgroupError, Flavor, Hierarchy, Resources, V1Index,
 };
 use std::path::{Path, PathBuf};
 
@@ -194,14 +194,4 @@ fn apply(h: &Hierarchy, leaf: &Path, res: &Resources) -> Result<(), CgroupError>
         }
     }
     Ok(())
-}
-
-pub(super) fn stats(dirs: &V1Dirs) -> Result<CgroupStats, CgroupError> {
-    let get = |dir: Option<&Path>, file| dir.map_or(Ok(None), |d| read_u64(&d.join(file)));
-    Ok(CgroupStats {
-        memory_usage: get(dirs.memory, "memory.usage_in_bytes")?,
-        memory_max_usage: get(dirs.memory, "memory.max_usage_in_bytes")?,
-        pids_current: get(dirs.pids, "pids.current")?,
-        cpu_usage_ns: get(dirs.cpuacct, "cpuacct.usage")?,
-    })
 }

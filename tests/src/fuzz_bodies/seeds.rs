@@ -491,5 +491,12 @@ fn rpc_payloads() -> Vec<(&'static str, Vec<u8>)> {
                 ..Default::default()
             }),
         ),
+        (
+            "/grpc.AgentService/StatsContainer",
+            bytes(&agent::StatsContainerRequest {
+                container_id: "c1".into(),
+                ..Default::default()
+            }),
+        ),
     ]
 }
