@@ -230,3 +230,73 @@ async fn stats_show_the_containers_usage(l: Launcher) {
     let r = a.client.stats_container(ctx(), &req).await;
     assert_eq!(code(&r), Code::NOT_FOUND, "{}", message(&r));
 }
+
+async fn update(
+    a: &TestAgent,
+    id: &str,
+    r: oci_spec::runtime::LinuxResources,
+) -> ttrpc::Result<()> {
+    let req = wire::agent::UpdateContainerRequest {
+        container_id: id.into(),
+        resources: Some(wire::oci::resources_to_grpc(&r)).into(),
+        ..Default::default()
+    };
+    a.client.update_container(ctx(), &req).await.map(|_| ())
+}
+
+fn limits(memory: i64, pids: i64, quota: Option<i64>) -> oci_spec::runtime::LinuxResources {
+    use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder};
+    let mut cpu = LinuxCpuBuilder::default();
+    if let Some(quota) = quota {
+        cpu = cpu.quota(quota).period(100_000u64);
+    }
+    oci_spec::runtime::LinuxResourcesBuilder::default()
+        .memory(LinuxMemoryBuilder::default().limit(memory).build().unwrap())
+        .pids(LinuxPidsBuilder::default().limit(pids).build().unwrap())
+        .cpu(cpu.build().unwrap())
+        .build()
+        .unwrap()
+}
+
+tests::both_launchers!(update_changes_a_running_containers_limits);
+async fn update_changes_a_running_containers_limits(l: Launcher) {
+    let a = TestAgent::start_with(l).await;
+    let id = unique_id("update");
+    let mut spec = bundle::spec(&["sleep", "100"]);
+    let mut linux = spec.linux().clone().unwrap();
+    linux.set_resources(Some(limits(64 << 20, 50, None)));
+    spec.set_linux(Some(linux));
+    a.create(&id, &spec).await.unwrap();
+    a.start_container(&id).await.unwrap();
+    let file = |c: &str, f: &str| {
+        let path = format!("/sys/fs/cgroup/{c}/zagent/{id}/{f}");
+        std::fs::read_to_string(&path).unwrap().trim().to_owned()
+    };
+    assert_eq!(
+        file("memory", "memory.limit_in_bytes"),
+        (64 << 20).to_string()
+    );
+    update(&a, &id, limits(128 << 20, 20, Some(50_000)))
+        .await
+        .unwrap();
+    assert_eq!(
+        file("memory", "memory.limit_in_bytes"),
+        (128 << 20).to_string()
+    );
+    assert_eq!(file("pids", "pids.max"), "20");
+    assert_eq!(file("cpu", "cpu.cfs_quota_us"), "50000");
+    // Nonsense is refused before anything is written.
+    let r = update(&a, &id, limits(32 << 20, -5, None)).await;
+    assert_eq!(code(&r), Code::INVALID_ARGUMENT, "{}", message(&r));
+    assert_eq!(
+        file("memory", "memory.limit_in_bytes"),
+        (128 << 20).to_string()
+    );
+    let r = update(&a, "no-such-container", limits(32 << 20, 5, None)).await;
+    assert_eq!(code(&r), Code::NOT_FOUND, "{}", message(&r));
+    a.signal(&id, libc::SIGKILL as u32).await.unwrap();
+    a.wait(&id).await.unwrap();
+    let r = update(&a, &id, limits(32 << 20, 5, None)).await;
+    assert_eq!(code(&r), Code::FAILED_PRECONDITION, "{}", message(&r));
+    a.remove(&id).await.unwrap();
+}

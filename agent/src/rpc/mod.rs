@@ -38,6 +38,7 @@ pub const SERVED: &[&str] = &[
     "PauseContainer",
     "ResumeContainer",
     "StatsContainer",
+    "UpdateContainer",
 ];
 
 pub struct AgentRpc {
@@ -77,6 +78,19 @@ fn spec_of(req: &agent::CreateContainerRequest) -> Result<oci_spec::runtime::Spe
         .as_ref()
         .ok_or_else(|| AgentError::InvalidArgument("no OCI spec".into()))?;
     Ok(wire::oci::spec_from_grpc(spec)?)
+}
+
+/// UpdateContainer's resources as the limits to write. A request without resources changes
+/// nothing (Kata's agent answers it with success too).
+fn update_resources(
+    req: &agent::UpdateContainerRequest,
+) -> Result<jail::cgroups::Resources, AgentError> {
+    match req.resources.as_ref() {
+        None => Ok(Default::default()),
+        Some(r) => Ok(jail::validate::update_resources(
+            &wire::oci::resources_from_grpc(r)?,
+        )?),
+    }
 }
 
 #[async_trait::async_trait]
@@ -242,6 +256,22 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     ) -> ttrpc::Result<agent::StatsContainerResponse> {
         let r = self.agent.stats(&req.container_id).await;
         reply("StatsContainer", &req.container_id, r.map(stats::response))
+    }
+
+    async fn update_container(
+        &self,
+        _: &TtrpcContext,
+        req: agent::UpdateContainerRequest,
+    ) -> ttrpc::Result<Empty> {
+        let r = match update_resources(&req) {
+            Ok(res) => self.agent.update(&req.container_id, res).await,
+            Err(e) => Err(e),
+        };
+        reply(
+            "UpdateContainer",
+            &req.container_id,
+            r.map(|_| Empty::new()),
+        )
     }
 
     async fn get_guest_details(

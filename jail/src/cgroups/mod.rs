@@ -20,6 +20,8 @@ mod v2;
 mod root_test;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod update_tests;
 
 use std::collections::BTreeSet;
 use std::io;
@@ -211,6 +213,7 @@ struct V1Index {
     pids: Option<usize>,
     cpuacct: Option<usize>,
     cpu: Option<usize>,
+    cpuset: Option<usize>,
     freezer: Option<usize>,
     blkio: Option<usize>,
 }
@@ -343,6 +346,15 @@ impl Cgroup {
             made.remove(parent);
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// UpdateContainer: applies `res` (memory, pids, cpu and cpuset limits; no device rules) to
+    /// the existing cgroup. Blocks: call it off the async runtime.
+    pub fn update(&self, res: &Resources) -> Result<(), CgroupError> {
+        match &self.flavor {
+            Flavor::V1(index) => v1::update(&self.dirs, index, res),
+            Flavor::V2 => v2::update(&self.dirs[0], res),
+        }
     }
 
     /// The usage figures StatsContainer reports (`stats.rs`).

@@ -67,6 +67,7 @@ fn flavor(hierarchies: &[Hierarchy]) -> Flavor {
         pids: index("pids"),
         cpuacct: index("cpuacct"),
         cpu: index("cpu"),
+        cpuset: index("cpuset"),
         freezer: index("freezer"),
         blkio: index("blkio"),
     })
@@ -194,4 +195,75 @@ fn apply(h: &Hierarchy, leaf: &Path, res: &Resources) -> Result<(), CgroupError>
         }
     }
     Ok(())
+}
+
+/// UpdateContainer on v1: `res` written into the existing cgroup's hierarchies. A limit whose
+/// controller has no hierarchy is refused before anything is written.
+pub(super) fn update(
+    dirs: &[PathBuf],
+    index: &V1Index,
+    res: &Resources,
+) -> Result<(), CgroupError> {
+    let dir = |controller: &str| {
+        let i = match controller {
+            "memory" => index.memory,
+            "pids" => index.pids,
+            "cpu" => index.cpu,
+            "cpuset" => index.cpuset,
+            _ => None,
+        };
+        i.map(|i| dirs[i].as_path())
+    };
+    for (controller, needed_for) in required_controllers(res) {
+        if dir(controller).is_none() {
+            return Err(CgroupError::MissingController {
+                controller,
+                needed_for,
+            });
+        }
+    }
+    if let Some(leaf) = dir("memory") {
+        update_memory(leaf, res)?;
+    }
+    for controller in ["pids", "cpu"] {
+        if let Some(leaf) = dir(controller) {
+            let h = Hierarchy {
+                mount: leaf.to_owned(),
+                controllers: vec![controller.to_owned()],
+            };
+            apply(&h, leaf, res)?;
+        }
+    }
+    if let Some(leaf) = dir("cpuset") {
+        for (file, value) in [
+            ("cpuset.cpus", &res.cpuset_cpus),
+            ("cpuset.mems", &res.cpuset_mems),
+        ] {
+            if let Some(value) = value {
+                write(&leaf.join(file), value)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The kernel keeps the memory limit at or below memory+swap at every write: raising both
+/// needs memsw first, lowering both the limit first. memsw is tried first; refused (EINVAL:
+/// below the limit in force), the limit goes first.
+fn update_memory(leaf: &Path, res: &Resources) -> Result<(), CgroupError> {
+    let memsw = leaf.join("memory.memsw.limit_in_bytes");
+    let mut rest = res.clone();
+    if let Some(swap) = res.memory_swap.filter(|_| memsw.exists()) {
+        match write(&memsw, &swap.to_string()) {
+            Ok(()) => rest.memory_swap = None,
+            Err(CgroupError::Write { source, .. })
+                if source.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let h = Hierarchy {
+        mount: leaf.to_owned(),
+        controllers: vec!["memory".to_owned()],
+    };
+    apply(&h, leaf, &rest)
 }

@@ -136,6 +136,13 @@ fn apply(leaf: &Path, res: &Resources) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// UpdateContainer on v2: the limits written into the existing leaf (its controllers were
+/// enabled at create). v2 has no ordering constraint between memory.max and memory.swap.max.
+pub(super) fn update(leaf: &Path, res: &Resources) -> Result<(), CgroupError> {
+    refuse_v1_only(res)?;
+    apply(leaf, res)
+}
+
 /// OCI's swap is memory+swap; v2's `memory.swap.max` is swap alone.
 fn swap_max(swap: i64, memory: Option<i64>) -> String {
     match memory {

@@ -498,5 +498,18 @@ fn rpc_payloads() -> Vec<(&'static str, Vec<u8>)> {
                 ..Default::default()
             }),
         ),
+        (
+            "/grpc.AgentService/UpdateContainer",
+            bytes(&agent::UpdateContainerRequest {
+                container_id: "c1".into(),
+                resources: rich_spec()
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.resources().as_ref())
+                    .map(oci::resources_to_grpc)
+                    .into(),
+                ..Default::default()
+            }),
+        ),
     ]
 }
