@@ -1,6 +1,8 @@
 //! One container's record: its lifecycle state with typed transitions, its processes by exec id
 //! (the init process under the exec id CreateContainer gave), its cgroup and state dir.
 //! Stopped is not stored: a container is Stopped once its init process has an exit status.
+//! Paused (PauseContainer froze its cgroup) is a flag over Created or Running, so that
+//! ResumeContainer returns it to whichever it was.
 
 use crate::error::AgentError;
 use crate::io::Stdio;
@@ -15,6 +17,7 @@ use tokio::sync::watch;
 pub enum State {
     Created,
     Running,
+    Paused,
     Stopped,
 }
 
@@ -23,6 +26,7 @@ impl State {
         match self {
             State::Created => "created",
             State::Running => "running",
+            State::Paused => "paused",
             State::Stopped => "stopped",
         }
     }
@@ -70,6 +74,8 @@ impl Process {
 pub struct Container {
     pub id: String,
     started: bool,
+    /// Its cgroup is frozen (PauseContainer), until ResumeContainer or a signal to its init.
+    paused: bool,
     pub init: Arc<Process>,
     pub processes: HashMap<String, Arc<Process>>,
     pub cgroup: Cgroup,
@@ -101,6 +107,7 @@ impl Container {
         Container {
             id,
             started: false,
+            paused: false,
             init,
             processes,
             cgroup,
@@ -114,10 +121,11 @@ impl Container {
     }
 
     pub fn state(&self) -> State {
-        match (self.init.finished(), self.started) {
-            (true, _) => State::Stopped,
-            (false, true) => State::Running,
-            (false, false) => State::Created,
+        match (self.init.finished(), self.paused, self.started) {
+            (true, _, _) => State::Stopped,
+            (false, true, _) => State::Paused,
+            (false, false, true) => State::Running,
+            (false, false, false) => State::Created,
         }
     }
 
@@ -135,6 +143,11 @@ impl Container {
 
     pub fn mark_started(&mut self) {
         self.started = true;
+    }
+
+    /// Records the cgroup frozen (true) or thawed (false).
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
     }
 
     /// The process for `exec_id`; "" means the init process, as in Kata.

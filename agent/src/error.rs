@@ -118,6 +118,18 @@ impl AgentError {
                 Code::INVALID_ARGUMENT
             }
             AgentError::Cgroup(CgroupError::Unsupported { .. }) => Code::INVALID_ARGUMENT,
+            // A limit the kernel refuses: EINVAL for a value out of range (e.g. a memory limit
+            // above memory+swap), EBUSY for one below what is in use now.
+            AgentError::Cgroup(CgroupError::Write { source, .. })
+                if source.raw_os_error() == Some(libc::EINVAL) =>
+            {
+                Code::INVALID_ARGUMENT
+            }
+            AgentError::Cgroup(CgroupError::Write { source, .. })
+                if source.raw_os_error() == Some(libc::EBUSY) =>
+            {
+                Code::FAILED_PRECONDITION
+            }
             AgentError::Unsupported(_) => Code::UNIMPLEMENTED,
             AgentError::Exists(_)
             | AgentError::ExecExists { .. }

@@ -109,7 +109,14 @@ impl Stdio {
     /// one while the first waits for the process to read is RESOURCE_EXHAUSTED, so a process
     /// that never reads its stdin holds at most one request's data (under ttrpc's 4 MiB frame
     /// limit) in the agent, not one per call.
+    ///
+    /// Empty `data` is EOF, as in Kata's agent: runtime-rs closes a process's stdin by sending
+    /// an empty WriteStdin rather than CloseStdin, so it is a CloseStdin (and, like that one,
+    /// fine on a stdin already closed).
     pub async fn write_stdin(&self, data: &[u8]) -> Result<usize, AgentError> {
+        if data.is_empty() {
+            return self.close_stdin().await.map(|_| 0);
+        }
         let mut guard = self.stdin.try_lock().map_err(|_| AgentError::StdinBusy)?;
         match guard.as_mut() {
             None => Err(AgentError::StdinClosed),

@@ -5,6 +5,7 @@
 
 use crate::agent::Agent;
 use crate::child_sync::{follow, Carried};
+use crate::container::State;
 use crate::error::AgentError;
 use crate::exec_fifo;
 use crate::launch::READY_TIMEOUT;
@@ -57,12 +58,15 @@ impl Agent {
             )));
         }
         let entry = self.registry.get(id)?;
-        let c = entry.lock().await;
+        let mut c = entry.lock().await;
         let p = c.process(exec_id)?;
         if p.finished() {
             return Err(AgentError::Finished);
         }
         let is_init = Arc::ptr_eq(&p, &c.init);
+        if is_init && signal != 0 && c.state() == State::Paused {
+            return crate::pause::signal_paused(&mut c, signal as i32).await;
+        }
         let mut killed_all = false;
         if is_init && signal == libc::SIGKILL as u32 {
             // Kill every process of the container, not only its init (as runc kill --all).

@@ -265,6 +265,11 @@ fn kill_and_remove(cg: &Cgroup, rel: &Path) -> Result<usize, RecoveryError> {
         }
         // Repeats until the list is empty, catching processes forked meanwhile.
         cg.kill_all(libc::SIGKILL)?;
+        // A container paused when the agent died is still frozen, and on cgroup v1 a frozen
+        // task dies of SIGKILL only once thawed. Killed first, so nothing of it runs again.
+        if cg.is_frozen().unwrap_or(false) {
+            cg.thaw()?;
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
     cg.remove()?;

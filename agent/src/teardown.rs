@@ -21,6 +21,16 @@ pub async fn container(c: &Container) -> Result<(), AgentError> {
 }
 
 async fn kill_and_reap(c: &Container) -> Result<(), AgentError> {
+    if c.state() == State::Paused {
+        // On cgroup v1 a frozen task does not die of SIGKILL until it is thawed. It may run
+        // for a moment before the kill below; the kill rounds catch what it forks meanwhile.
+        let cg = c.cgroup.clone();
+        match tokio::task::spawn_blocking(move || cg.thaw()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(id = c.id, error = %e, "thawing the container's cgroup"),
+            Err(e) => tracing::warn!(id = c.id, error = %e, "thawing the container's cgroup"),
+        }
+    }
     if c.state() != State::Stopped {
         if let Err(e) = c.cgroup.kill_all(libc::SIGKILL) {
             tracing::warn!(id = c.id, error = %e, "killing the container's cgroup");

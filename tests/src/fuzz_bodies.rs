@@ -271,6 +271,28 @@ pub const RPCS: &[Rpc] = &[
         path: "/zagent.Admin/ListContainers",
         body: plain::<zagent::ListContainersRequest>,
     },
+    // Served later than the ones above: appended, so that the selector bytes of the committed
+    // corpus keep naming the same RPCs.
+    Rpc {
+        path: "/grpc.AgentService/GetGuestDetails",
+        body: plain::<agent::GuestDetailsRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/PauseContainer",
+        body: plain::<agent::PauseContainerRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/ResumeContainer",
+        body: plain::<agent::ResumeContainerRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/StatsContainer",
+        body: plain::<agent::StatsContainerRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/UpdateContainer",
+        body: update_container,
+    },
 ];
 
 /// The first byte picks the RPC (index into `RPCS`); one value past the last means the rest is
@@ -316,6 +338,18 @@ fn create_container(data: &[u8]) {
     };
     if let Some(spec) = req.OCI.as_ref() {
         check_spec(&req.container_id, spec);
+    }
+}
+
+/// What UpdateContainer does with its resources short of writing them: converted and checked.
+fn update_container(data: &[u8]) {
+    let Some(req) = parse::<agent::UpdateContainerRequest>(data) else {
+        return;
+    };
+    if let Some(r) = req.resources.as_ref() {
+        if let Ok(r) = oci::resources_from_grpc(r) {
+            let _ = jail::validate::update_resources(&r);
+        }
     }
 }
 

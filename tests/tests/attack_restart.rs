@@ -123,6 +123,16 @@ async fn killed_agent_is_recovered_on_restart(l: Launcher) {
     for id in &parked {
         left.processes.extend(cgroup_processes(id));
     }
+    // One is paused: its frozen tasks (on cgroup v1) die of SIGKILL only once thawed.
+    let pause = wire::agent::PauseContainerRequest {
+        container_id: running[0].clone(),
+        ..Default::default()
+    };
+    let ctx = ttrpc::context::with_timeout(0);
+    old.client
+        .pause_container(ctx, &pause)
+        .await
+        .expect("pause");
 
     old.kill9();
     // The zygote exits on EOF of its channel (the reexec launcher has none).
@@ -144,7 +154,8 @@ async fn killed_agent_is_recovered_on_restart(l: Launcher) {
         assert_ne!(
             start_time(pid),
             Some(start),
-            "process {pid} of the killed agent's containers still runs"
+            "process {pid} of the killed agent's containers still runs: {:?}",
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
         );
     }
     for id in running.iter().chain(&parked) {

@@ -5,6 +5,7 @@
 
 mod admin;
 mod health;
+mod stats;
 mod stdio;
 
 pub use admin::AdminService;
@@ -33,6 +34,11 @@ pub const SERVED: &[&str] = &[
     "DestroySandbox",
     "ExecProcess",
     "TtyWinResize",
+    "GetGuestDetails",
+    "PauseContainer",
+    "ResumeContainer",
+    "StatsContainer",
+    "UpdateContainer",
 ];
 
 pub struct AgentRpc {
@@ -72,6 +78,19 @@ fn spec_of(req: &agent::CreateContainerRequest) -> Result<oci_spec::runtime::Spe
         .as_ref()
         .ok_or_else(|| AgentError::InvalidArgument("no OCI spec".into()))?;
     Ok(wire::oci::spec_from_grpc(spec)?)
+}
+
+/// UpdateContainer's resources as the limits to write. A request without resources changes
+/// nothing (Kata's agent answers it with success too).
+fn update_resources(
+    req: &agent::UpdateContainerRequest,
+) -> Result<jail::cgroups::Resources, AgentError> {
+    match req.resources.as_ref() {
+        None => Ok(Default::default()),
+        Some(r) => Ok(jail::validate::update_resources(
+            &wire::oci::resources_from_grpc(r)?,
+        )?),
+    }
 }
 
 #[async_trait::async_trait]
@@ -206,6 +225,62 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     ) -> ttrpc::Result<Empty> {
         let r = stdio::close(&self.agent, &req.container_id, &req.exec_id).await;
         reply("CloseStdin", &req.container_id, r.map(|_| Empty::new()))
+    }
+
+    async fn pause_container(
+        &self,
+        _: &TtrpcContext,
+        req: agent::PauseContainerRequest,
+    ) -> ttrpc::Result<Empty> {
+        let r = self.agent.pause(&req.container_id).await;
+        reply("PauseContainer", &req.container_id, r.map(|_| Empty::new()))
+    }
+
+    async fn resume_container(
+        &self,
+        _: &TtrpcContext,
+        req: agent::ResumeContainerRequest,
+    ) -> ttrpc::Result<Empty> {
+        let r = self.agent.resume(&req.container_id).await;
+        reply(
+            "ResumeContainer",
+            &req.container_id,
+            r.map(|_| Empty::new()),
+        )
+    }
+
+    async fn stats_container(
+        &self,
+        _: &TtrpcContext,
+        req: agent::StatsContainerRequest,
+    ) -> ttrpc::Result<agent::StatsContainerResponse> {
+        let r = self.agent.stats(&req.container_id).await;
+        reply("StatsContainer", &req.container_id, r.map(stats::response))
+    }
+
+    async fn update_container(
+        &self,
+        _: &TtrpcContext,
+        req: agent::UpdateContainerRequest,
+    ) -> ttrpc::Result<Empty> {
+        let r = match update_resources(&req) {
+            Ok(res) => self.agent.update(&req.container_id, res).await,
+            Err(e) => Err(e),
+        };
+        reply(
+            "UpdateContainer",
+            &req.container_id,
+            r.map(|_| Empty::new()),
+        )
+    }
+
+    async fn get_guest_details(
+        &self,
+        _: &TtrpcContext,
+        req: agent::GuestDetailsRequest,
+    ) -> ttrpc::Result<agent::GuestDetailsResponse> {
+        let sysfs = std::path::Path::new(crate::guest::SYSFS);
+        reply("GetGuestDetails", "", crate::guest::details(sysfs, &req))
     }
 
     async fn create_sandbox(

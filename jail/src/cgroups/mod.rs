@@ -1,14 +1,18 @@
 //! Cgroups, owned by the agent side: detecting the host's cgroup layout, creating a
 //! container's cgroup with its limits applied before the child is cloned (the child only
-//! writes "0" into the `cgroup.procs` files), and listing, signalling, measuring and removing
-//! what is in it. Plain file I/O against an injectable root, so that tests run on a fake tree.
+//! writes "0" into the `cgroup.procs` files), and listing, signalling, freezing (`freeze.rs`),
+//! measuring and removing what is in it. Plain file I/O against an injectable root, so that tests run on a fake tree.
 //!
 //! Nothing outside the path given to `Layout::create` (or to `Layout::open`, for a cgroup an
 //! earlier agent made) is ever created, written or removed, with two exceptions: v2
 //! controllers are enabled in the ancestors' `cgroup.subtree_control`, and the v1 cpuset
 //! values are copied into parents that `create` made itself.
 
+mod freeze;
+pub use freeze::FREEZE_TIMEOUT;
+pub use stats::{BlkioEntry, BlkioStats, CgroupStats, CpuStats, MemoryStats, PidsStats};
 mod mountinfo;
+mod stats;
 mod v1;
 mod v2;
 
@@ -16,6 +20,8 @@ mod v2;
 mod root_test;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod update_tests;
 
 use std::collections::BTreeSet;
 use std::io;
@@ -72,15 +78,6 @@ impl DeviceRule {
             self.access
         )
     }
-}
-
-/// Best-effort usage figures; `None` where the kernel does not provide the file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CgroupStats {
-    pub memory_usage: Option<u64>,
-    pub memory_max_usage: Option<u64>,
-    pub pids_current: Option<u64>,
-    pub cpu_usage_ns: Option<u64>,
 }
 
 /// One mounted v1 hierarchy.
@@ -141,6 +138,8 @@ pub enum CgroupError {
     Read { file: PathBuf, source: io::Error },
     #[error("removing cgroup {path:?}: {source}")]
     Remove { path: PathBuf, source: io::Error },
+    #[error("{path:?} did not report the cgroup frozen within {waited:?}; thawed it again")]
+    FreezeTimeout { path: PathBuf, waited: Duration },
     #[error("sending signal {signal} to pid {pid}: {source}")]
     Kill {
         pid: i32,
@@ -207,14 +206,21 @@ impl Layout {
     }
 }
 
-/// Which directory of a v1 cgroup holds which figures.
+/// Which of a v1 cgroup's directories belongs to which controller (indexes into `dirs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct V1Index {
+    memory: Option<usize>,
+    pids: Option<usize>,
+    cpuacct: Option<usize>,
+    cpu: Option<usize>,
+    cpuset: Option<usize>,
+    freezer: Option<usize>,
+    blkio: Option<usize>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Flavor {
-    V1 {
-        memory: Option<usize>,
-        pids: Option<usize>,
-        cpuacct: Option<usize>,
-    },
+    V1(V1Index),
     V2,
 }
 
@@ -256,7 +262,7 @@ impl Cgroup {
     /// first hierarchy) or the unified dir (v2). Pids the reader cannot see (0) are left out.
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         let dir = match self.flavor {
-            Flavor::V1 { pids: Some(i), .. } => &self.dirs[i],
+            Flavor::V1(V1Index { pids: Some(i), .. }) => &self.dirs[i],
             _ => &self.dirs[0],
         };
         let file = dir.join("cgroup.procs");
@@ -342,17 +348,43 @@ impl Cgroup {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// UpdateContainer: applies `res` (memory, pids, cpu and cpuset limits; no device rules) to
+    /// the existing cgroup. Blocks: call it off the async runtime.
+    pub fn update(&self, res: &Resources) -> Result<(), CgroupError> {
+        match &self.flavor {
+            Flavor::V1(index) => v1::update(&self.dirs, index, res),
+            Flavor::V2 => v2::update(&self.dirs[0], res),
+        }
+    }
+
+    /// The usage figures StatsContainer reports (`stats.rs`).
     pub fn stats(&self) -> Result<CgroupStats, CgroupError> {
-        match self.flavor {
-            Flavor::V1 {
-                memory,
-                pids,
-                cpuacct,
-            } => {
-                let dir = |i: Option<usize>| i.map(|i| self.dirs[i].as_path());
-                v1::stats(dir(memory), dir(pids), dir(cpuacct))
-            }
-            Flavor::V2 => v2::stats(&self.dirs[0]),
+        match &self.flavor {
+            Flavor::V1(index) => stats::v1(&self.v1_dirs(index)),
+            Flavor::V2 => stats::v2(&self.dirs[0]),
+        }
+    }
+}
+
+/// A v1 cgroup's directory for each controller it has.
+#[derive(Debug, Default)]
+struct V1Dirs<'a> {
+    memory: Option<&'a Path>,
+    pids: Option<&'a Path>,
+    cpuacct: Option<&'a Path>,
+    cpu: Option<&'a Path>,
+    blkio: Option<&'a Path>,
+}
+
+impl Cgroup {
+    fn v1_dirs(&self, index: &V1Index) -> V1Dirs<'_> {
+        let dir = |i: Option<usize>| i.map(|i| self.dirs[i].as_path());
+        V1Dirs {
+            memory: dir(index.memory),
+            pids: dir(index.pids),
+            cpuacct: dir(index.cpuacct),
+            cpu: dir(index.cpu),
+            blkio: dir(index.blkio),
         }
     }
 }

@@ -89,8 +89,10 @@ fn real_cgroup_lifecycle() {
     }
     assert!(cgroup.pids().unwrap().contains(&pid));
     let stats = cgroup.stats().unwrap();
-    assert_eq!(stats.pids_current, Some(1));
-    assert!(stats.memory_usage.is_some());
+    assert_eq!(stats.pids.current, Some(1));
+    assert_eq!(stats.pids.limit, Some(10));
+    assert!(stats.memory.usage.is_some());
+    assert!(stats.cpu.total_ns.is_some());
 
     cgroup.kill_all(libc::SIGKILL).unwrap();
     let status = guard.child.take().unwrap().wait().unwrap();

@@ -450,17 +450,59 @@ fn v1_stats() {
         .create(Path::new("c1"), &Resources::default())
         .unwrap();
     assert_eq!(cg.stats().unwrap(), CgroupStats::default());
-    fs::write(b.join("memory/c1/memory.usage_in_bytes"), "4096\n").unwrap();
-    fs::write(b.join("memory/c1/memory.max_usage_in_bytes"), "8192\n").unwrap();
-    fs::write(b.join("pids/c1/pids.current"), "3\n").unwrap();
-    fs::write(b.join("cpuacct/c1/cpuacct.usage"), "123456\n").unwrap();
-    let want = CgroupStats {
-        memory_usage: Some(4096),
-        memory_max_usage: Some(8192),
-        pids_current: Some(3),
-        cpu_usage_ns: Some(123_456),
+    let put = |file: &str, text: &str| fs::write(b.join(file), text).unwrap();
+    put("memory/c1/memory.usage_in_bytes", "4096\n");
+    put("memory/c1/memory.max_usage_in_bytes", "8192\n");
+    put("memory/c1/memory.limit_in_bytes", "9223372036854771712\n");
+    put("memory/c1/memory.failcnt", "2\n");
+    put("memory/c1/memory.use_hierarchy", "1\n");
+    put("memory/c1/memory.stat", "cache 1024\nrss 2048\n");
+    put("pids/c1/pids.current", "3\n");
+    put("pids/c1/pids.max", "max\n");
+    put("cpuacct/c1/cpuacct.usage", "123456\n");
+    put("cpuacct/c1/cpuacct.usage_percpu", "100000 23456 \n");
+    put("cpuacct/c1/cpuacct.stat", "user 3\nsystem 1\n");
+    put(
+        "cpu/c1/cpu.stat",
+        "nr_periods 10\nnr_throttled 2\nthrottled_time 500\n",
+    );
+    put(
+        "blkio/c1/blkio.throttle.io_service_bytes_recursive",
+        "8:0 Read 4096\n8:0 Write 512\nTotal 4608\n",
+    );
+    let s = cg.stats().unwrap();
+    assert_eq!(
+        (s.memory.usage, s.memory.max_usage, s.memory.failcnt),
+        (Some(4096), Some(8192), Some(2))
+    );
+    assert_eq!(s.memory.limit, Some(9_223_372_036_854_771_712));
+    assert_eq!((s.memory.cache, s.memory.use_hierarchy), (Some(1024), true));
+    assert_eq!(s.memory.stat.get("rss"), Some(&2048));
+    assert_eq!((s.pids.current, s.pids.limit), (Some(3), None));
+    assert_eq!(s.cpu.total_ns, Some(123_456));
+    assert_eq!(s.cpu.percpu_ns, vec![100_000, 23_456]);
+    // No usage_user/usage_sys files here: cpuacct.stat's ticks, converted.
+    let tick = stats::ns_per_tick();
+    assert_eq!(
+        (s.cpu.user_ns, s.cpu.system_ns),
+        (Some(3 * tick), Some(tick))
+    );
+    assert_eq!(
+        (s.cpu.periods, s.cpu.throttled_periods, s.cpu.throttled_ns),
+        (Some(10), Some(2), Some(500))
+    );
+    let read = BlkioEntry {
+        major: 8,
+        minor: 0,
+        op: "Read".into(),
+        value: 4096,
     };
-    assert_eq!(cg.stats().unwrap(), want);
+    assert_eq!(s.blkio.service_bytes.len(), 2, "Total is left out");
+    assert_eq!(s.blkio.service_bytes[0], read);
+    put("pids/c1/pids.max", "64\n");
+    assert_eq!(cg.stats().unwrap().pids.limit, Some(64));
+    put("memory/c1/memory.stat", "cache x\n");
+    assert!(matches!(cg.stats(), Err(CgroupError::Read { .. })));
 }
 
 #[test]
@@ -569,20 +611,38 @@ fn v2_kill_uses_cgroup_kill_and_stats_read_cpu_stat() {
     cg.kill_all(libc::SIGKILL).unwrap();
     assert_eq!(text(leaf.join("cgroup.kill")), "1");
     fs::write(leaf.join("memory.current"), "100\n").unwrap();
+    fs::write(leaf.join("memory.max"), "max\n").unwrap();
+    fs::write(leaf.join("memory.stat"), "anon 60\nfile 40\n").unwrap();
+    fs::write(leaf.join("memory.events"), "low 0\nhigh 0\nmax 5\noom 1\n").unwrap();
+    fs::write(leaf.join("pids.max"), "32\n").unwrap();
     fs::write(
         leaf.join("cpu.stat"),
         "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n",
     )
     .unwrap();
-    let stats = cg.stats().unwrap();
+    fs::write(
+        leaf.join("io.stat"),
+        "8:16 rbytes=4096 wbytes=1024 rios=2 wios=1 dbytes=0 dios=0\n",
+    )
+    .unwrap();
+    let s = cg.stats().unwrap();
+    assert_eq!((s.memory.usage, s.memory.max_usage), (Some(100), None));
+    assert_eq!(s.memory.limit, Some(i64::MAX as u64), "max");
+    assert_eq!((s.memory.cache, s.memory.failcnt), (Some(40), Some(5)));
+    assert_eq!((s.pids.current, s.pids.limit), (None, Some(32)));
     assert_eq!(
-        (stats.memory_usage, stats.memory_max_usage),
-        (Some(100), None)
+        (s.cpu.total_ns, s.cpu.user_ns, s.cpu.system_ns),
+        (Some(2_500_000), Some(2_000_000), Some(500_000))
     );
-    assert_eq!(
-        (stats.pids_current, stats.cpu_usage_ns),
-        (None, Some(2_500_000))
-    );
+    assert!(s.cpu.percpu_ns.is_empty());
+    let ops: Vec<(u64, &str, u64)> = s
+        .blkio
+        .service_bytes
+        .iter()
+        .map(|e| (e.minor, e.op.as_str(), e.value))
+        .collect();
+    assert_eq!(ops, vec![(16, "Read", 4096), (16, "Write", 1024)]);
+    assert_eq!(s.blkio.serviced.len(), 2);
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! goes into the hierarchy that owns its controller.
 
 use super::{
-    finish, lock_tree, make_dirs, max_or, parents_within, read, read_u64, required_controllers,
-    write, Cgroup, CgroupError, CgroupStats, Flavor, Hierarchy, Resources,
+    finish, lock_tree, make_dirs, max_or, parents_within, read, required_controllers, write,
+    Cgroup, CgroupError, Flavor, Hierarchy, Resources, V1Index,
 };
 use std::path::{Path, PathBuf};
 
@@ -62,11 +62,15 @@ fn build(
 /// Where the figures live: indexes into `hierarchies`, which the cgroup's dirs follow.
 fn flavor(hierarchies: &[Hierarchy]) -> Flavor {
     let index = |controller| hierarchies.iter().position(|h| h.has(controller));
-    Flavor::V1 {
+    Flavor::V1(V1Index {
         memory: index("memory"),
         pids: index("pids"),
         cpuacct: index("cpuacct"),
-    }
+        cpu: index("cpu"),
+        cpuset: index("cpuset"),
+        freezer: index("freezer"),
+        blkio: index("blkio"),
+    })
 }
 
 /// The existing cgroup `rel` in `present`, the hierarchies that have it; `None` if none has.
@@ -193,16 +197,73 @@ fn apply(h: &Hierarchy, leaf: &Path, res: &Resources) -> Result<(), CgroupError>
     Ok(())
 }
 
-pub(super) fn stats(
-    memory: Option<&Path>,
-    pids: Option<&Path>,
-    cpuacct: Option<&Path>,
-) -> Result<CgroupStats, CgroupError> {
-    let get = |dir: Option<&Path>, file| dir.map_or(Ok(None), |d| read_u64(&d.join(file)));
-    Ok(CgroupStats {
-        memory_usage: get(memory, "memory.usage_in_bytes")?,
-        memory_max_usage: get(memory, "memory.max_usage_in_bytes")?,
-        pids_current: get(pids, "pids.current")?,
-        cpu_usage_ns: get(cpuacct, "cpuacct.usage")?,
-    })
+/// UpdateContainer on v1: `res` written into the existing cgroup's hierarchies. A limit whose
+/// controller has no hierarchy is refused before anything is written.
+pub(super) fn update(
+    dirs: &[PathBuf],
+    index: &V1Index,
+    res: &Resources,
+) -> Result<(), CgroupError> {
+    let dir = |controller: &str| {
+        let i = match controller {
+            "memory" => index.memory,
+            "pids" => index.pids,
+            "cpu" => index.cpu,
+            "cpuset" => index.cpuset,
+            _ => None,
+        };
+        i.map(|i| dirs[i].as_path())
+    };
+    for (controller, needed_for) in required_controllers(res) {
+        if dir(controller).is_none() {
+            return Err(CgroupError::MissingController {
+                controller,
+                needed_for,
+            });
+        }
+    }
+    if let Some(leaf) = dir("memory") {
+        update_memory(leaf, res)?;
+    }
+    for controller in ["pids", "cpu"] {
+        if let Some(leaf) = dir(controller) {
+            let h = Hierarchy {
+                mount: leaf.to_owned(),
+                controllers: vec![controller.to_owned()],
+            };
+            apply(&h, leaf, res)?;
+        }
+    }
+    if let Some(leaf) = dir("cpuset") {
+        for (file, value) in [
+            ("cpuset.cpus", &res.cpuset_cpus),
+            ("cpuset.mems", &res.cpuset_mems),
+        ] {
+            if let Some(value) = value {
+                write(&leaf.join(file), value)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The kernel keeps the memory limit at or below memory+swap at every write: raising both
+/// needs memsw first, lowering both the limit first. memsw is tried first; refused (EINVAL:
+/// below the limit in force), the limit goes first.
+fn update_memory(leaf: &Path, res: &Resources) -> Result<(), CgroupError> {
+    let memsw = leaf.join("memory.memsw.limit_in_bytes");
+    let mut rest = res.clone();
+    if let Some(swap) = res.memory_swap.filter(|_| memsw.exists()) {
+        match write(&memsw, &swap.to_string()) {
+            Ok(()) => rest.memory_swap = None,
+            Err(CgroupError::Write { source, .. })
+                if source.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let h = Hierarchy {
+        mount: leaf.to_owned(),
+        controllers: vec!["memory".to_owned()],
+    };
+    apply(&h, leaf, &rest)
 }

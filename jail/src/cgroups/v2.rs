@@ -2,8 +2,8 @@
 //! it needs are enabled in every ancestor's `cgroup.subtree_control` on the way down.
 
 use super::{
-    finish, lock_tree, make_dirs, max_or, parents_within, read_u64, required_controllers, write,
-    Cgroup, CgroupError, CgroupStats, Flavor, Resources,
+    finish, lock_tree, make_dirs, max_or, parents_within, required_controllers, write, Cgroup,
+    CgroupError, Flavor, Resources,
 };
 use std::io;
 use std::path::{Path, PathBuf};
@@ -136,6 +136,13 @@ fn apply(leaf: &Path, res: &Resources) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// UpdateContainer on v2: the limits written into the existing leaf (its controllers were
+/// enabled at create). v2 has no ordering constraint between memory.max and memory.swap.max.
+pub(super) fn update(leaf: &Path, res: &Resources) -> Result<(), CgroupError> {
+    refuse_v1_only(res)?;
+    apply(leaf, res)
+}
+
 /// OCI's swap is memory+swap; v2's `memory.swap.max` is swap alone.
 fn swap_max(swap: i64, memory: Option<i64>) -> String {
     match memory {
@@ -150,33 +157,6 @@ fn swap_max(swap: i64, memory: Option<i64>) -> String {
 pub(super) fn shares_to_weight(shares: u64) -> u64 {
     let shares = shares.clamp(2, 262_144);
     1 + ((shares - 2) * 9999) / 262_142
-}
-
-pub(super) fn stats(dir: &Path) -> Result<CgroupStats, CgroupError> {
-    Ok(CgroupStats {
-        memory_usage: read_u64(&dir.join("memory.current"))?,
-        memory_max_usage: read_u64(&dir.join("memory.peak"))?,
-        pids_current: read_u64(&dir.join("pids.current"))?,
-        cpu_usage_ns: cpu_usage_usec(&dir.join("cpu.stat"))?.map(|us| us.saturating_mul(1000)),
-    })
-}
-
-fn cpu_usage_usec(file: &Path) -> Result<Option<u64>, CgroupError> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(CgroupError::Read {
-                file: file.to_owned(),
-                source,
-            })
-        }
-    };
-    Ok(text
-        .lines()
-        .filter_map(|line| line.split_once(' '))
-        .find(|(key, _)| *key == "usage_usec")
-        .and_then(|(_, value)| value.trim().parse().ok()))
 }
 
 /// A controller list file; missing reads as empty (a level not created yet has none).

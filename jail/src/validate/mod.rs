@@ -12,7 +12,7 @@ mod resources;
 #[cfg(test)]
 mod tests;
 
-pub use resources::{refuse_unified, DEFAULT_CGROUP_PARENT};
+pub use resources::{refuse_unified, update as update_resources, DEFAULT_CGROUP_PARENT};
 
 use oci_spec::runtime::{Process, Spec};
 use std::os::unix::ffi::OsStrExt;

@@ -12,7 +12,7 @@
 use super::ValidateError;
 use crate::cgroups::DeviceRule;
 use crate::cgroups::Resources;
-use oci_spec::runtime::{Linux, LinuxCpu, LinuxDeviceCgroup, LinuxMemory};
+use oci_spec::runtime::{Linux, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, LinuxResources};
 use std::path::{Component, Path, PathBuf};
 
 /// The default parent of every container cgroup.
@@ -29,30 +29,56 @@ pub(super) fn convert(
     refuse_unified(linux)?;
     let mut res = Resources::default();
     if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
-        if let Some(memory) = r.memory() {
-            self::memory(memory, &mut res)?;
-        }
-        if let Some(pids) = r.pids() {
-            res.pids_limit = match pids.limit() {
-                n if n > 0 => Some(n),
-                0 | -1 => Some(-1),
-                n => {
-                    return Err(bad(
-                        "pids.limit",
-                        n,
-                        "must be positive, or -1 for unlimited",
-                    ))
-                }
-            };
-        }
-        if let Some(cpu) = r.cpu() {
-            self::cpu(cpu, &mut res)?;
-        }
+        limits(r, &mut res)?;
         if let Some(rules) = r.devices().as_ref().filter(|r| !r.is_empty()) {
             res.devices = device_rules(rules)?;
         }
     }
     Ok((path, res))
+}
+
+/// UpdateContainer's resources: the memory, pids and cpu limits, checked as at create. Device
+/// rules and `unified` are refused rather than ignored: rewriting a running container's device
+/// rules is not supported yet.
+pub fn update(r: &LinuxResources) -> Result<Resources, ValidateError> {
+    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(bad(
+            "devices",
+            "(rules)",
+            "cannot be changed on a running container yet",
+        ));
+    }
+    if let Some(files) = r.unified().as_ref().filter(|u| !u.is_empty()) {
+        let mut names: Vec<&str> = files.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        return Err(ValidateError::Unified(names.join(", ")));
+    }
+    let mut res = Resources::default();
+    limits(r, &mut res)?;
+    Ok(res)
+}
+
+fn limits(r: &LinuxResources, res: &mut Resources) -> Result<(), ValidateError> {
+    if let Some(memory) = r.memory() {
+        self::memory(memory, res)?;
+    }
+    if let Some(pids) = r.pids() {
+        res.pids_limit = match pids.limit() {
+            n if n > 0 => Some(n),
+            0 | -1 => Some(-1),
+            n => {
+                return Err(bad(
+                    "pids.limit",
+                    n,
+                    "must be positive, or -1 for unlimited",
+                ))
+            }
+        };
+    }
+    if let Some(cpu) = r.cpu() {
+        self::cpu(cpu, res)?;
+    }
+    Ok(())
 }
 
 /// A non-empty `linux.resources.unified` is refused. Public because the Kata protocol has no

@@ -469,5 +469,47 @@ fn rpc_payloads() -> Vec<(&'static str, Vec<u8>)> {
             "/zagent.Admin/ListContainers",
             bytes(&zagent::ListContainersRequest::default()),
         ),
+        (
+            "/grpc.AgentService/GetGuestDetails",
+            bytes(&agent::GuestDetailsRequest {
+                mem_block_size: true,
+                mem_hotplug_probe: true,
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/PauseContainer",
+            bytes(&agent::PauseContainerRequest {
+                container_id: "c1".into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/ResumeContainer",
+            bytes(&agent::ResumeContainerRequest {
+                container_id: "c1".into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/StatsContainer",
+            bytes(&agent::StatsContainerRequest {
+                container_id: "c1".into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/UpdateContainer",
+            bytes(&agent::UpdateContainerRequest {
+                container_id: "c1".into(),
+                resources: rich_spec()
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.resources().as_ref())
+                    .map(oci::resources_to_grpc)
+                    .into(),
+                ..Default::default()
+            }),
+        ),
     ]
 }
