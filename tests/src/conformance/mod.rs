@@ -1,11 +1,12 @@
-//! The conformance suite's machinery (tests/tests/conformance.rs holds the variants and the
-//! list of justified differences): a per-run rootfs with the probe in it, running a spec under
+//! The conformance suite's machinery (the variants are in `variants`; tests/tests/conformance.rs
+//! holds the list of justified differences): a per-run rootfs with the probe in it, running a spec under
 //! runc and under zagent, turning each run into a report, normalising away what legitimately
 //! differs between any two runs (pids, ids, temp paths, mount ids, anonymous device numbers,
 //! pipe inodes, namespace inodes), and a line diff of two reports.
 
 pub mod diff;
 pub mod normalise;
+pub mod variants;
 
 use crate::agent::TestAgent;
 use serde_json::Value;
