@@ -1,9 +1,10 @@
 //! Tier 2 (root): the conformance suite (issue 8, "A side-by-side test of your own"). Every
 //! variant (tests::conformance::variants) is an OCI spec run under runc and under zagent (both
 //! launchers), each time in a fresh copy of the busybox rootfs with the probe
-//! (tests/data/conformance/probe.sh) as the container's process; the probe prints what the process sees (identity, capabilities,
-//! NoNewPrivs, seccomp, umask, rlimits, hostname, cwd, env, namespaces, mountinfo, /dev, fds,
-//! oom_score_adj, cgroups and their limits, masked and read-only paths, sysctls, lo). The
+//! (tests/data/conformance/probe.sh) as the container's process; the probe prints what the
+//! process sees (identity, capabilities, NoNewPrivs, seccomp, umask, rlimits, hostname, cwd,
+//! env, namespaces, mountinfo, /dev, fds, oom_score_adj, cgroups and their limits, masked and
+//! read-only paths, sysctls, lo). The
 //! reports are normalised (tests::conformance::normalise) and compared line by line; every
 //! difference must be in JUSTIFIED, with its reason, and every entry of JUSTIFIED must still
 //! be needed (a stale entry fails the suite too).
