@@ -292,39 +292,13 @@ fn unmount_under(dir: &Path) -> Result<(), RecoveryError> {
     Ok(())
 }
 
-/// The mount points in `mountinfo` (the fifth field, octal escapes undone) at or under `dir`.
+/// The mount points in `mountinfo` at or under `dir` (the jail's parser, escapes undone).
 fn mount_points_under(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
-    mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(unescape)
+    jail::mountinfo::parse(mountinfo)
+        .into_iter()
+        .map(|m| m.mount_point)
         .filter(|point| point.starts_with(dir))
         .collect()
-}
-
-/// The kernel writes space, tab, newline and backslash in mountinfo paths as `\ooo`.
-fn unescape(field: &str) -> PathBuf {
-    use std::os::unix::ffi::OsStringExt;
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
-            .and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok());
-        match octal {
-            Some(byte) if bytes[i] == b'\\' => {
-                out.push(byte);
-                i += 4;
-            }
-            _ => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 #[cfg(test)]
@@ -470,6 +444,10 @@ mod tests {
             mount_points_under(info, Path::new("/run/z/c1")),
             Vec::<PathBuf>::new()
         );
-        assert_eq!(unescape(r"/a\134b\x"), Path::new(r"/a\b\x"));
+        let info = "5 1 0:5 / /a\\134b\\x rw - tmpfs t rw\n";
+        assert_eq!(
+            mount_points_under(info, Path::new("/")),
+            [Path::new(r"/a\b\x")]
+        );
     }
 }

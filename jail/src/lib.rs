@@ -15,7 +15,7 @@ mod devices;
 pub mod error;
 mod home;
 mod identity;
-mod mountinfo;
+pub mod mountinfo;
 mod mounts;
 mod namespaces;
 mod paths;

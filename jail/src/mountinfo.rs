@@ -1,6 +1,7 @@
 //! Reading the mount table (`/proc/self/mountinfo`) and the process's cgroup membership
 //! (`/proc/self/cgroup`). Both are read only before pivot_root, from the host's /proc; they
 //! decide which mount is the rootfs's parent and which cgroup v1 hierarchies exist.
+//! The agent's restart recovery uses `parse` too, to find leftover mounts in a state dir.
 
 use std::path::{Path, PathBuf};
 
