@@ -91,8 +91,8 @@ impl Job<'_> {
 
 /// A launched process that got as far as its job asked: parked, or exec'd.
 pub struct LaunchedProcess {
-    /// The process that goes on: the cloned child, or the one it spawned inside a joined pid
-    /// namespace.
+    /// The process that goes on: the cloned child, or the last one spawned (inside a user
+    /// namespace, inside a joined pid namespace).
     pub process: Watched,
     pub stdio: io::Stdio,
     pub sync: SyncSocket,
@@ -108,10 +108,11 @@ pub async fn launch(launcher: &dyn Launcher, job: Job<'_>) -> Result<LaunchedPro
     let mut carried = Carried::default();
     let followed = follow_to_goal(&job, &sync, launched.pid, &mut carried).await;
     // The process that goes on, which replaced the cloned one in a joined pid namespace.
-    let (process, other) = match carried.spawned.take() {
-        Some(spawned) => (spawned, Some(cloned)),
-        None => (cloned, None),
+    let (process, mut others) = match carried.spawned.take() {
+        Some(spawned) => (spawned, vec![cloned]),
+        None => (cloned, Vec::new()),
     };
+    others.append(&mut carried.replaced);
     let ready = followed.and_then(|seq| {
         let stdio = match carried.console.take() {
             Some(master) => stdio.into_console(master)?,
@@ -123,7 +124,7 @@ pub async fn launch(launcher: &dyn Launcher, job: Job<'_>) -> Result<LaunchedPro
         Ok(ready) => ready,
         Err(e) => {
             process.kill().await;
-            if let Some(other) = other {
+            for other in others {
                 other.kill().await;
             }
             return Err(e);

@@ -1,7 +1,7 @@
 //! The launch sequence: the order of one launch as the agent sees it, across the launcher's
 //! reply and the child's sync socket. A container: Requested -> Cloned -> Announced (child sent
-//! `started`, maybe `console`, and, when it joined a pid namespace, at most one `spawned` naming
-//! the process that carries on inside it) -> Ready (parked) -> Released (fifo written) -> Running
+//! `started`, maybe one `console`, and up to two `spawned`, each naming the process that carries
+//! on: inside a user namespace, inside a joined pid namespace) -> Ready (parked) -> Released (fifo written) -> Running
 //! (sync EOF: execve worked). An exec has no parking: Announced -> Running on EOF. Failed from any
 //! step. Pure data, so every ordering (including the wrong ones) is unit-tested without
 //! processes; `child_sync::follow` drives it from the socket. Only the agent reads a child's
@@ -15,6 +15,18 @@ pub enum Kind {
     Exec,
 }
 
+impl Kind {
+    /// A container with a user namespace that joins a pid namespace is carried on twice: into
+    /// the user namespace, then into the pid namespace. An exec joins every namespace at once,
+    /// and spawns only into a pid namespace.
+    fn max_spawns(self) -> u8 {
+        match self {
+            Kind::Container => 2,
+            Kind::Exec => 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LaunchState {
     /// Request sent to the zygote, no reply yet.
@@ -22,9 +34,15 @@ pub enum LaunchState {
     /// The zygote cloned the child.
     Cloned { pid: i32, kind: Kind },
     /// The child announced itself (its pidfd came with `started`); it is building the jail.
-    /// `spawned`: the process `pid` was cloned into a joined pid namespace by the child, which
-    /// exited; no second `spawned` and no `console` may follow.
-    Announced { pid: i32, kind: Kind, spawned: bool },
+    /// `spawns`: how many times the process `pid` was replaced by one it cloned (`spawned`):
+    /// once into new namespaces under a user namespace, once into a joined pid namespace, so at
+    /// most twice. `console`: the pty master came, which happens at most once.
+    Announced {
+        pid: i32,
+        kind: Kind,
+        spawns: u8,
+        console: bool,
+    },
     /// The jail is built and the container child is parked on exec.fifo.
     Ready { pid: i32 },
     /// StartContainer wrote the fifo byte; waiting for the exec to close the sync socket.
@@ -85,20 +103,36 @@ impl LaunchState {
             (S::Cloned { pid, kind }, E::Child(C::Started)) => S::Announced {
                 pid: *pid,
                 kind: *kind,
-                spawned: false,
+                spawns: 0,
+                console: false,
             },
-            (S::Announced { spawned: false, .. }, E::Child(C::Console)) => self.clone(),
             (
                 S::Announced {
+                    pid,
                     kind,
-                    spawned: false,
-                    ..
+                    spawns,
+                    console: false,
                 },
-                E::Child(C::Spawned { pid }),
+                E::Child(C::Console),
             ) => S::Announced {
                 pid: *pid,
                 kind: *kind,
-                spawned: true,
+                spawns: *spawns,
+                console: true,
+            },
+            (
+                S::Announced {
+                    kind,
+                    spawns,
+                    console,
+                    ..
+                },
+                E::Child(C::Spawned { pid }),
+            ) if *spawns < kind.max_spawns() => S::Announced {
+                pid: *pid,
+                kind: *kind,
+                spawns: spawns + 1,
+                console: *console,
             },
             (
                 S::Announced {
@@ -310,13 +344,38 @@ mod tests {
         assert_eq!(run(Kind::Container, create).unwrap(), S::Running { pid: 9 });
         let twice = vec![launched(3), E::Child(C::Started), spawned(9), spawned(10)];
         assert!(run(Kind::Exec, twice).is_err());
-        let console_after = vec![
+        assert!(run(Kind::Exec, vec![launched(3), spawned(9)]).is_err());
+    }
+
+    #[test]
+    fn a_user_namespace_container_spawns_up_to_twice_with_one_console_anywhere() {
+        let spawned = |pid| E::Child(C::Spawned { pid });
+        let userns_and_joined_pid = vec![
             launched(3),
             E::Child(C::Started),
             spawned(9),
             E::Child(C::Console),
+            spawned(11),
+            E::Child(C::Ready),
         ];
-        assert!(run(Kind::Container, console_after).is_err());
+        let s = run(Kind::Container, userns_and_joined_pid).unwrap();
+        assert_eq!(s, S::Ready { pid: 11 });
+        let thrice = vec![
+            launched(3),
+            E::Child(C::Started),
+            spawned(9),
+            spawned(10),
+            spawned(11),
+        ];
+        assert!(run(Kind::Container, thrice).is_err());
+        let two_consoles = vec![
+            launched(3),
+            E::Child(C::Started),
+            E::Child(C::Console),
+            spawned(9),
+            E::Child(C::Console),
+        ];
+        assert!(run(Kind::Container, two_consoles).is_err());
         assert!(
             run(Kind::Exec, vec![launched(3), spawned(9)]).is_err(),
             "before started"

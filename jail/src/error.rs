@@ -23,6 +23,9 @@ pub enum JailError {
     #[error("{what}: {errno:?}")]
     Namespaces { what: String, errno: Errno },
 
+    #[error("{what}: {errno:?}")]
+    UserNamespace { what: String, errno: Errno },
+
     #[error("bring the loopback interface up: {errno:?}")]
     Loopback { errno: Errno },
 
@@ -103,6 +106,7 @@ impl JailError {
             Self::Dumpable { .. } => "dumpable",
             Self::Cgroup { .. } => "cgroup",
             Self::Namespaces { .. } => "namespaces",
+            Self::UserNamespace { .. } => "userns",
             Self::Loopback { .. } => "loopback",
             Self::Propagation { .. } => "propagation",
             Self::RootfsBind { .. } => "rootfs-bind",
@@ -138,6 +142,7 @@ impl JailError {
             Self::Dumpable { errno }
             | Self::Cgroup { errno, .. }
             | Self::Namespaces { errno, .. }
+            | Self::UserNamespace { errno, .. }
             | Self::Loopback { errno }
             | Self::Propagation { errno, .. }
             | Self::RootfsBind { errno, .. }

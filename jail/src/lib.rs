@@ -27,3 +27,4 @@ mod system;
 mod terminal;
 #[cfg(test)]
 mod test_util;
+pub mod userns;

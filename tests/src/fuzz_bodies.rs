@@ -76,7 +76,7 @@ pub fn frame_round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(msg
 
 const PID: i32 = 4242;
 
-fn states_awaiting_the_child() -> [LaunchState; 7] {
+fn states_awaiting_the_child() -> [LaunchState; 8] {
     [
         LaunchState::Cloned {
             pid: PID,
@@ -89,17 +89,26 @@ fn states_awaiting_the_child() -> [LaunchState; 7] {
         LaunchState::Announced {
             pid: PID,
             kind: Kind::Container,
-            spawned: false,
+            spawns: 0,
+            console: false,
+        },
+        LaunchState::Announced {
+            pid: PID,
+            kind: Kind::Container,
+            spawns: 1,
+            console: true,
         },
         LaunchState::Announced {
             pid: PID,
             kind: Kind::Exec,
-            spawned: false,
+            spawns: 0,
+            console: false,
         },
         LaunchState::Announced {
             pid: PID,
             kind: Kind::Exec,
-            spawned: true,
+            spawns: 1,
+            console: false,
         },
         LaunchState::Ready { pid: PID },
         LaunchState::Released { pid: PID },

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Bumped on every incompatible change of any message in this module.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The largest frame either side sends or accepts (checked before anything is decoded).
 pub const MAX_FRAME: usize = 192 * 1024;
@@ -107,8 +107,8 @@ impl ExecFds {
 pub struct ExecConfig {
     pub container_id: String,
     pub exec_id: String,
-    /// The container's namespaces, joined through the init pidfd (Pid by the zygote at clone
-    /// time; the rest by the child). Never User.
+    /// The container's namespaces, all joined at once through the init pidfd (the pid one only
+    /// for the child's children). User among them when the container has a user namespace.
     pub namespaces: Vec<NamespaceKind>,
     /// Files (absolute host paths: v1 `tasks`, v2 `cgroup.procs`) written "0" to join the
     /// container's cgroup, before the mount namespace is joined.
@@ -147,6 +147,19 @@ pub struct ContainerConfig {
     pub process: ProcessConfig,
     /// Initial terminal size (rows, columns) when `process.terminal`.
     pub console_size: Option<(u16, u16)>,
+    /// `linux.uidMappings` and `linux.gidMappings` of a new user namespace, written by the
+    /// child (still outside it) into the process it clones inside it. Empty otherwise.
+    pub uid_mappings: Vec<IdMapping>,
+    pub gid_mappings: Vec<IdMapping>,
+}
+
+/// One line of a user namespace's uid_map or gid_map: `size` ids from `container_id` inside
+/// map to `host_id` onwards outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct IdMapping {
+    pub container_id: u32,
+    pub host_id: u32,
+    pub size: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

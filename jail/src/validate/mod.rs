@@ -11,6 +11,7 @@ mod mounts;
 mod resources;
 #[cfg(test)]
 mod tests;
+mod userns;
 
 pub use resources::{refuse_unified, update as update_resources, DEFAULT_CGROUP_PARENT};
 
@@ -79,8 +80,6 @@ pub enum ValidateError {
     },
     #[error("root.path {0:?} is not a directory")]
     RootNotDirectory(PathBuf),
-    #[error("user namespaces are not supported yet")]
-    UserNamespace,
     #[error("linux.namespaces: {0} namespaces are not supported")]
     UnsupportedNamespace(String),
     #[error("linux.namespaces: {0} is listed more than once")]
@@ -89,8 +88,8 @@ pub enum ValidateError {
     RelativeNamespacePath { kind: String, path: PathBuf },
     #[error("linux.namespaces has no mount namespace: the rootfs is set up inside one")]
     MountNamespaceRequired,
-    #[error("linux.uidMappings/gidMappings are not supported (no user namespace support yet)")]
-    IdMappings,
+    #[error("{field} {reason}")]
+    IdMapping { field: &'static str, reason: String },
     #[error("linux.seccomp: {0}")]
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("hooks are not supported")]
@@ -176,6 +175,7 @@ pub fn validate_with(
         .ok_or(ValidateError::MissingProcess)?;
     let (rootfs, readonly_root) = root(spec)?;
     let linux = linux::convert(spec)?;
+    let id_maps = userns::maps(spec.linux().as_ref(), &linux.namespaces)?;
     let (cgroup_path, resources) = resources::convert(id, spec.linux().as_ref())?;
     let config = ContainerConfig {
         id: id.to_owned(),
@@ -197,7 +197,10 @@ pub fn validate_with(
             ..process_config(process)?
         },
         console_size: console_size(process),
+        uid_mappings: id_maps.0.clone(),
+        gid_mappings: id_maps.1.clone(),
     };
+    userns::check_process_ids(&id_maps, &config.process)?;
     Ok(Validated {
         config,
         cgroup_path,
