@@ -58,6 +58,14 @@ impl SyncSocket {
     }
 }
 
+impl SyncSocket {
+    /// Sends the child its one message (`Proceed`, after the runtime hooks). The child reads
+    /// its end as soon as it asked, so the socket is empty and this never has to wait.
+    pub fn send(&self, msg: &wire::zygote::ToChild) -> Result<(), ChannelError> {
+        channel::send(self.0.get_ref().as_fd(), msg, &[])
+    }
+}
+
 /// Starts reaping a process a launch made.
 pub fn watched(pid: i32, pidfd: OwnedFd) -> Result<Watched, AgentError> {
     Watched::new(pid, pidfd).map_err(|e| AgentError::io("watch pidfd", e))

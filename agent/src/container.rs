@@ -90,6 +90,8 @@ pub struct Container {
     pub pending_execs: std::collections::HashSet<String>,
     /// The container's compiled seccomp filter, which every exec into it gets too (as in runc).
     pub seccomp: Option<wire::zygote::SeccompFilter>,
+    /// The spec's hooks the agent runs after create: `poststart` and `poststop`.
+    pub hooks: Arc<jail::validate::RuntimeHooks>,
 }
 
 impl Container {
@@ -117,6 +119,7 @@ impl Container {
             namespaces,
             pending_execs: Default::default(),
             seccomp: None,
+            hooks: Default::default(),
         }
     }
 

@@ -57,11 +57,21 @@ impl Agent {
         v: jail::validate::Validated,
     ) -> Result<Container, AgentError> {
         let mut undo = Undo::default();
+        let hooks = Arc::new(v.hooks.clone());
         let result = self.create_steps(id, exec_id, v, &mut undo).await;
-        if result.is_err() {
-            undo.run().await;
+        match result {
+            Ok(mut c) => {
+                c.hooks = hooks;
+                Ok(c)
+            }
+            Err(e) => {
+                undo.run().await;
+                // The create went as far as making things: the runtime spec continues at
+                // delete, which runs poststop.
+                crate::hooks::run_poststop(&hooks).await;
+                Err(e)
+            }
         }
-        result
     }
 
     async fn create_steps(
@@ -96,6 +106,7 @@ impl Agent {
             config: &config,
             fifo: &fifo,
             join_ns: &join_ns,
+            hooks: &v.hooks,
         };
         // From here on, a failing launch has killed and reaped what it made.
         let launched = launch::launch(self.launcher.as_ref(), job).await?;

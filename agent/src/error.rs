@@ -92,6 +92,8 @@ pub enum AgentError {
     },
     #[error("timed out: {0}")]
     Timeout(String),
+    #[error("{0}")]
+    Hook(#[from] crate::hooks::HookError),
 }
 
 impl AgentError {
@@ -139,6 +141,7 @@ impl AgentError {
             }
             AgentError::State { .. }
             | AgentError::Jail { .. }
+            | AgentError::Hook(_)
             | AgentError::StdinClosed
             | AgentError::NoTerminal => Code::FAILED_PRECONDITION,
             AgentError::StdinBusy => Code::RESOURCE_EXHAUSTED,

@@ -41,6 +41,9 @@ impl Agent {
         match follow(&sync, seq, READY_TIMEOUT, running, &mut carried).await {
             Ok(_) => {
                 c.mark_started();
+                if !c.hooks.poststart.is_empty() {
+                    crate::hooks::run_poststart(&c.hooks, c.init.pid).await;
+                }
                 Ok(())
             }
             Err(e) => {

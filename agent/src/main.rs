@@ -11,6 +11,7 @@ mod error;
 mod exec;
 mod exec_fifo;
 mod guest;
+mod hooks;
 mod io;
 mod launch;
 mod launcher;

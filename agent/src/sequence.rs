@@ -42,6 +42,7 @@ pub enum LaunchState {
         kind: Kind,
         spawns: u8,
         console: bool,
+        hooks: Hooks,
     },
     /// The jail is built and the container child is parked on exec.fifo.
     Ready { pid: i32 },
@@ -56,6 +57,25 @@ pub enum LaunchState {
     },
 }
 
+/// Where a container's runtime hooks (`prestart`, `createRuntime`) stand: the child stops
+/// once for them (`HooksDue`), and nothing else happens until the agent ran them (`HooksRan`,
+/// after which it told the child to proceed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hooks {
+    NotYet,
+    Due,
+    Ran,
+}
+
+/// The fields of `LaunchState::Announced`, to change one or two of them in one place.
+struct Announced {
+    pid: i32,
+    kind: Kind,
+    spawns: u8,
+    console: bool,
+    hooks: Hooks,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LaunchEvent {
     Zygote(Reply),
@@ -64,6 +84,8 @@ pub enum LaunchEvent {
     SyncClosed,
     /// The agent wrote the fifo byte.
     Release,
+    /// The agent ran the runtime hooks the child stopped for, and told it to proceed.
+    HooksRan,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +104,46 @@ impl LaunchState {
             | LaunchState::Released { pid }
             | LaunchState::Running { pid } => Some(*pid),
             _ => None,
+        }
+    }
+
+    /// Whether the child stopped for the runtime's hooks, which the agent must run now.
+    pub fn hooks_due(&self) -> bool {
+        matches!(
+            self,
+            LaunchState::Announced {
+                hooks: Hooks::Due,
+                ..
+            }
+        )
+    }
+
+    /// An `Announced` state like this one with `change` applied (only called on `Announced`).
+    fn announced(&self, change: impl FnOnce(&mut Announced)) -> LaunchState {
+        let LaunchState::Announced {
+            pid,
+            kind,
+            spawns,
+            console,
+            hooks,
+        } = *self
+        else {
+            unreachable!("announced() is only called on an Announced state")
+        };
+        let mut a = Announced {
+            pid,
+            kind,
+            spawns,
+            console,
+            hooks,
+        };
+        change(&mut a);
+        LaunchState::Announced {
+            pid: a.pid,
+            kind: a.kind,
+            spawns: a.spawns,
+            console: a.console,
+            hooks: a.hooks,
         }
     }
 
@@ -105,39 +167,47 @@ impl LaunchState {
                 kind: *kind,
                 spawns: 0,
                 console: false,
+                hooks: Hooks::NotYet,
             },
             (
                 S::Announced {
-                    pid,
-                    kind,
-                    spawns,
                     console: false,
+                    hooks,
+                    ..
                 },
                 E::Child(C::Console),
-            ) => S::Announced {
-                pid: *pid,
-                kind: *kind,
-                spawns: *spawns,
-                console: true,
-            },
+            ) if *hooks != Hooks::Due => self.announced(|a| a.console = true),
             (
                 S::Announced {
                     kind,
                     spawns,
-                    console,
+                    hooks,
                     ..
                 },
                 E::Child(C::Spawned { pid }),
-            ) if *spawns < kind.max_spawns() => S::Announced {
-                pid: *pid,
-                kind: *kind,
-                spawns: spawns + 1,
-                console: *console,
-            },
+            ) if *spawns < kind.max_spawns() && *hooks != Hooks::Due => self.announced(|a| {
+                a.pid = *pid;
+                a.spawns += 1;
+            }),
+            (
+                S::Announced {
+                    kind: Kind::Container,
+                    hooks: Hooks::NotYet,
+                    ..
+                },
+                E::Child(C::HooksDue),
+            ) => self.announced(|a| a.hooks = Hooks::Due),
+            (
+                S::Announced {
+                    hooks: Hooks::Due, ..
+                },
+                E::HooksRan,
+            ) => self.announced(|a| a.hooks = Hooks::Ran),
             (
                 S::Announced {
                     pid,
                     kind: Kind::Container,
+                    hooks: Hooks::NotYet | Hooks::Ran,
                     ..
                 },
                 E::Child(C::Ready),

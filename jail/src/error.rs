@@ -26,6 +26,9 @@ pub enum JailError {
     #[error("{what}: {errno:?}")]
     UserNamespace { what: String, errno: Errno },
 
+    #[error("{what}: {errno:?}")]
+    Hook { what: String, errno: Errno },
+
     #[error("bring the loopback interface up: {errno:?}")]
     Loopback { errno: Errno },
 
@@ -107,6 +110,7 @@ impl JailError {
             Self::Cgroup { .. } => "cgroup",
             Self::Namespaces { .. } => "namespaces",
             Self::UserNamespace { .. } => "userns",
+            Self::Hook { .. } => "hooks",
             Self::Loopback { .. } => "loopback",
             Self::Propagation { .. } => "propagation",
             Self::RootfsBind { .. } => "rootfs-bind",
@@ -143,6 +147,7 @@ impl JailError {
             | Self::Cgroup { errno, .. }
             | Self::Namespaces { errno, .. }
             | Self::UserNamespace { errno, .. }
+            | Self::Hook { errno, .. }
             | Self::Loopback { errno }
             | Self::Propagation { errno, .. }
             | Self::RootfsBind { errno, .. }

@@ -21,6 +21,9 @@
 //!  5. "mount": the config's mounts, each resolved inside the rootfs (`paths`). With a joined
 //!     pid namespace, proc is mounted for that namespace (`pidns=`), not for ours.
 //!  6. "devices": device nodes and the standard /dev symlinks.
+//!     Then "hooks": with `prestart` or `createRuntime` hooks, the child stops (`HooksDue`) while
+//!     the agent runs them in its own namespaces; then the `createContainer` hooks, run from
+//!     here, in the container's namespaces, paths resolved on the host (runc's order).
 //!  7. "pivot_root": into the rootfs; the old root is made a recursive slave and detached;
 //!     then "propagation" once more: the spec's `rootfsPropagation` on the new "/" (runc).
 //!     Then "cwd": a missing cwd is created (mode 0755, owned by root, inside the new root),
@@ -88,7 +91,9 @@
 //! execve with exactly the configured environment.
 
 use crate::terminal::{self, Console};
-use crate::{capabilities, devices, identity, mounts, namespaces, rlimits, rootfs, system, userns};
+use crate::{
+    capabilities, devices, hooks, identity, mounts, namespaces, rlimits, rootfs, system, userns,
+};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 use wire::zygote::{ContainerConfig, ExecConfig, NamespaceKind, ProcessConfig};
@@ -99,9 +104,13 @@ pub use crate::process::Prepared;
 /// Builds the jail in the documented order. `join` holds the fds of the namespaces to join
 /// (same order as the config's `join: true` entries, plus the warm pool's). Must run in the freshly cloned child, as root, with
 /// stdio already in place on 0, 1 and 2.
+/// `runtime_hooks` is called at the hooks' point when the config has `prestart` or
+/// `createRuntime` hooks: it hands over to the agent, which runs them, and returns once it may
+/// go on.
 pub fn prepare(
     cfg: &ContainerConfig,
     join: &[(NamespaceKind, BorrowedFd<'_>)],
+    runtime_hooks: &mut dyn FnMut() -> Result<(), JailError>,
 ) -> Result<Prepared, JailError> {
     let mut prepared = Prepared::new(&cfg.process)?;
     let userns = userns::in_use(cfg);
@@ -125,6 +134,7 @@ pub fn prepare(
     };
     mounts::mount_all(&root, &cfg.mounts, ctx)?;
     devices::setup(&root, cfg)?;
+    run_create_hooks(cfg, runtime_hooks)?;
     rootfs::pivot(root)?;
     rootfs::set_root_propagation(cfg.rootfs_propagation)?;
     identity::create_cwd(&cfg.process.cwd)?;
@@ -141,6 +151,40 @@ pub fn prepare(
     rootfs::mask(&cfg.masked_paths)?;
     become_process(&cfg.process, &mut prepared, !userns)?;
     Ok(prepared)
+}
+
+/// Step "hooks" of a create: the runtime's (`prestart`, `createRuntime`, by the agent through
+/// `runtime_hooks`), then `createContainer`, run from here: in the container's namespaces,
+/// before pivot_root, so that their paths resolve on the host (runc's order).
+fn run_create_hooks(
+    cfg: &ContainerConfig,
+    runtime_hooks: &mut dyn FnMut() -> Result<(), JailError>,
+) -> Result<(), JailError> {
+    if cfg.hooks.runtime_hooks_due {
+        runtime_hooks()?;
+    }
+    let hooks = &cfg.hooks.create_container;
+    if !hooks.is_empty() {
+        let state = hooks::state_json(&cfg.hooks.state, "creating", Some(own_pid()));
+        hooks::run_all("createContainer", hooks, &state)?;
+    }
+    Ok(())
+}
+
+/// Step "hooks" of a start: `startContainer`, after the exec.fifo byte and before the process,
+/// in the container (paths resolve inside it), as the container's user (runc's order).
+pub fn run_start_hooks(cfg: &ContainerConfig) -> Result<(), JailError> {
+    let hooks = &cfg.hooks.start_container;
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let state = hooks::state_json(&cfg.hooks.state, "created", Some(own_pid()));
+    hooks::run_all("startContainer", hooks, &state)
+}
+
+/// Our pid as the hooks see it (they run in our pid namespace).
+fn own_pid() -> i32 {
+    nix::unistd::getpid().as_raw()
 }
 
 /// The steps of a container with a user namespace that need the host's privileges, run by the

@@ -14,6 +14,7 @@ mod capabilities;
 mod devices;
 pub mod error;
 mod home;
+pub mod hooks;
 mod identity;
 pub mod mountinfo;
 mod mounts;

@@ -8,7 +8,7 @@
 mod invariants;
 pub mod seeds;
 
-use agent_lib::sequence::{Kind, LaunchEvent, LaunchState};
+use agent_lib::sequence::{Hooks, Kind, LaunchEvent, LaunchState};
 use protobuf::Message;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt::Debug;
@@ -91,24 +91,28 @@ fn states_awaiting_the_child() -> [LaunchState; 8] {
             kind: Kind::Container,
             spawns: 0,
             console: false,
+            hooks: Hooks::NotYet,
         },
         LaunchState::Announced {
             pid: PID,
             kind: Kind::Container,
             spawns: 1,
             console: true,
+            hooks: Hooks::Due,
         },
         LaunchState::Announced {
             pid: PID,
             kind: Kind::Exec,
             spawns: 0,
             console: false,
+            hooks: Hooks::NotYet,
         },
         LaunchState::Announced {
             pid: PID,
             kind: Kind::Exec,
             spawns: 1,
             console: false,
+            hooks: Hooks::NotYet,
         },
         LaunchState::Ready { pid: PID },
         LaunchState::Released { pid: PID },

@@ -111,6 +111,17 @@ mod tests {
                 size: 65536,
             }],
             gid_mappings: vec![],
+            hooks: ChildHooks {
+                runtime_hooks_due: true,
+                create_container: vec![Hook {
+                    path: "/bin/hook".into(),
+                    args: vec!["hook".into()],
+                    env: vec!["K=V".into()],
+                    timeout_secs: Some(3),
+                }],
+                start_container: vec![],
+                state: HookState::default(),
+            },
             process: ProcessConfig {
                 args: vec!["sh".into()],
                 rlimits: vec![Rlimit {

@@ -6,7 +6,7 @@
 use crate::pool::NsSet;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use wire::channel;
-use wire::zygote::{ChildEvent, ContainerConfig, LaunchFds, NamespaceKind};
+use wire::zygote::{ChildEvent, ContainerConfig, LaunchFds, NamespaceKind, ToChild};
 
 /// Exit status of a child whose jail failed before exec.
 const JAIL_FAILED: i32 = 1;
@@ -36,7 +36,8 @@ pub fn run(launch: Launch<'_>, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>
     if jail::userns::in_use(cfg) {
         join = enter_userns(cfg, join, sync);
     }
-    let mut prepared = match jail::init::prepare(cfg, &join) {
+    let mut runtime_hooks = || wait_for_runtime_hooks(sync);
+    let mut prepared = match jail::init::prepare(cfg, &join, &mut runtime_hooks) {
         Ok(p) => p,
         Err(e) => fail(sync, e.step(), e.errno(), e.to_string()),
     };
@@ -51,6 +52,9 @@ pub fn run(launch: Launch<'_>, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>
     }
     if !park(fds[LaunchFds::EXEC_FIFO].as_fd(), sync) {
         exit(JAIL_FAILED);
+    }
+    if let Err(e) = jail::init::run_start_hooks(cfg) {
+        fail(sync, e.step(), e.errno(), e.to_string());
     }
     exec(&prepared, sync)
 }
@@ -121,6 +125,20 @@ fn spawn(
                 nix::unistd::read(wait_rd.as_raw_fd(), &mut byte)
             {}
         }
+    }
+}
+
+/// The jail's hooks point with runtime hooks: tell the agent (`HooksDue`) and wait for its
+/// `Proceed`, which it sends once `prestart` and `createRuntime` ran; anything else (its end
+/// closed: a hook failed, or the agent gave up) ends the launch.
+fn wait_for_runtime_hooks(sync: BorrowedFd<'_>) -> Result<(), jail::init::JailError> {
+    if channel::send(sync, &ChildEvent::HooksDue, &[]).is_err() {
+        exit(JAIL_FAILED);
+    }
+    let mut buf = channel::buffer();
+    match channel::recv::<ToChild>(sync, &mut buf, Some(0)) {
+        Ok((ToChild::Proceed, _)) => Ok(()),
+        Err(_) => exit(JAIL_FAILED), // the agent is gone or gave up on this launch
     }
 }
 

@@ -6,6 +6,7 @@
 
 #[cfg(test)]
 mod fidelity_tests;
+mod hooks;
 mod linux;
 mod mounts;
 mod resources;
@@ -13,6 +14,7 @@ mod resources;
 mod tests;
 mod userns;
 
+pub use hooks::{RuntimeHooks, MAX_PER_KIND as MAX_HOOKS_PER_KIND};
 pub use resources::{refuse_unified, update as update_resources, DEFAULT_CGROUP_PARENT};
 
 use oci_spec::runtime::{Process, Spec};
@@ -32,6 +34,8 @@ pub struct Validated {
     /// Namespaces to join, in the order of the `config.namespaces` entries with `join: true`
     /// (the order their fds travel in a launch request).
     pub join_namespaces: Vec<(NamespaceKind, PathBuf)>,
+    /// The hooks the agent runs (the child's are in `config.hooks`).
+    pub hooks: RuntimeHooks,
 }
 
 /// Why a spec was refused. Every variant is an invalid argument from the user's point of view.
@@ -92,8 +96,8 @@ pub enum ValidateError {
     IdMapping { field: &'static str, reason: String },
     #[error("linux.seccomp: {0}")]
     Seccomp(#[from] crate::seccomp::SeccompError),
-    #[error("hooks are not supported")]
-    Hooks,
+    #[error("{field}: {reason}")]
+    Hook { field: String, reason: String },
     #[error("{0} is set but the container has no uts namespace")]
     UtsNamespaceRequired(&'static str),
     #[error("linux.rootfsPropagation {0:?} is not one of private, rprivate, slave, rslave, shared, rshared, unbindable, runbindable")]
@@ -166,9 +170,6 @@ pub fn validate_with(
     filters: &crate::seccomp::FilterCache,
 ) -> Result<Validated, ValidateError> {
     check_id(id)?;
-    if spec.hooks().as_ref().is_some_and(hooks_present) {
-        return Err(ValidateError::Hooks);
-    }
     let process = spec
         .process()
         .as_ref()
@@ -176,6 +177,7 @@ pub fn validate_with(
     let (rootfs, readonly_root) = root(spec)?;
     let linux = linux::convert(spec)?;
     let id_maps = userns::maps(spec.linux().as_ref(), &linux.namespaces)?;
+    let (child_hooks, runtime_hooks) = hooks::convert(id, spec, &rootfs)?;
     let (cgroup_path, resources) = resources::convert(id, spec.linux().as_ref())?;
     let config = ContainerConfig {
         id: id.to_owned(),
@@ -199,6 +201,7 @@ pub fn validate_with(
         console_size: console_size(process),
         uid_mappings: id_maps.0.clone(),
         gid_mappings: id_maps.1.clone(),
+        hooks: child_hooks,
     };
     userns::check_process_ids(&id_maps, &config.process)?;
     Ok(Validated {
@@ -206,6 +209,7 @@ pub fn validate_with(
         cgroup_path,
         resources,
         join_namespaces: linux.join,
+        hooks: runtime_hooks,
     })
 }
 
@@ -219,20 +223,6 @@ pub fn check_id(id: &str) -> Result<(), ValidateError> {
         return Err(ValidateError::InvalidId(id.to_owned()));
     }
     Ok(())
-}
-
-#[allow(deprecated)] // `prestart` is deprecated in the spec but still honoured by runc: refuse it too.
-fn hooks_present(hooks: &oci_spec::runtime::Hooks) -> bool {
-    [
-        hooks.prestart(),
-        hooks.create_runtime(),
-        hooks.create_container(),
-        hooks.start_container(),
-        hooks.poststart(),
-        hooks.poststop(),
-    ]
-    .iter()
-    .any(|list| list.as_ref().is_some_and(|l| !l.is_empty()))
 }
 
 fn root(spec: &Spec) -> Result<(PathBuf, bool), ValidateError> {
