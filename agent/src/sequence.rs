@@ -460,6 +460,48 @@ mod tests {
     }
 
     #[test]
+    fn a_container_stops_once_for_the_runtime_hooks_and_nothing_else_happens_meanwhile() {
+        let start = || vec![launched(3), E::Child(C::Started), E::Child(C::HooksDue)];
+        let due = run(Kind::Container, start()).unwrap();
+        assert!(due.hooks_due());
+        let mut ok = start();
+        ok.extend([E::HooksRan, spawned_event(9), E::Child(C::Ready)]);
+        assert_eq!(run(Kind::Container, ok).unwrap(), S::Ready { pid: 9 });
+        for meanwhile in [
+            E::Child(C::Ready),
+            E::Child(C::Console),
+            spawned_event(9),
+            E::Child(C::HooksDue),
+            E::Release,
+        ] {
+            let mut events = start();
+            events.push(meanwhile.clone());
+            assert!(run(Kind::Container, events).is_err(), "{meanwhile:?}");
+        }
+        let mut twice = start();
+        twice.extend([E::HooksRan, E::Child(C::HooksDue)]);
+        assert!(run(Kind::Container, twice).is_err());
+        let mut failed = start();
+        failed.push(E::Child(C::Failed {
+            step: "hooks".into(),
+            errno: libc::EIO,
+            message: "createContainer[0]".into(),
+        }));
+        assert!(matches!(run(Kind::Container, failed), Ok(S::Failed { .. })));
+        let exec = vec![launched(3), E::Child(C::Started), E::Child(C::HooksDue)];
+        assert!(run(Kind::Exec, exec).is_err(), "an exec has no hooks");
+        assert!(run(
+            Kind::Container,
+            vec![launched(3), E::Child(C::Started), E::HooksRan]
+        )
+        .is_err());
+    }
+
+    fn spawned_event(pid: i32) -> LaunchEvent {
+        E::Child(C::Spawned { pid })
+    }
+
+    #[test]
     fn pid_is_known_once_cloned() {
         assert_eq!(S::Requested(Kind::Exec).pid(), None);
         assert_eq!(S::Ready { pid: 3 }.pid(), Some(3));
