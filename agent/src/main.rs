@@ -25,6 +25,7 @@ mod recovery;
 mod registry;
 mod resources;
 mod rpc;
+mod sandbox;
 mod selfexe;
 mod server;
 mod teardown;

@@ -43,8 +43,8 @@ pub const SERVED: &[&str] = &[
 
 pub struct AgentRpc {
     pub agent: Arc<Agent>,
-    /// The sandbox CreateSandbox recorded (its id), if any.
-    sandbox: Mutex<Option<String>>,
+    /// The sandbox CreateSandbox made, if any.
+    sandbox: Mutex<Option<crate::sandbox::Sandbox>>,
 }
 
 impl AgentRpc {
@@ -101,14 +101,7 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
         req: agent::CreateContainerRequest,
     ) -> ttrpc::Result<Empty> {
         tracing::debug!(id = req.container_id, "CreateContainer");
-        let r = match spec_of(&req) {
-            Ok(spec) => {
-                self.agent
-                    .create(req.container_id.clone(), req.exec_id.clone(), spec)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        let r = self.create_in_sandbox(&req).await;
         reply(
             "CreateContainer",
             &req.container_id,
@@ -302,6 +295,7 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     ) -> ttrpc::Result<Empty> {
         let r = self.agent.remove_all().await;
         if r.is_ok() {
+            // Drops the sandbox's namespaces with it.
             *self.sandbox.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
         reply("DestroySandbox", "", r.map(|_| Empty::new()))
@@ -309,9 +303,10 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
 }
 
 impl AgentRpc {
-    /// CreateSandbox records the sandbox. It refuses what it cannot honour (storages, kernel
-    /// modules, a shared sandbox pid namespace) instead of pretending; it does not change the
-    /// machine's hostname or DNS, which on a shared test host would be wrong.
+    /// CreateSandbox makes the sandbox's shared IPC and UTS namespaces (the UTS one with its
+    /// hostname) and records whether its containers share a pid namespace. It refuses what it
+    /// cannot honour (storages, kernel modules) instead of pretending; it does not change the
+    /// machine's own hostname or DNS, which on a shared test host would be wrong.
     fn record_sandbox(&self, req: &agent::CreateSandboxRequest) -> Result<(), AgentError> {
         if !req.storages.is_empty() {
             return Err(AgentError::Unsupported("sandbox storages".into()));
@@ -319,16 +314,53 @@ impl AgentRpc {
         if !req.kernel_modules.is_empty() {
             return Err(AgentError::Unsupported("sandbox kernel modules".into()));
         }
-        if req.sandbox_pidns {
-            return Err(AgentError::Unsupported(
-                "a shared sandbox pid namespace".into(),
-            ));
-        }
         let mut sandbox = self.sandbox.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = sandbox.as_ref() {
-            return Err(AgentError::Exists(format!("sandbox {existing}")));
+            return Err(AgentError::Exists(format!("sandbox {}", existing.id)));
         }
-        *sandbox = Some(req.sandbox_id.clone());
+        if req.hostname.len() > 64 {
+            return Err(AgentError::InvalidArgument(format!(
+                "hostname {:?} is longer than 64 bytes",
+                req.hostname
+            )));
+        }
+        let shared = crate::sandbox::SharedNs::new(&req.hostname)?;
+        *sandbox = Some(crate::sandbox::Sandbox::new(
+            req.sandbox_id.clone(),
+            req.sandbox_pidns,
+            Some(shared),
+        ));
+        Ok(())
+    }
+
+    /// CreateContainer: inside a sandbox, the spec's namespaces are adjusted as Kata's agent
+    /// does (`sandbox`), and the first container gives the sandbox its pid namespace.
+    async fn create_in_sandbox(
+        &self,
+        req: &agent::CreateContainerRequest,
+    ) -> Result<(), AgentError> {
+        let mut spec = spec_of(req)?;
+        let in_sandbox = {
+            let sandbox = self.sandbox.lock().unwrap_or_else(|p| p.into_inner());
+            match sandbox.as_ref() {
+                Some(sb) => {
+                    sb.adjust(&mut spec, req.sandbox_pidns)?;
+                    true
+                }
+                None => false,
+            }
+        };
+        let id = req.container_id.clone();
+        self.agent
+            .create(id.clone(), req.exec_id.clone(), spec)
+            .await?;
+        if in_sandbox {
+            let pid = self.agent.init_pid(&id).await?;
+            let mut sandbox = self.sandbox.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(sb) = sandbox.as_mut() {
+                sb.created(pid)?;
+            }
+        }
         Ok(())
     }
 }
