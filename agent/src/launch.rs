@@ -242,3 +242,7 @@ async fn reap_orphan(sync: &SyncSocket) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "launch_tests.rs"]
+mod tests;
