@@ -92,6 +92,8 @@ pub struct Container {
     pub seccomp: Option<wire::zygote::SeccompFilter>,
     /// The spec's hooks the agent runs after create: `poststart` and `poststop`.
     pub hooks: Arc<jail::validate::RuntimeHooks>,
+    /// The Kata storages the container uses; unmounted when their last user goes.
+    pub storages: Vec<Arc<crate::storage::Mounted>>,
 }
 
 impl Container {
@@ -120,6 +122,7 @@ impl Container {
             pending_execs: Default::default(),
             seccomp: None,
             hooks: Default::default(),
+            storages: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@ use crate::launcher::LaunchError;
 use crate::reaper::ReapError;
 use crate::recovery::RecoveryError;
 use crate::sequence::SequenceError;
+use crate::storage::StorageError;
 use jail::cgroups::CgroupError;
 use jail::validate::ValidateError;
 use ttrpc::Code;
@@ -94,6 +95,8 @@ pub enum AgentError {
     Timeout(String),
     #[error("{0}")]
     Hook(#[from] crate::hooks::HookError),
+    #[error("{0}")]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 impl AgentError {
@@ -132,6 +135,9 @@ impl AgentError {
             {
                 Code::FAILED_PRECONDITION
             }
+            AgentError::Storage(StorageError::DeviceNotFound { .. }) => Code::NOT_FOUND,
+            AgentError::Storage(StorageError::Mount { .. }) => Code::FAILED_PRECONDITION,
+            AgentError::Storage(_) => Code::INVALID_ARGUMENT,
             AgentError::Unsupported(_) => Code::UNIMPLEMENTED,
             AgentError::Exists(_)
             | AgentError::ExecExists { .. }

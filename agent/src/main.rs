@@ -28,6 +28,7 @@ mod rpc;
 mod sandbox;
 mod selfexe;
 mod server;
+mod storage;
 mod teardown;
 
 // The launch sequence is in the library target, so the fuzz bodies (tests crate) drive it too.

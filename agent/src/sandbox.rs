@@ -32,6 +32,8 @@ pub struct Sandbox {
     /// How many containers were created in the sandbox.
     containers: usize,
     shared: Option<SharedNs>,
+    /// CreateSandbox's storages, held for the sandbox's life.
+    pub storages: Vec<std::sync::Arc<crate::storage::Mounted>>,
 }
 
 /// The sandbox-wide IPC and UTS namespaces, held open.
@@ -81,6 +83,7 @@ impl Sandbox {
             pidns: None,
             containers: 0,
             shared,
+            storages: Vec::new(),
         }
     }
 

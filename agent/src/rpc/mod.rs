@@ -80,6 +80,43 @@ fn spec_of(req: &agent::CreateContainerRequest) -> Result<oci_spec::runtime::Spe
     Ok(wire::oci::spec_from_grpc(spec)?)
 }
 
+/// What CreateContainer can carry that zagent does not do yet: refused, never dropped.
+fn refuse_unserved_fields(req: &agent::CreateContainerRequest) -> Result<(), AgentError> {
+    let unserved = [
+        (
+            !req.devices.is_empty(),
+            "devices (hot-plugged device handlers)",
+        ),
+        (!req.shared_mounts.is_empty(), "shared_mounts"),
+        (req.string_user.is_some(), "string_user"),
+        (
+            req.stdin_port != 0 || req.stdout_port != 0 || req.stderr_port != 0,
+            "stdio ports (passfd)",
+        ),
+    ];
+    match unserved.iter().find(|(set, _)| *set) {
+        Some((_, what)) => Err(AgentError::Unsupported(format!("CreateContainer {what}"))),
+        None => Ok(()),
+    }
+}
+
+/// Kata's `Storage` message as the storage driver takes it.
+fn storage_spec(s: &agent::Storage) -> crate::storage::StorageSpec {
+    // fs_group (a group to hand the files to) is not done: refused rather than dropped.
+    let driver_options = match s.fs_group.as_ref() {
+        Some(_) => vec!["fs_group".to_string()],
+        None => s.driver_options.clone(),
+    };
+    crate::storage::StorageSpec {
+        driver: s.driver.clone(),
+        driver_options,
+        source: s.source.clone(),
+        fstype: s.fstype.clone(),
+        options: s.options.clone(),
+        mount_point: s.mount_point.clone().into(),
+    }
+}
+
 /// UpdateContainer's resources as the limits to write. A request without resources changes
 /// nothing (Kata's agent answers it with success too).
 fn update_resources(
@@ -308,9 +345,6 @@ impl AgentRpc {
     /// cannot honour (storages, kernel modules) instead of pretending; it does not change the
     /// machine's own hostname or DNS, which on a shared test host would be wrong.
     fn record_sandbox(&self, req: &agent::CreateSandboxRequest) -> Result<(), AgentError> {
-        if !req.storages.is_empty() {
-            return Err(AgentError::Unsupported("sandbox storages".into()));
-        }
         if !req.kernel_modules.is_empty() {
             return Err(AgentError::Unsupported("sandbox kernel modules".into()));
         }
@@ -324,12 +358,13 @@ impl AgentRpc {
                 req.hostname
             )));
         }
+        let specs: Vec<_> = req.storages.iter().map(storage_spec).collect();
+        let storages = self.agent.storages.acquire_all(&specs)?;
         let shared = crate::sandbox::SharedNs::new(&req.hostname)?;
-        *sandbox = Some(crate::sandbox::Sandbox::new(
-            req.sandbox_id.clone(),
-            req.sandbox_pidns,
-            Some(shared),
-        ));
+        let mut made =
+            crate::sandbox::Sandbox::new(req.sandbox_id.clone(), req.sandbox_pidns, Some(shared));
+        made.storages = storages;
+        *sandbox = Some(made);
         Ok(())
     }
 
@@ -339,6 +374,7 @@ impl AgentRpc {
         &self,
         req: &agent::CreateContainerRequest,
     ) -> Result<(), AgentError> {
+        refuse_unserved_fields(req)?;
         let mut spec = spec_of(req)?;
         let in_sandbox = {
             let sandbox = self.sandbox.lock().unwrap_or_else(|p| p.into_inner());
@@ -351,8 +387,9 @@ impl AgentRpc {
             }
         };
         let id = req.container_id.clone();
+        let storages = req.storages.iter().map(storage_spec).collect();
         self.agent
-            .create(id.clone(), req.exec_id.clone(), spec)
+            .create(id.clone(), req.exec_id.clone(), spec, storages)
             .await?;
         if in_sandbox {
             let pid = self.agent.init_pid(&id).await?;
