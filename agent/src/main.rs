@@ -11,6 +11,7 @@ mod error;
 mod exec;
 mod exec_fifo;
 mod guest;
+mod guest_ops;
 mod hooks;
 mod io;
 mod launch;

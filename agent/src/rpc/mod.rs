@@ -39,6 +39,12 @@ pub const SERVED: &[&str] = &[
     "ResumeContainer",
     "StatsContainer",
     "UpdateContainer",
+    "OnlineCPUMem",
+    "MemHotplugByProbe",
+    "SetGuestDateTime",
+    "ReseedRandomDev",
+    "CopyFile",
+    "GetVolumeStats",
 ];
 
 pub struct AgentRpc {
@@ -78,6 +84,18 @@ fn spec_of(req: &agent::CreateContainerRequest) -> Result<oci_spec::runtime::Spe
         .as_ref()
         .ok_or_else(|| AgentError::InvalidArgument("no OCI spec".into()))?;
     Ok(wire::oci::spec_from_grpc(spec)?)
+}
+
+/// Runs `f` on the blocking pool (sysfs writes and waits, file copies, statfs).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AgentError> + Send + 'static,
+) -> Result<T, AgentError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AgentError::Task {
+            what: "blocking RPC",
+            source: e,
+        })?
 }
 
 /// What CreateContainer can carry that zagent does not do yet: refused, never dropped.
@@ -311,6 +329,65 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     ) -> ttrpc::Result<agent::GuestDetailsResponse> {
         let sysfs = std::path::Path::new(crate::guest::SYSFS);
         reply("GetGuestDetails", "", crate::guest::details(sysfs, &req))
+    }
+
+    async fn online_cpu_mem(
+        &self,
+        _: &TtrpcContext,
+        req: agent::OnlineCPUMemRequest,
+    ) -> ttrpc::Result<Empty> {
+        let sysfs = std::path::Path::new(crate::guest::SYSFS);
+        let r = blocking(move || crate::guest_ops::online_cpu_mem(sysfs, &req)).await;
+        reply("OnlineCPUMem", "", r.map(|_| Empty::new()))
+    }
+
+    async fn mem_hotplug_by_probe(
+        &self,
+        _: &TtrpcContext,
+        req: agent::MemHotplugByProbeRequest,
+    ) -> ttrpc::Result<Empty> {
+        let sysfs = std::path::Path::new(crate::guest::SYSFS);
+        let r = crate::guest_ops::mem_hotplug_by_probe(sysfs, &req.memHotplugProbeAddr);
+        reply("MemHotplugByProbe", "", r.map(|_| Empty::new()))
+    }
+
+    async fn set_guest_date_time(
+        &self,
+        _: &TtrpcContext,
+        req: agent::SetGuestDateTimeRequest,
+    ) -> ttrpc::Result<Empty> {
+        let r = crate::guest_ops::set_guest_date_time(req.Sec, req.Usec);
+        reply("SetGuestDateTime", "", r.map(|_| Empty::new()))
+    }
+
+    async fn reseed_random_dev(
+        &self,
+        _: &TtrpcContext,
+        req: agent::ReseedRandomDevRequest,
+    ) -> ttrpc::Result<Empty> {
+        let random = std::path::Path::new("/dev/random");
+        let r = crate::guest_ops::reseed_random_dev(random, &req.data);
+        reply("ReseedRandomDev", "", r.map(|_| Empty::new()))
+    }
+
+    async fn copy_file(
+        &self,
+        _: &TtrpcContext,
+        req: agent::CopyFileRequest,
+    ) -> ttrpc::Result<Empty> {
+        let base = self.agent.storages.root().join("shared/containers");
+        let r = blocking(move || crate::guest_ops::copy_file(&base, &req)).await;
+        reply("CopyFile", "", r.map(|_| Empty::new()))
+    }
+
+    async fn get_volume_stats(
+        &self,
+        _: &TtrpcContext,
+        req: agent::VolumeStatsRequest,
+    ) -> ttrpc::Result<wire::csi::VolumeStatsResponse> {
+        let path = std::path::PathBuf::from(&req.volume_guest_path);
+        let r = blocking(move || crate::guest_ops::volume_stats(&path)).await;
+        reply("GetVolumeStats", &req.volume_guest_path, r)
     }
 
     async fn create_sandbox(

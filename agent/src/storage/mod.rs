@@ -110,6 +110,11 @@ impl Storages {
         }
     }
 
+    /// Where mount points (and CopyFile's files) may be.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Mounts each of `specs` (or takes a share of it, if already mounted); all or nothing.
     pub fn acquire_all(&self, specs: &[StorageSpec]) -> Result<Vec<Arc<Mounted>>, AgentError> {
         if specs.len() > MAX_PER_REQUEST {
