@@ -135,7 +135,8 @@ impl AgentError {
             {
                 Code::FAILED_PRECONDITION
             }
-            AgentError::Storage(StorageError::DeviceNotFound { .. }) => Code::NOT_FOUND,
+            AgentError::Storage(StorageError::DeviceNotFound { .. })
+            | AgentError::Storage(StorageError::NotMounted(_)) => Code::NOT_FOUND,
             AgentError::Storage(StorageError::Mount { .. }) => Code::FAILED_PRECONDITION,
             AgentError::Storage(_) => Code::INVALID_ARGUMENT,
             AgentError::Unsupported(_) => Code::UNIMPLEMENTED,

@@ -231,6 +231,18 @@ async fn bad_storages_are_invalid_argument_and_leave_nothing(l: Launcher) {
         .await
         .expect("CreateSandbox");
     assert!(mounted(&ok));
+    // UpdateEphemeralMounts: a new size for the tmpfs, as a grown emptyDir limit.
+    let mut upd = wire::agent::UpdateEphemeralMountsRequest::new();
+    upd.storages = vec![storage("ephemeral", "", "", &["size=2m"], &ok)];
+    a.client
+        .update_ephemeral_mounts(ctx(), &upd)
+        .await
+        .expect("UpdateEphemeralMounts");
+    let size = nix::sys::statvfs::statvfs(&ok).unwrap();
+    assert_eq!(size.blocks() * size.fragment_size(), 2 << 20);
+    upd.storages = vec![storage("ephemeral", "", "", &[], &root.path().join("none"))];
+    let r = a.client.update_ephemeral_mounts(ctx(), &upd).await;
+    assert_eq!(code(&r), Code::NOT_FOUND, "{r:?}");
     a.client
         .destroy_sandbox(ctx(), &Default::default())
         .await

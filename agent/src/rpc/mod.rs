@@ -45,6 +45,7 @@ pub const SERVED: &[&str] = &[
     "ReseedRandomDev",
     "CopyFile",
     "GetVolumeStats",
+    "UpdateEphemeralMounts",
 ];
 
 pub struct AgentRpc {
@@ -378,6 +379,16 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
         let base = self.agent.storages.root().join("shared/containers");
         let r = blocking(move || crate::guest_ops::copy_file(&base, &req)).await;
         reply("CopyFile", "", r.map(|_| Empty::new()))
+    }
+
+    async fn update_ephemeral_mounts(
+        &self,
+        _: &TtrpcContext,
+        req: agent::UpdateEphemeralMountsRequest,
+    ) -> ttrpc::Result<Empty> {
+        let specs: Vec<_> = req.storages.iter().map(storage_spec).collect();
+        let r = self.agent.storages.remount_ephemeral(&specs);
+        reply("UpdateEphemeralMounts", "", r.map(|_| Empty::new()))
     }
 
     async fn get_volume_stats(

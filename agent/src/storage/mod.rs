@@ -63,6 +63,8 @@ pub enum StorageError {
         what: String,
         errno: nix::errno::Errno,
     },
+    #[error("storage {0:?} is not mounted")]
+    NotMounted(PathBuf),
     #[error("too many storages in one request ({0}, at most {MAX_PER_REQUEST})")]
     TooMany(usize),
 }
@@ -71,6 +73,7 @@ pub enum StorageError {
 #[derive(Debug)]
 pub struct Mounted {
     mount_point: PathBuf,
+    driver: String,
     /// Whether something was mounted (a `local` storage is only a directory).
     mounted: bool,
     registry: Weak<Mutex<HashMap<PathBuf, Weak<Mounted>>>>,
@@ -124,6 +127,41 @@ impl Storages {
         specs.iter().map(|s| self.acquire(s)).collect()
     }
 
+    /// UpdateEphemeralMounts: each `ephemeral` storage, already mounted, remounted with its
+    /// new options (Kata: an emptyDir's new size limit).
+    pub fn remount_ephemeral(&self, specs: &[StorageSpec]) -> Result<(), AgentError> {
+        if specs.len() > MAX_PER_REQUEST {
+            return Err(StorageError::TooMany(specs.len()).into());
+        }
+        let mounts = self.mounts.lock().unwrap_or_else(|p| p.into_inner());
+        for spec in specs {
+            let mp = &spec.mount_point;
+            let live = mounts.get(mp).and_then(Weak::upgrade);
+            if spec.driver != "ephemeral" || live.as_ref().is_some_and(|m| m.driver != "ephemeral")
+            {
+                return Err(StorageError::Invalid {
+                    mount_point: mp.clone(),
+                    what: "only ephemeral storages can be updated".into(),
+                }
+                .into());
+            }
+            if live.is_none() {
+                return Err(StorageError::NotMounted(mp.clone()).into());
+            }
+            let (flags, data) = options::parse(&spec.options);
+            let data = (!data.is_empty()).then_some(data.as_str());
+            let flags = flags | nix::mount::MsFlags::MS_REMOUNT;
+            nix::mount::mount(None::<&str>, mp, None::<&str>, flags, data).map_err(|errno| {
+                StorageError::Mount {
+                    mount_point: mp.clone(),
+                    what: "remount".into(),
+                    errno,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
     fn acquire(&self, spec: &StorageSpec) -> Result<Arc<Mounted>, AgentError> {
         let mp = &spec.mount_point;
         if !mp.starts_with(&self.root) || !is_clean_absolute(mp) || mp == &self.root {
@@ -143,6 +181,7 @@ impl Storages {
         let mounted = drivers::mount(spec, &self.sysfs)?;
         let handle = Arc::new(Mounted {
             mount_point: mp.clone(),
+            driver: spec.driver.clone(),
             mounted,
             registry: Arc::downgrade(&self.mounts),
         });
