@@ -94,6 +94,8 @@ pub enum AgentError {
     Timeout(String),
     #[error("{0}")]
     Hook(#[from] crate::hooks::HookError),
+    #[error("network: {0}")]
+    Net(#[from] crate::net::NetError),
 }
 
 impl AgentError {
@@ -145,6 +147,7 @@ impl AgentError {
             | AgentError::StdinClosed
             | AgentError::NoTerminal => Code::FAILED_PRECONDITION,
             AgentError::StdinBusy => Code::RESOURCE_EXHAUSTED,
+            AgentError::Net(e) => e.code(),
             AgentError::Launch(e) if e.is_unavailable() => Code::UNAVAILABLE,
             AgentError::Timeout(_) => Code::DEADLINE_EXCEEDED,
             AgentError::Launch(_)

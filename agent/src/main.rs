@@ -17,6 +17,7 @@ mod launch;
 mod launcher;
 mod lifecycle;
 mod listen;
+mod net;
 mod nsfile;
 mod pause;
 mod ratelimit;

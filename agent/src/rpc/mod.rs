@@ -5,6 +5,7 @@
 
 mod admin;
 mod health;
+mod network;
 mod stats;
 mod stdio;
 
@@ -39,6 +40,11 @@ pub const SERVED: &[&str] = &[
     "ResumeContainer",
     "StatsContainer",
     "UpdateContainer",
+    "UpdateInterface",
+    "UpdateRoutes",
+    "ListInterfaces",
+    "ListRoutes",
+    "AddARPNeighbors",
 ];
 
 pub struct AgentRpc {
@@ -274,6 +280,47 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     ) -> ttrpc::Result<agent::GuestDetailsResponse> {
         let sysfs = std::path::Path::new(crate::guest::SYSFS);
         reply("GetGuestDetails", "", crate::guest::details(sysfs, &req))
+    }
+
+    async fn update_interface(
+        &self,
+        _: &TtrpcContext,
+        req: agent::UpdateInterfaceRequest,
+    ) -> ttrpc::Result<wire::types::Interface> {
+        reply("UpdateInterface", "", network::update_interface(&req).await)
+    }
+
+    async fn update_routes(
+        &self,
+        _: &TtrpcContext,
+        req: agent::UpdateRoutesRequest,
+    ) -> ttrpc::Result<agent::Routes> {
+        reply("UpdateRoutes", "", network::update_routes(&req).await)
+    }
+
+    async fn list_interfaces(
+        &self,
+        _: &TtrpcContext,
+        _: agent::ListInterfacesRequest,
+    ) -> ttrpc::Result<agent::Interfaces> {
+        reply("ListInterfaces", "", network::list_interfaces().await)
+    }
+
+    async fn list_routes(
+        &self,
+        _: &TtrpcContext,
+        _: agent::ListRoutesRequest,
+    ) -> ttrpc::Result<agent::Routes> {
+        reply("ListRoutes", "", network::list_routes().await)
+    }
+
+    async fn add_arp_neighbors(
+        &self,
+        _: &TtrpcContext,
+        req: agent::AddARPNeighborsRequest,
+    ) -> ttrpc::Result<Empty> {
+        let r = network::add_arp_neighbors(&req).await;
+        reply("AddARPNeighbors", "", r.map(|_| Empty::new()))
     }
 
     async fn create_sandbox(
