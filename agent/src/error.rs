@@ -97,6 +97,8 @@ pub enum AgentError {
     Hook(#[from] crate::hooks::HookError),
     #[error("{0}")]
     Storage(#[from] crate::storage::StorageError),
+    #[error("network: {0}")]
+    Net(#[from] crate::net::NetError),
 }
 
 impl AgentError {
@@ -152,6 +154,7 @@ impl AgentError {
             | AgentError::StdinClosed
             | AgentError::NoTerminal => Code::FAILED_PRECONDITION,
             AgentError::StdinBusy => Code::RESOURCE_EXHAUSTED,
+            AgentError::Net(e) => e.code(),
             AgentError::Launch(e) if e.is_unavailable() => Code::UNAVAILABLE,
             AgentError::Timeout(_) => Code::DEADLINE_EXCEEDED,
             AgentError::Launch(_)

@@ -18,6 +18,7 @@ mod launch;
 mod launcher;
 mod lifecycle;
 mod listen;
+mod net;
 mod nsfile;
 mod pause;
 mod ratelimit;

@@ -306,6 +306,26 @@ pub const RPCS: &[Rpc] = &[
         path: "/grpc.AgentService/UpdateContainer",
         body: update_container,
     },
+    Rpc {
+        path: "/grpc.AgentService/UpdateInterface",
+        body: plain::<agent::UpdateInterfaceRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/UpdateRoutes",
+        body: plain::<agent::UpdateRoutesRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/ListInterfaces",
+        body: plain::<agent::ListInterfacesRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/ListRoutes",
+        body: plain::<agent::ListRoutesRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/AddARPNeighbors",
+        body: plain::<agent::AddARPNeighborsRequest>,
+    },
 ];
 
 /// The first byte picks the RPC (index into `RPCS`); one value past the last means the rest is

@@ -5,6 +5,7 @@
 
 mod admin;
 mod health;
+mod network;
 mod stats;
 mod stdio;
 
@@ -46,6 +47,11 @@ pub const SERVED: &[&str] = &[
     "CopyFile",
     "GetVolumeStats",
     "UpdateEphemeralMounts",
+    "UpdateInterface",
+    "UpdateRoutes",
+    "ListInterfaces",
+    "ListRoutes",
+    "AddARPNeighbors",
 ];
 
 pub struct AgentRpc {
@@ -399,6 +405,47 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
         let path = std::path::PathBuf::from(&req.volume_guest_path);
         let r = blocking(move || crate::guest_ops::volume_stats(&path)).await;
         reply("GetVolumeStats", &req.volume_guest_path, r)
+    }
+
+    async fn update_interface(
+        &self,
+        _: &TtrpcContext,
+        req: agent::UpdateInterfaceRequest,
+    ) -> ttrpc::Result<wire::types::Interface> {
+        reply("UpdateInterface", "", network::update_interface(&req).await)
+    }
+
+    async fn update_routes(
+        &self,
+        _: &TtrpcContext,
+        req: agent::UpdateRoutesRequest,
+    ) -> ttrpc::Result<agent::Routes> {
+        reply("UpdateRoutes", "", network::update_routes(&req).await)
+    }
+
+    async fn list_interfaces(
+        &self,
+        _: &TtrpcContext,
+        _: agent::ListInterfacesRequest,
+    ) -> ttrpc::Result<agent::Interfaces> {
+        reply("ListInterfaces", "", network::list_interfaces().await)
+    }
+
+    async fn list_routes(
+        &self,
+        _: &TtrpcContext,
+        _: agent::ListRoutesRequest,
+    ) -> ttrpc::Result<agent::Routes> {
+        reply("ListRoutes", "", network::list_routes().await)
+    }
+
+    async fn add_arp_neighbors(
+        &self,
+        _: &TtrpcContext,
+        req: agent::AddARPNeighborsRequest,
+    ) -> ttrpc::Result<Empty> {
+        let r = network::add_arp_neighbors(&req).await;
+        reply("AddARPNeighbors", "", r.map(|_| Empty::new()))
     }
 
     async fn create_sandbox(
