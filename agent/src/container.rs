@@ -88,8 +88,41 @@ pub struct Container {
     pub namespaces: Vec<wire::zygote::NamespaceKind>,
     /// Exec ids whose launch is under way (reserved, not yet in `processes`).
     pub pending_execs: std::collections::HashSet<String>,
-    /// The container's compiled seccomp filter, which every exec into it gets too (as in runc).
+    /// What every exec into the container takes from the container's process.
+    pub exec_defaults: ExecDefaults,
+}
+
+/// The settings an exec'd process gets from its container's process: the compiled seccomp
+/// filter (as in runc), the personality (`linux.personality` is the container's; runc 1.2
+/// applies it to execs too), and the umask, since the Kata protocol has no field for an
+/// exec's own (an exec without process.json in runc takes the container's too). None of them
+/// is left to whatever the zygote has.
+#[derive(Debug, Clone, Default)]
+pub struct ExecDefaults {
     pub seccomp: Option<wire::zygote::SeccompFilter>,
+    pub umask: Option<u32>,
+    pub personality: Option<u32>,
+}
+
+impl ExecDefaults {
+    pub fn of(p: &wire::zygote::ProcessConfig) -> ExecDefaults {
+        ExecDefaults {
+            seccomp: p.seccomp.clone(),
+            umask: p.umask,
+            personality: p.personality,
+        }
+    }
+
+    /// `exec`, with what the container's process decides for it: the filter and personality
+    /// always, the umask unless the exec names its own.
+    pub fn apply(&self, exec: wire::zygote::ProcessConfig) -> wire::zygote::ProcessConfig {
+        wire::zygote::ProcessConfig {
+            seccomp: self.seccomp.clone(),
+            personality: self.personality,
+            umask: exec.umask.or(self.umask),
+            ..exec
+        }
+    }
 }
 
 impl Container {
@@ -116,7 +149,7 @@ impl Container {
             sync: None,
             namespaces,
             pending_execs: Default::default(),
-            seccomp: None,
+            exec_defaults: ExecDefaults::default(),
         }
     }
 

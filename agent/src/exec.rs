@@ -44,6 +44,7 @@ impl Agent {
     ) -> Result<(), AgentError> {
         crate::registry::check_exec_id(exec_id)?;
         let pc = jail::validate::process_config(process)?;
+        let oom_score_adj = jail::validate::oom_score_adj(process)?;
         if pc.terminal && !self.terminals {
             return Err(AgentError::Unsupported("process.terminal".into()));
         }
@@ -71,10 +72,8 @@ impl Agent {
                 exec_id: exec_id.into(),
                 namespaces: c.namespaces.clone(),
                 cgroup_procs: c.cgroup.join_files(),
-                process: wire::zygote::ProcessConfig {
-                    seccomp: c.seccomp.clone(),
-                    ..pc
-                },
+                oom_score_adj,
+                process: c.exec_defaults.apply(pc),
                 console_size: jail::validate::console_size(process),
                 test_pause_before_exec_ms: self.test_exec_pause_ms,
             };

@@ -22,6 +22,7 @@ mod paths;
 mod process;
 mod rlimits;
 mod rootfs;
+mod scheduling;
 mod sys;
 mod system;
 mod terminal;

@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod config;
 mod spec;
+mod unsendable;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

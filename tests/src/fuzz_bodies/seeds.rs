@@ -240,6 +240,7 @@ fn zygote_frames() -> Vec<Seed> {
         exec_id: "exec-1".into(),
         namespaces: vec![wire::zygote::NamespaceKind::Mount],
         cgroup_procs: vec!["/sys/fs/cgroup/zagent/seed/cgroup.procs".into()],
+        oom_score_adj: Some(0),
         process: jail::validate::process_config(&rich_process()).expect("seed process"),
         console_size: Some((24, 80)),
         test_pause_before_exec_ms: 0,
