@@ -8,7 +8,7 @@
 //! - properties the spec parser does not know are ignored with a warning (the runtime spec:
 //!   a runtime MUST ignore unknown properties), except runtime-spec fields it misses, which are
 //!   refused: `linux.intelRdt.enableCMT`/`enableMBM` (zagent has no Intel RDT support);
-//! - what the Kata protocol cannot carry is refused by name (`unsendable`), e.g.
+//! - what the Kata protocol cannot carry is refused by name (`wire::oci::check_sendable`), e.g.
 //!   `linux.resources.unified` or a memory swappiness of 0 (which proto3 sends as "unset").
 
 use anyhow::{bail, Context};
@@ -46,7 +46,7 @@ pub fn load_spec(bundle: &Path, args: Option<Vec<String>>) -> anyhow::Result<Spe
         eprintln!("zagent-ctl: warning: config.json: ignoring unknown property {pointer}");
     }
     resolve_paths(&mut spec, &bundle);
-    crate::unsendable::refuse(&spec).context("config.json")?;
+    wire::oci::check_sendable(&spec).context("config.json")?;
     if let (Some(args), Some(mut process)) = (args, spec.process().clone()) {
         process.set_args(Some(args));
         spec.set_process(Some(process));

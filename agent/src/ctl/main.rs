@@ -7,7 +7,6 @@ mod client;
 mod commands;
 mod config;
 mod spec;
-mod unsendable;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -27,14 +27,16 @@
 //!   `linux.netDevices`, `linux.timeOffsets`, `linux.memoryPolicy`, memory
 //!   `useHierarchy`/`checkBeforeUpdate`, cpu `idle`/`burst`, `resources.rdma`/`unified`,
 //!   seccomp `listenerPath`/`listenerMetadata`, every intelRdt field except `l3CacheSchema`,
-//!   and the solaris/windows/vm/zos sections. zagent implements none of them: zagent-ctl
-//!   refuses a config.json that has any (`unsendable`), and the agent refuses them anyway.
+//!   and the solaris/windows/vm/zos sections. zagent implements none of them: a client
+//!   refuses a spec that has any with `check_sendable` (zagent-ctl does), and the agent
+//!   refuses them anyway.
 //! * Signed/unsigned mismatches (hugepage limit) use two's-complement casts so that `-1`
 //!   ("unlimited") survives the round trip; console sizes above `u32::MAX` saturate.
 
 mod carried;
 mod from_grpc;
 mod to_grpc;
+mod unsendable;
 
 #[cfg(test)]
 mod tests;
@@ -48,6 +50,7 @@ pub use carried::{
 };
 pub use from_grpc::{process_from_grpc, resources_from_grpc, spec_from_grpc};
 pub use to_grpc::{process_to_grpc, resources_to_grpc, spec_to_grpc};
+pub use unsendable::{check_sendable, Unsendable};
 
 /// Why a protobuf spec could not be turned into an [`oci_spec::runtime::Spec`]: the
 /// host sent a string that names nothing OCI knows, or a number that does not fit.

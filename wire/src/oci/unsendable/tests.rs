@@ -288,10 +288,10 @@ fn every_field_reaches_the_agent_or_is_refused_by_name() {
         set(&mut json, pointer, value.clone());
         let spec: Spec = serde_json::from_value(json)
             .unwrap_or_else(|e| panic!("{pointer} = {value}: the test spec must parse: {e}"));
-        let sent = wire::oci::spec_to_grpc(&spec);
-        let back = wire::oci::spec_from_grpc(&sent).expect("converts back");
+        let sent = crate::oci::spec_to_grpc(&spec);
+        let back = crate::oci::spec_from_grpc(&sent).expect("converts back");
         let at = |s: &Spec| serde_json::to_value(s).unwrap().pointer(pointer).cloned();
-        let outcome = match (refuse(&spec), expect) {
+        let outcome = match (check_sendable(&spec), expect) {
             (Err(e), Refused(name)) if e.to_string().contains(name) => continue,
             (Err(e), _) => format!("refused: {e}"),
             (Ok(()), Sent) if at(&back) == at(&spec) => continue,
@@ -308,7 +308,7 @@ fn the_refusal_names_the_field_and_why() {
     let mut json = base();
     set(&mut json, "/linux/resources/cpu/idle", json!(1));
     let spec: Spec = serde_json::from_value(json).unwrap();
-    let e = refuse(&spec).unwrap_err().to_string();
+    let e = check_sendable(&spec).unwrap_err().to_string();
     assert_eq!(
         e,
         format!("linux.resources.cpu.idle cannot be sent to the agent: {NO_SLOT}")

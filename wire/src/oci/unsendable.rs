@@ -1,19 +1,27 @@
-//! What a config.json may hold that the Kata protocol cannot carry to the agent: sent, it
-//! would vanish on the way and the container would run without it. zagent-ctl refuses such a
-//! spec, naming the field, before anything is sent. The fields zagent implements but Kata has no
-//! slot for travel as `io.zagent.` annotations (`wire::oci`) and are not refused here; every
-//! field refused here is one zagent does not implement either, so the agent would refuse it too.
-//! proto3 also cannot send some zero values (they read as "unset"): those are refused where the
-//! agent would otherwise apply a default instead of the zero.
+//! What an OCI spec may hold that the Kata protocol cannot carry to the agent: sent, it would
+//! vanish on the way and the container would run without it. A client (zagent-ctl, the
+//! conformance suite) refuses such a spec with `check_sendable`, naming the field, before
+//! anything is sent. The fields zagent implements but Kata has no slot for travel as
+//! `io.zagent.` annotations (`carried.rs`) and pass; every field refused here is one zagent
+//! does not implement either, so the agent would refuse it too if it arrived. proto3 also
+//! cannot send some zero values (they read as "unset"): those are refused where the agent
+//! would otherwise apply a default instead of the zero.
 
-use anyhow::bail;
 use oci_spec::runtime::{Linux, LinuxResources, Process, Spec};
 
-/// The first field of `spec` that cannot be sent, as an error naming it.
-pub fn refuse(spec: &Spec) -> anyhow::Result<()> {
+/// A field of the spec that cannot be sent, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} cannot be sent to the agent: {why}")]
+pub struct Unsendable {
+    pub field: String,
+    pub why: &'static str,
+}
+
+/// The first field of `spec` that cannot be sent, if any.
+pub fn check_sendable(spec: &Spec) -> Result<(), Unsendable> {
     match first(spec) {
         None => Ok(()),
-        Some((field, why)) => bail!("{field} cannot be sent to the agent: {why}"),
+        Some((field, why)) => Err(Unsendable { field, why }),
     }
 }
 
