@@ -144,9 +144,9 @@ pub fn prepare_exec(cfg: &ExecConfig, init_pidfd: BorrowedFd<'_>) -> Result<Prep
     Ok(prepared)
 }
 
-/// The process's own settings, identical for a container and an exec: "rlimits", "scheduling", "umask",
-/// "capabilities" + "identity", "cwd", "no-new-privs"; before all of them, HOME from the
-/// container's /etc/passwd when the environment has none (step "identity").
+/// The process's own settings, identical for a container and an exec: "rlimits", "scheduling",
+/// "umask", "capabilities" + "identity", "cwd", "no-new-privs"; before all of them, HOME from
+/// the container's /etc/passwd when the environment has none (step "identity").
 fn become_process(p: &ProcessConfig, prepared: &mut Prepared) -> Result<(), JailError> {
     // First: a seccomp profile loaded below may forbid the open, and rlimits may be tight.
     if prepared.lacks_home() {

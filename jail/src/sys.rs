@@ -2,9 +2,9 @@
 //! openat2, fd-returning opens as `OwnedFd`, capset, the capability prctls, close_range,
 //! setrlimit with a numeric resource, setdomainname, the pty ioctls (unlockpt, pty number,
 //! TIOCGPTPEER, window size, controlling terminal), the interface-flags ioctls that bring a
-//! network link up, mount_setattr, personality, ioprio_set and sched_setattr. This module owns every `libc` call and
-//! every `unsafe` block of the jail's child side (only the test harness forks elsewhere); each
-//! wrapper returns the kernel's errno.
+//! network link up, mount_setattr, personality, ioprio_set and sched_setattr. This module owns
+//! every `libc` call and every `unsafe` block of the jail's child side (only the test harness
+//! forks elsewhere); each wrapper returns the kernel's errno.
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;

@@ -253,7 +253,8 @@ fn v1_a_busy_existing_leaf_rolls_back_everything_it_made() {
         .create(Path::new("zagent/c1"), &Resources::default())
         .unwrap_err();
     assert!(
-        matches!(err, CgroupError::NotEmpty { ref path, pids: 1 } if *path == b.join("memory/zagent/c1")),
+        matches!(err, CgroupError::NotEmpty { ref path, pids: 1 }
+            if *path == b.join("memory/zagent/c1")),
         "{err}"
     );
     for (dir, _) in V1 {

@@ -669,7 +669,9 @@ fn resources_convert() {
     assert_eq!(r, expect);
     for bad in [
         json!({ "blockIO": { "weight": 5 } }),
-        json!({ "blockIO": { "throttleWriteIOPSDevice": [{ "major": -1, "minor": 0, "rate": 1 }] } }),
+        json!({ "blockIO": {
+            "throttleWriteIOPSDevice": [{ "major": -1, "minor": 0, "rate": 1 }]
+        } }),
         json!({ "cpu": { "realtimeRuntime": -2 } }),
     ] {
         assert!(
