@@ -94,14 +94,17 @@ pub struct Container {
 
 /// The settings an exec'd process gets from its container's process: the compiled seccomp
 /// filter (as in runc), the personality (`linux.personality` is the container's; runc 1.2
-/// applies it to execs too), and the umask, since the Kata protocol has no field for an
-/// exec's own (an exec without process.json in runc takes the container's too). None of them
-/// is left to whatever the zygote has.
+/// applies it to execs too), and the umask, I/O priority and scheduler, which the Kata protocol
+/// has no field for in an exec's process: the exec gets the container's, as containerd's exec
+/// (a copy of the container's process with other args) and `runc exec` without process.json do.
+/// None of them is left to whatever the zygote has.
 #[derive(Debug, Clone, Default)]
 pub struct ExecDefaults {
     pub seccomp: Option<wire::zygote::SeccompFilter>,
     pub umask: Option<u32>,
     pub personality: Option<u32>,
+    pub io_priority: Option<u16>,
+    pub scheduler: Option<wire::zygote::SchedAttr>,
 }
 
 impl ExecDefaults {
@@ -110,16 +113,20 @@ impl ExecDefaults {
             seccomp: p.seccomp.clone(),
             umask: p.umask,
             personality: p.personality,
+            io_priority: p.io_priority,
+            scheduler: p.scheduler,
         }
     }
 
     /// `exec`, with what the container's process decides for it: the filter and personality
-    /// always, the umask unless the exec names its own.
+    /// always, the rest unless the exec names its own (possible only without the protocol).
     pub fn apply(&self, exec: wire::zygote::ProcessConfig) -> wire::zygote::ProcessConfig {
         wire::zygote::ProcessConfig {
             seccomp: self.seccomp.clone(),
             personality: self.personality,
             umask: exec.umask.or(self.umask),
+            io_priority: exec.io_priority.or(self.io_priority),
+            scheduler: exec.scheduler.or(self.scheduler),
             ..exec
         }
     }

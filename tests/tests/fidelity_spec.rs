@@ -1,6 +1,6 @@
 //! Tier 2 (root): the rest of issue 8's fidelity work, checked from inside the container or from
-//! the host: exec'd processes get their own oom_score_adj and their container's umask and
-//! personality; the scheduler, I/O priority and personality of a spec apply; recursive mount
+//! the host: exec'd processes get their own oom_score_adj and their container's umask,
+//! scheduler, I/O priority and personality; the scheduler, I/O priority and personality of a spec apply; recursive mount
 //! options reach the mounts under a bind; relative and ".." mount destinations stay inside the
 //! root; an empty cgroup at cgroupsPath is joined and removed, a busy or frozen one refused and
 //! left alone; fields zagent does not implement are INVALID_ARGUMENT naming them, and
@@ -40,8 +40,8 @@ async fn exec_sh(
     (status, String::from_utf8_lossy(&out).into_owned())
 }
 
-tests::both_launchers!(an_exec_gets_its_own_oom_score_and_the_containers_umask_and_personality);
-async fn an_exec_gets_its_own_oom_score_and_the_containers_umask_and_personality(l: Launcher) {
+tests::both_launchers!(an_exec_gets_its_own_oom_score_and_the_rest_from_its_container);
+async fn an_exec_gets_its_own_oom_score_and_the_rest_from_its_container(l: Launcher) {
     let a = TestAgent::start_with(l).await;
     // The agent's and zygote's own score: an exec must never keep it.
     for pid in std::iter::once(a.pid()).chain(procs::zygote_of(a.pid())) {
@@ -51,6 +51,8 @@ async fn an_exec_gets_its_own_oom_score_and_the_containers_umask_and_personality
     let spec = patched(&bundle::spec(&["sleep", "100"]), |s| {
         s["process"]["user"]["umask"] = json!(0o077);
         s["process"]["oomScoreAdj"] = json!(200);
+        s["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 4});
+        s["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
         s["linux"]["personality"] = json!({"domain": "LINUX32"});
     });
     a.create(&id, &spec).await.unwrap();

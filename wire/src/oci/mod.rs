@@ -21,7 +21,7 @@
 //!   `process.ioPriority`, `process.scheduler` and `linux.seccomp.defaultErrnoRet`.
 //!   `spec_to_grpc` sets them (replacing any the spec had) and `spec_from_grpc` takes them out
 //!   again. ExecProcess carries no annotations: `process_to_grpc` drops an exec'd process's
-//!   umask, I/O priority and scheduler (the agent gives an exec its container's umask).
+//!   umask, I/O priority and scheduler (the agent gives an exec its container's).
 //! * The other fields the protocol has no slot for are dropped when sending and come back as
 //!   `None`: `process.commandLine`, `process.execCPUAffinity`, mount ID mappings,
 //!   `linux.netDevices`, `linux.timeOffsets`, `linux.memoryPolicy`, memory
