@@ -102,6 +102,29 @@ async fn scheduler_io_priority_and_personality_apply(l: Launcher) {
         assert_eq!(status, 0, "stderr: {err}");
         assert_eq!(out, want, "{scheduler} {io}");
     }
+    // A reset-on-fork scheduler: kept by the container's process (pid 1 of a new pid
+    // namespace, never cloned after the step), refused for an exec, whose process is spawned
+    // into the pid namespace after it.
+    let id = unique_id("sched");
+    let reset = patched(&bundle::spec(&["sleep", "100"]), |s| {
+        s["process"]["scheduler"] =
+            json!({"policy": "SCHED_BATCH", "flags": ["SCHED_RESET_ON_FORK"]});
+    });
+    a.create(&id, &reset).await.unwrap();
+    a.start_container(&id).await.unwrap();
+    let process = sh("true").process().clone().unwrap();
+    let r = a.exec(&id, "x", &process).await;
+    assert_eq!(code(&r), Code::INVALID_ARGUMENT, "{}", message(&r));
+    assert!(
+        message(&r).contains("SCHED_RESET_ON_FORK"),
+        "{}",
+        message(&r)
+    );
+    assert_eq!(a.info(&id).await.unwrap().0, "running");
+    a.signal(&id, libc::SIGKILL as u32).await.unwrap();
+    a.wait(&id).await.unwrap();
+    a.remove(&id).await.unwrap();
+    leftovers::assert_nothing_left(&a, &id, &[]).await;
     let bad = patched(&sh("true"), |s| {
         s["process"]["scheduler"] = json!({"policy": "SCHED_RR"});
     });

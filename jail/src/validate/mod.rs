@@ -15,6 +15,7 @@ mod tests;
 mod unsupported;
 
 pub use resources::{refuse_unified, update as update_resources, DEFAULT_CGROUP_PARENT};
+pub use sched::check_spawned_scheduler;
 
 use oci_spec::runtime::{Process, Spec};
 use std::os::unix::ffi::OsStrExt;
@@ -213,6 +214,13 @@ pub fn validate_with(
         },
         console_size: console_size(process),
     };
+    if linux
+        .join
+        .iter()
+        .any(|(kind, _)| *kind == NamespaceKind::Pid)
+    {
+        check_spawned_scheduler(config.process.scheduler.as_ref())?;
+    }
     Ok(Validated {
         config,
         cgroup_path,

@@ -107,6 +107,28 @@ pub(super) fn scheduler(s: Option<&Scheduler>) -> Result<Option<SchedAttr>, Vali
     }))
 }
 
+const SCHED_DEADLINE: u32 = 6;
+const SCHED_FLAG_RESET_ON_FORK: u64 = 0x01;
+
+/// The process that is spawned into a joined pid namespace (a create that shares another
+/// container's, every exec into a container with one) is cloned after the "scheduling" step,
+/// which must run while the child is still privileged: it cannot keep SCHED_DEADLINE (a
+/// deadline task cannot fork: EAGAIN) or a reset-on-fork scheduler (the clone is reset to
+/// SCHED_OTHER). Refused rather than run with another scheduler than asked for.
+pub fn check_spawned_scheduler(s: Option<&SchedAttr>) -> Result<(), ValidateError> {
+    let Some(s) = s else { return Ok(()) };
+    let reason = "cannot be kept by a process spawned into a joined pid namespace (it is \
+                  cloned after the scheduler is set: SCHED_DEADLINE cannot fork, and \
+                  SCHED_RESET_ON_FORK resets the clone)";
+    if s.policy == SCHED_DEADLINE {
+        return Err(bad("scheduler.policy", "SCHED_DEADLINE", reason));
+    }
+    if s.flags & SCHED_FLAG_RESET_ON_FORK != 0 {
+        return Err(bad("scheduler.flags", "SCHED_RESET_ON_FORK", reason));
+    }
+    Ok(())
+}
+
 /// The kernel's SCHED_FLAG_* bits.
 fn flag(f: LinuxSchedulerFlag) -> u64 {
     use LinuxSchedulerFlag as F;
@@ -175,6 +197,12 @@ mod tests {
             }
         }
         assert_eq!(scheduler(None).unwrap(), None);
+        assert!(check_spawned_scheduler(Some(&fifo)).is_ok());
+        assert!(
+            check_spawned_scheduler(Some(&batch)).is_err(),
+            "reset on fork"
+        );
+        assert!(check_spawned_scheduler(Some(&dl)).is_err(), "deadline");
     }
 
     #[test]
