@@ -88,12 +88,52 @@ pub struct Container {
     pub namespaces: Vec<wire::zygote::NamespaceKind>,
     /// Exec ids whose launch is under way (reserved, not yet in `processes`).
     pub pending_execs: std::collections::HashSet<String>,
-    /// The container's compiled seccomp filter, which every exec into it gets too (as in runc).
-    pub seccomp: Option<wire::zygote::SeccompFilter>,
+    /// What every exec into the container takes from the container's process.
+    pub exec_defaults: ExecDefaults,
     /// The spec's hooks the agent runs after create: `poststart` and `poststop`.
     pub hooks: Arc<jail::validate::RuntimeHooks>,
     /// The Kata storages the container uses; unmounted when their last user goes.
     pub storages: Vec<Arc<crate::storage::Mounted>>,
+}
+
+/// The settings an exec'd process gets from its container's process: the compiled seccomp
+/// filter (as in runc), the personality (`linux.personality` is the container's; runc 1.2
+/// applies it to execs too), and the umask, I/O priority and scheduler, which the Kata protocol
+/// has no field for in an exec's process: the exec gets the container's, as containerd's exec
+/// (a copy of the container's process with other args) and `runc exec` without process.json do.
+/// None of them is left to whatever the zygote has.
+#[derive(Debug, Clone, Default)]
+pub struct ExecDefaults {
+    pub seccomp: Option<wire::zygote::SeccompFilter>,
+    pub umask: Option<u32>,
+    pub personality: Option<u32>,
+    pub io_priority: Option<u16>,
+    pub scheduler: Option<wire::zygote::SchedAttr>,
+}
+
+impl ExecDefaults {
+    pub fn of(p: &wire::zygote::ProcessConfig) -> ExecDefaults {
+        ExecDefaults {
+            seccomp: p.seccomp.clone(),
+            umask: p.umask,
+            personality: p.personality,
+            io_priority: p.io_priority,
+            scheduler: p.scheduler,
+        }
+    }
+
+    /// `exec`, with what the container's process decides for it: the filter and personality
+    /// always, the rest unless the exec names its own (possible only without the protocol).
+    pub fn apply(&self, exec: wire::zygote::ProcessConfig) -> wire::zygote::ProcessConfig {
+        wire::zygote::ProcessConfig {
+            seccomp: self.seccomp.clone(),
+            personality: self.personality,
+            umask: exec.umask.or(self.umask),
+            io_priority: exec.io_priority.or(self.io_priority),
+            scheduler: exec.scheduler.or(self.scheduler),
+            ..exec
+        }
+    }
 }
 
 impl Container {
@@ -120,7 +160,7 @@ impl Container {
             sync: None,
             namespaces,
             pending_execs: Default::default(),
-            seccomp: None,
+            exec_defaults: ExecDefaults::default(),
             hooks: Default::default(),
             storages: Vec::new(),
         }

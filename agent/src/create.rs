@@ -99,10 +99,13 @@ impl Agent {
         undo.state_dir = Some(state_dir.clone());
         let mut config = v.config;
         config.cgroup_procs = self.layout.join_files(&v.cgroup_path)?;
-        undo.cgroup = Some(self.layout.create(&v.cgroup_path, &v.resources)?);
-        // Once the cgroup is ours (never before: it could be another's that `create` refused)
-        // and before any process exists, so that a restart after our death finds it.
-        crate::recovery::write_record(&state_dir, id, &v.cgroup_path)?;
+        let cgroup = self.layout.create(&v.cgroup_path, &v.resources)?;
+        let joined = cgroup.joined();
+        undo.cgroup = Some(cgroup);
+        // Once the cgroup is ours (made, or joined empty; never before: it could be another's
+        // that `create` refused) and before any process exists, so that a restart after our
+        // death finds it.
+        crate::recovery::write_record(&state_dir, id, &v.cgroup_path, joined)?;
         write_debug_config(&state_dir, &config);
         let fifo = exec_fifo::create(&state_dir).map_err(|e| AgentError::io("exec.fifo", e))?;
         tracing::debug!(
@@ -129,7 +132,7 @@ impl Agent {
         let namespaces = config.namespaces.iter().map(|n| n.kind).collect();
         let mut container = Container::new(id.into(), process, cgroup, state_dir, fifo, namespaces);
         container.sync = Some((launched.sync, launched.seq));
-        container.seccomp = config.process.seccomp;
+        container.exec_defaults = crate::container::ExecDefaults::of(&config.process);
         *undo = Undo::default();
         Ok(container)
     }

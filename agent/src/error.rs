@@ -144,7 +144,9 @@ impl AgentError {
             AgentError::Unsupported(_) => Code::UNIMPLEMENTED,
             AgentError::Exists(_)
             | AgentError::ExecExists { .. }
-            | AgentError::Cgroup(CgroupError::Exists(_)) => Code::ALREADY_EXISTS,
+            | AgentError::Cgroup(CgroupError::Exists(_))
+            | AgentError::Cgroup(CgroupError::NotEmpty { .. }) => Code::ALREADY_EXISTS,
+            AgentError::Cgroup(CgroupError::Frozen(_)) => Code::FAILED_PRECONDITION,
             AgentError::NotFound(_) | AgentError::ProcessNotFound { .. } | AgentError::Finished => {
                 Code::NOT_FOUND
             }

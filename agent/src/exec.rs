@@ -8,7 +8,7 @@ use crate::container::{Process, State};
 use crate::error::AgentError;
 use crate::launch::{self, Job};
 use std::sync::Arc;
-use wire::zygote::ExecConfig;
+use wire::zygote::{ExecConfig, NamespaceKind};
 
 impl Agent {
     /// ExecProcess. Runs to completion in its own task, so a client that goes away halfway
@@ -44,6 +44,7 @@ impl Agent {
     ) -> Result<(), AgentError> {
         crate::registry::check_exec_id(exec_id)?;
         let pc = jail::validate::process_config(process)?;
+        let oom_score_adj = jail::validate::oom_score_adj(process)?;
         if pc.terminal && !self.terminals {
             return Err(AgentError::Unsupported("process.terminal".into()));
         }
@@ -60,6 +61,12 @@ impl Agent {
                     })
                 }
             }
+            let pc = c.exec_defaults.apply(pc);
+            if c.namespaces.contains(&NamespaceKind::Pid) {
+                // The exec'd process is spawned into the container's pid namespace after the
+                // scheduling step (see `check_spawned_scheduler`).
+                jail::validate::check_spawned_scheduler(pc.scheduler.as_ref())?;
+            }
             if c.processes.contains_key(exec_id) || !c.pending_execs.insert(exec_id.into()) {
                 return Err(AgentError::ExecExists {
                     id: id.into(),
@@ -71,10 +78,8 @@ impl Agent {
                 exec_id: exec_id.into(),
                 namespaces: c.namespaces.clone(),
                 cgroup_procs: c.cgroup.join_files(),
-                process: wire::zygote::ProcessConfig {
-                    seccomp: c.seccomp.clone(),
-                    ..pc
-                },
+                oom_score_adj,
+                process: pc,
                 console_size: jail::validate::console_size(process),
                 test_pause_before_exec_ms: self.test_exec_pause_ms,
             };

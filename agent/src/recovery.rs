@@ -69,15 +69,27 @@ struct Record {
     id: String,
     /// The cgroup path relative to the hierarchy root(s), as `Layout::create` was given it.
     cgroup: PathBuf,
+    /// The cgroup existed (empty) before the create and was joined. It is the container's from
+    /// then on, and goes at recovery as at RemoveContainer (runc's delete removes a joined
+    /// cgroup too); recorded so the log says so. Absent in records of older agents.
+    #[serde(default)]
+    joined: bool,
 }
 
-/// Writes the record of container `id` (cgroup `cgroup`) into its state dir `dir`, atomically
-/// (a temp file renamed over), so recovery never reads half a record.
-pub fn write_record(dir: &Path, id: &str, cgroup: &Path) -> Result<(), RecoveryError> {
+/// Writes the record of container `id` (cgroup `cgroup`, `joined` if it existed before) into
+/// its state dir `dir`, atomically (a temp file renamed over), so recovery never reads half a
+/// record.
+pub fn write_record(
+    dir: &Path,
+    id: &str,
+    cgroup: &Path,
+    joined: bool,
+) -> Result<(), RecoveryError> {
     let record = Record {
         version: RECORD_VERSION,
         id: id.into(),
         cgroup: cgroup.into(),
+        joined,
     };
     let tmp = dir.join(RECORD_TMP);
     let json = serde_json::to_vec(&record).map_err(RecoveryError::Encode)?;
@@ -147,8 +159,10 @@ pub fn recover(state_dir: &Path, layout: &Layout) -> Result<usize, RecoveryError
 /// One container dir `dir` named `id`: true if it was a container and is gone now.
 fn recover_dir(dir: &Path, id: &str, layout: &Layout) -> Result<bool, RecoveryError> {
     let names = dir_names(dir)?;
-    let cgroup = match read_record(dir, id)? {
-        Some(rel) => Some(rel),
+    let record = read_record(dir, id)?;
+    let joined = record.as_ref().is_some_and(|r| r.joined);
+    let cgroup = match record {
+        Some(r) => Some(r.cgroup),
         None if names.iter().all(|n| OURS.contains(&n.as_str())) => legacy_cgroup(dir, layout),
         None => {
             let what = "a state dir without a record holds files not ours; left alone";
@@ -170,6 +184,7 @@ fn recover_dir(dir: &Path, id: &str, layout: &Layout) -> Result<bool, RecoveryEr
             id = %id,
             killed,
             cgroup = %rel.display(),
+            joined,
             "recovered a container left by an earlier agent: processes killed, cgroup and \
              state dir removed"
         ),
@@ -190,9 +205,9 @@ fn dir_names(dir: &Path) -> Result<Vec<String>, RecoveryError> {
     Ok(names)
 }
 
-/// The record's cgroup path; `None` if there is no record. A record that does not parse or
-/// names another container is an error: its cgroup cannot be known, so nothing is touched.
-fn read_record(dir: &Path, id: &str) -> Result<Option<PathBuf>, RecoveryError> {
+/// The record; `None` if there is none. A record that does not parse or names another
+/// container is an error: its cgroup cannot be known, so nothing is touched.
+fn read_record(dir: &Path, id: &str) -> Result<Option<Record>, RecoveryError> {
     let path = dir.join(RECORD);
     let Some(bytes) = read_small(&path)? else {
         return Ok(None);
@@ -205,7 +220,7 @@ fn read_record(dir: &Path, id: &str) -> Result<Option<PathBuf>, RecoveryError> {
     if record.version != RECORD_VERSION || record.id != id {
         return Err(bad(format!("{record:?} is not version 1 of {id}")));
     }
-    Ok(Some(record.cgroup))
+    Ok(Some(record))
 }
 
 /// A regular file's contents (not through a symlink), `None` if it does not exist.
@@ -331,7 +346,7 @@ mod tests {
         let (_tmp, state, layout) = setup();
         let dir = state.join("c1");
         fs::create_dir(&dir).unwrap();
-        write_record(&dir, "c1", Path::new("zagent/c1")).unwrap();
+        write_record(&dir, "c1", Path::new("zagent/c1"), false).unwrap();
         fs::write(dir.join("config.json"), "{}").unwrap();
         let mut child = std::process::Command::new("sleep")
             .arg("30")
@@ -360,14 +375,14 @@ mod tests {
         fs::write(state.join("partial/config.json"), "{}").unwrap();
         let no_cgroup = state.join("gone");
         fs::create_dir(&no_cgroup).unwrap();
-        write_record(&no_cgroup, "gone", Path::new("zagent/gone")).unwrap();
+        write_record(&no_cgroup, "gone", Path::new("zagent/gone"), true).unwrap();
         let kept = ["foreign", "garbled", "other", "a b"];
         for name in kept {
             fs::create_dir(state.join(name)).unwrap();
         }
         fs::write(state.join("foreign/data"), "x").unwrap();
         fs::write(state.join("garbled").join(RECORD), "{").unwrap();
-        write_record(&state.join("other"), "x", Path::new("zagent/x")).unwrap();
+        write_record(&state.join("other"), "x", Path::new("zagent/x"), false).unwrap();
         let x = fake_cgroup(&layout, "zagent/x", "");
         let outside = tmp.path().join("outside");
         fs::create_dir(&outside).unwrap();
@@ -414,10 +429,15 @@ mod tests {
     #[test]
     fn the_record_is_written_whole() {
         let tmp = tempfile::tempdir().unwrap();
-        write_record(tmp.path(), "c1", Path::new("zagent/c1")).unwrap();
+        write_record(tmp.path(), "c1", Path::new("zagent/c1"), true).unwrap();
         assert!(!tmp.path().join(RECORD_TMP).exists());
-        let rel = read_record(tmp.path(), "c1").unwrap();
-        assert_eq!(rel, Some(PathBuf::from("zagent/c1")));
+        let record = read_record(tmp.path(), "c1").unwrap().unwrap();
+        assert_eq!(record.cgroup, PathBuf::from("zagent/c1"));
+        assert!(record.joined);
+        // A record of an agent from before `joined` reads as not joined.
+        let old = r#"{"version":1,"id":"c1","cgroup":"zagent/c1"}"#;
+        fs::write(tmp.path().join(RECORD), old).unwrap();
+        assert!(!read_record(tmp.path(), "c1").unwrap().unwrap().joined);
         assert!(read_record(tmp.path(), "c2").is_err());
         assert_eq!(read_record(&tmp.path().join("none"), "c1").unwrap(), None);
     }

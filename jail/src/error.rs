@@ -45,6 +45,9 @@ pub enum JailError {
     Devices { what: String, errno: Errno },
 
     #[error("{what}: {errno:?}")]
+    Scheduling { what: String, errno: Errno },
+
+    #[error("{what}: {errno:?}")]
     PivotRoot { what: String, errno: Errno },
 
     #[error("mask {}: {errno:?}", path.display())]
@@ -116,6 +119,7 @@ impl JailError {
             Self::RootfsBind { .. } => "rootfs-bind",
             Self::Mount { .. } => "mount",
             Self::Devices { .. } => "devices",
+            Self::Scheduling { .. } => "scheduling",
             Self::PivotRoot { .. } => "pivot_root",
             Self::MaskedPaths { .. } => "masked-paths",
             Self::ReadonlyPaths { .. } => "readonly-paths",
@@ -153,6 +157,7 @@ impl JailError {
             | Self::RootfsBind { errno, .. }
             | Self::Mount { errno, .. }
             | Self::Devices { errno, .. }
+            | Self::Scheduling { errno, .. }
             | Self::PivotRoot { errno, .. }
             | Self::MaskedPaths { errno, .. }
             | Self::ReadonlyPaths { errno, .. }

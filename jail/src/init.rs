@@ -46,7 +46,7 @@
 //!     than copied into the read-only bind.
 //! 14. "identity" (HOME only): HOME from the container's /etc/passwd when the environment has
 //!     none (runc; the uid's entry, else "/"), read before rlimits and seccomp can get in the
-//!     way. Then "rlimits".
+//!     way. Then "rlimits", then "scheduling" (personality, I/O priority, scheduler).
 //! 15. "umask" (0o022 when unset, as runc), then "seccomp" when the process keeps the right to
 //!     gain privileges (no no_new_privs): loading a filter then needs CAP_SYS_ADMIN, which the
 //!     next steps drop; the rest of our code runs under the container's filter.
@@ -71,14 +71,16 @@
 //! `prepare_exec`, the steps in order, in a child the zygote cloned in its own pid namespace
 //! (so that nothing in the container can see it while it still holds anything of the host's):
 //!  0. "dumpable": PR_SET_DUMPABLE 0 first, so that nothing can ptrace this process or open its
-//!     /proc/PID files while it still holds agent state.
+//!     /proc/PID files while it still holds agent state. Then "oom-score-adj", as for a
+//!     container (the spawned process inherits it).
 //!  1. "cgroup": as for a container (host paths, so before the mount namespace is joined).
 //!  2. "namespaces": every namespace of the container in one setns on the init's pidfd (pid
 //!     only for our children); "/" and the cwd become the container's root. With a user
 //!     namespace, "rlimits" comes before this and "userns" (root inside) right after it.
 //!  3. "terminal" (only with `process.terminal`): as for a container, without /dev/console.
-//!  4. "identity" (HOME only), "rlimits", "umask", "capabilities" + "identity", "cwd",
-//!     "no-new-privs": exactly as steps 14 to 18 of a container (the cwd is never created).
+//!  4. "identity" (HOME only), "rlimits", "scheduling", "umask", "capabilities" + "identity",
+//!     "cwd", "no-new-privs": exactly as steps 14 to 18 of a container (the cwd is never
+//!     created).
 //!
 //! Then, when a pid namespace was joined (every exec into a container with one, and a create
 //! that shares another's), the caller clones the process that is born inside it ("spawn", in the
@@ -208,6 +210,7 @@ pub fn prepare_outside_userns(
 /// namespace, with stdio already on 0, 1 and 2. `init_pidfd` is a pidfd of the container's init.
 pub fn prepare_exec(cfg: &ExecConfig, init_pidfd: BorrowedFd<'_>) -> Result<Prepared, JailError> {
     capabilities::set_non_dumpable()?;
+    system::set_oom_score_adj(cfg.oom_score_adj)?;
     let mut prepared = Prepared::new(&cfg.process)?;
     prepared.set_pause_before_exec(Duration::from_millis(cfg.test_pause_before_exec_ms.into()));
     namespaces::join_cgroups(&cfg.cgroup_procs)?;
@@ -229,9 +232,9 @@ pub fn prepare_exec(cfg: &ExecConfig, init_pidfd: BorrowedFd<'_>) -> Result<Prep
     Ok(prepared)
 }
 
-/// The process's own settings, identical for a container and an exec: "rlimits", "umask",
-/// "capabilities" + "identity", "cwd", "no-new-privs"; before all of them, HOME from the
-/// container's /etc/passwd when the environment has none (step "identity").
+/// The process's own settings, identical for a container and an exec: "rlimits", "scheduling",
+/// "umask", "capabilities" + "identity", "cwd", "no-new-privs"; before all of them, HOME from
+/// the container's /etc/passwd when the environment has none (step "identity").
 /// `rlimits`: false when they were set before entering a user namespace.
 fn become_process(
     p: &ProcessConfig,
@@ -245,6 +248,7 @@ fn become_process(
     if rlimits {
         rlimits::apply(&p.rlimits)?;
     }
+    crate::scheduling::apply(p)?;
     identity::set_umask(p.umask)?;
     if let (Some(filter), false) = (&p.seccomp, p.no_new_privileges) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: now, while we have it

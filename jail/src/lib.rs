@@ -23,6 +23,7 @@ mod paths;
 mod process;
 mod rlimits;
 mod rootfs;
+mod scheduling;
 mod sys;
 mod system;
 mod terminal;

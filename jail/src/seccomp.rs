@@ -206,7 +206,8 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<SeccompFilter, SeccompError> {
         .iter()
         .enumerate()
     {
-        let act = action(s.action(), s.errno_ret().or(profile.default_errno_ret()))?;
+        // A rule without errnoRet returns EPERM, not the default action's errno (runc).
+        let act = action(s.action(), s.errno_ret())?;
         if act == default {
             continue;
         }

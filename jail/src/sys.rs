@@ -1,10 +1,10 @@
 //! The few raw system calls the jail needs that nix 0.29 does not offer in a usable form:
 //! openat2, fd-returning opens as `OwnedFd`, capset, the capability prctls, close_range,
 //! setrlimit with a numeric resource, setdomainname, the pty ioctls (unlockpt, pty number,
-//! TIOCGPTPEER, window size, controlling terminal) and the interface-flags ioctls that bring a
-//! network link up. This module owns every `libc` call and
-//! every `unsafe` block of the jail's child side (only the test harness forks elsewhere); each
-//! wrapper returns the kernel's errno.
+//! TIOCGPTPEER, window size, controlling terminal), the interface-flags ioctls that bring a
+//! network link up, mount_setattr, personality, ioprio_set and sched_setattr. This module owns
+//! every `libc` call and every `unsafe` block of the jail's child side (only the test harness
+//! forks elsewhere); each wrapper returns the kernel's errno.
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -80,6 +80,90 @@ pub fn openat2(
             Ok(fd) => return Ok(owned(fd as RawFd)),
         }
     }
+}
+
+/// mount_setattr(2) with AT_RECURSIVE: `set` and `clear` (`MOUNT_ATTR_*` bits) on the mount
+/// whose root `target` is (an O_PATH fd) and on every mount under it.
+pub fn mount_setattr_recursive(target: BorrowedFd<'_>, set: u64, clear: u64) -> Result<(), Errno> {
+    let attr = libc::mount_attr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | libc::AT_RECURSIVE;
+    // SAFETY: the path is a NUL-terminated empty string (AT_EMPTY_PATH: the fd itself is the
+    // target) and `attr` a fully initialised mount_attr whose size we pass; the kernel only
+    // reads both during the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// personality(2) of the calling process.
+pub fn set_personality(persona: u32) -> Result<(), Errno> {
+    // SAFETY: personality(2) takes a plain integer and touches no memory of ours.
+    let ret = unsafe { libc::personality(libc::c_ulong::from(persona)) };
+    Errno::result(ret).map(drop)
+}
+
+/// ioprio_set(2) of the calling process (IOPRIO_WHO_PROCESS, pid 0).
+pub fn set_io_priority(value: u16) -> Result<(), Errno> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: ioprio_set(2) takes plain integers and touches no memory of ours.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            libc::c_int::from(value),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `struct sched_attr` up to SCHED_ATTR_SIZE_VER1 (56 bytes: with the utilization clamps, which
+/// the spec has no values for, so they stay 0).
+#[repr(C)]
+#[derive(Default)]
+struct SchedAttrRaw {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+    util_min: u32,
+    util_max: u32,
+}
+
+/// sched_setattr(2) of the calling thread (the child has one).
+pub fn set_scheduler(a: &wire::zygote::SchedAttr) -> Result<(), Errno> {
+    let raw = SchedAttrRaw {
+        size: std::mem::size_of::<SchedAttrRaw>() as u32,
+        policy: a.policy,
+        flags: a.flags,
+        nice: a.nice,
+        priority: a.priority,
+        runtime: a.runtime,
+        deadline: a.deadline,
+        period: a.period,
+        ..Default::default()
+    };
+    // SAFETY: `raw` is a fully initialised sched_attr whose size field says how much of it the
+    // kernel may read; it only reads it during the call.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &raw as *const SchedAttrRaw, 0) };
+    Errno::result(ret).map(drop)
 }
 
 /// How often openat2 is retried on EAGAIN before the error is reported.

@@ -326,6 +326,34 @@ pub const RPCS: &[Rpc] = &[
         path: "/grpc.AgentService/AddARPNeighbors",
         body: plain::<agent::AddARPNeighborsRequest>,
     },
+    Rpc {
+        path: "/grpc.AgentService/OnlineCPUMem",
+        body: plain::<agent::OnlineCPUMemRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/MemHotplugByProbe",
+        body: plain::<agent::MemHotplugByProbeRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/SetGuestDateTime",
+        body: plain::<agent::SetGuestDateTimeRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/ReseedRandomDev",
+        body: plain::<agent::ReseedRandomDevRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/CopyFile",
+        body: plain::<agent::CopyFileRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/GetVolumeStats",
+        body: plain::<agent::VolumeStatsRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/UpdateEphemeralMounts",
+        body: plain::<agent::UpdateEphemeralMountsRequest>,
+    },
 ];
 
 /// The first byte picks the RPC (index into `RPCS`); one value past the last means the rest is

@@ -165,6 +165,92 @@ const JUSTIFIED: &[Justified] = &[
                  superblock says ro as well); nothing can write to it either way",
     },
     Justified {
+        variants: &["domainname"],
+        section: "uts",
+        accept: Accept::Lines(&["domainname: (none)"], &["domainname: example.org"]),
+        reason: "runc 1.1.5 (runtime-spec 1.0.2-dev) predates `domainname` (runtime-spec 1.1) \
+                 and ignores it; zagent sets it, as runc 1.2 does",
+    },
+    Justified {
+        variants: &["domainname"],
+        section: "sysctl",
+        accept: Accept::Lines(
+            &["kernel/domainname: (none)"],
+            &["kernel/domainname: example.org"],
+        ),
+        reason: "the same domainname, as /proc/sys shows it",
+    },
+    Justified {
+        variants: &["personality-linux32"],
+        section: "identity",
+        accept: Accept::Lines(
+            &["personality: 00000000 machine: x86_64"],
+            &["personality: 00000008 machine: i686"],
+        ),
+        reason: "runc 1.1.5 predates `linux.personality` and ignores it; zagent sets it \
+                 (personality(2)), as runc 1.2 does",
+    },
+    Justified {
+        variants: &["scheduler-batch"],
+        section: "identity",
+        accept: Accept::Lines(
+            &["pgrp: * nice: 0", "rt_priority: 0 policy: 0"],
+            &["pgrp: * nice: 5", "rt_priority: 0 policy: 3"],
+        ),
+        reason: "runc 1.1.5 predates `process.scheduler` and ignores it; zagent sets it \
+                 (sched_setattr(2)), as runc 1.2 does",
+    },
+    Justified {
+        variants: &["io-priority-idle"],
+        section: "identity",
+        accept: Accept::Lines(&["ionice: none: prio 0"], &["ionice: idle"]),
+        reason: "runc 1.1.5 predates `process.ioPriority` and ignores it; zagent sets it \
+                 (ioprio_set(2)), as runc 1.2 does",
+    },
+    Justified {
+        variants: &["tmpfs-rro"],
+        section: "mountinfo",
+        accept: Accept::Lines(
+            &["/mnt/a / 0:</mnt/a> / /mnt/a rw,relatime - tmpfs tmpfs rw,mode=755"],
+            &["/mnt/a / 0:</mnt/a> / /mnt/a ro,relatime - tmpfs tmpfs rw,mode=755"],
+        ),
+        reason: "runc 1.1.5 applies the recursive options (mount_setattr) to bind mounts only \
+                 and drops them silently on others; zagent applies them to every mount, as \
+                 the options ask",
+    },
+    Justified {
+        variants: &["tmpfs-rro"],
+        section: "writable",
+        accept: Accept::Lines(
+            &["/mnt/a writable"],
+            &["/mnt/a not writable: Read-only file system"],
+        ),
+        reason: "the same read-only tmpfs (see above)",
+    },
+    Justified {
+        variants: &[
+            "memory-kernel",
+            "memory-kernel-tcp",
+            "memory-no-hierarchy",
+            "cpu-idle",
+            "cpu-burst",
+            "intel-rdt-clos-id",
+            "time-offsets",
+            "memory-policy",
+            "net-devices",
+            "personality-flags",
+            "exec-cpu-affinity",
+            "mount-idmap",
+        ],
+        section: "outcome",
+        accept: Accept::Lines(&["ran"], &["refused"]),
+        reason: "fields zagent does not implement (README, \"Refused\"): runc 1.1.5 runs the \
+                 container without them (it predates most of them, warns about kernel \
+                 memory, skips Intel RDT without resctrl); zagent refuses the spec naming the \
+                 field (the agent INVALID_ARGUMENT, or the client before sending what the Kata \
+                 protocol cannot carry) rather than run it without",
+    },
+    Justified {
         variants: &["rootfs-propagation-shared"],
         section: "mountinfo",
         accept: Accept::Lines(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Bumped on every incompatible change of any message in this module.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The largest frame either side sends or accepts (checked before anything is decoded).
 pub const MAX_FRAME: usize = 192 * 1024;
@@ -157,6 +157,9 @@ pub struct ExecConfig {
     /// Files (absolute host paths: v1 `tasks`, v2 `cgroup.procs`) written "0" to join the
     /// container's cgroup, before the mount namespace is joined.
     pub cgroup_procs: Vec<PathBuf>,
+    /// Written first, as for a container (0 when the request has none): an exec never keeps
+    /// the zygote's score.
+    pub oom_score_adj: Option<i32>,
     pub process: ProcessConfig,
     /// Initial terminal size (rows, columns) when `process.terminal`.
     pub console_size: Option<(u16, u16)>,
@@ -254,6 +257,16 @@ pub struct Mount {
     pub propagation: Vec<u64>,
     /// The options that are not flags, joined by ','.
     pub data: String,
+    /// runc's recursive options ("rro", "rnosuid", ...), applied with mount_setattr(2) and
+    /// AT_RECURSIVE to the mount and everything under it, after it is made.
+    pub recursive: Option<MountAttr>,
+}
+
+/// `struct mount_attr`'s `attr_set` and `attr_clr` (`MOUNT_ATTR_*` bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MountAttr {
+    pub set: u64,
+    pub clear: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,6 +304,26 @@ pub struct ProcessConfig {
     pub no_new_privileges: bool,
     /// The container's seccomp filter, compiled by the agent (an exec gets its container's).
     pub seccomp: Option<SeccompFilter>,
+    /// `linux.personality` as personality(2)'s persona (PER_LINUX or PER_LINUX32); an exec
+    /// gets its container's.
+    pub personality: Option<u32>,
+    /// `process.ioPriority` as ioprio_set(2)'s value (class << 13 | level).
+    pub io_priority: Option<u16>,
+    /// `process.scheduler` as sched_setattr(2)'s attributes.
+    pub scheduler: Option<SchedAttr>,
+}
+
+/// The fields of `struct sched_attr` a spec can set (`sched_policy` and `sched_flags` as the
+/// kernel numbers them; runtime, deadline and period in nanoseconds, for SCHED_DEADLINE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SchedAttr {
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
 }
 
 /// A compiled seccomp filter: classic BPF, one `struct sock_filter` (8 bytes, native layout)

@@ -5,8 +5,11 @@
 //! - root.path and the sources of bind mounts are made absolute against the bundle dir (runtime
 //!   spec 1.0.2+ allows bind sources relative to the bundle; the agent, like Kata's, is handed
 //!   absolute host paths by its shim and refuses relative ones);
-//! - `linux.resources.unified` and a memory swappiness of 0 (which proto3 would send as
-//!   "unset") are refused.
+//! - properties the spec parser does not know are ignored with a warning (the runtime spec:
+//!   a runtime MUST ignore unknown properties), except runtime-spec fields it misses, which are
+//!   refused: `linux.intelRdt.enableCMT`/`enableMBM` (zagent has no Intel RDT support);
+//! - what the Kata protocol cannot carry is refused by name (`wire::oci::check_sendable`), e.g.
+//!   `linux.resources.unified` or a memory swappiness of 0 (which proto3 sends as "unset").
 
 use anyhow::{bail, Context};
 use oci_spec::runtime::{Capability, Spec};
@@ -33,15 +36,57 @@ pub fn load_spec(bundle: &Path, args: Option<Vec<String>>) -> anyhow::Result<Spe
     for warning in drop_unknown_capabilities(&mut value) {
         eprintln!("zagent-ctl: warning: {warning}");
     }
-    let mut spec: Spec =
-        serde_json::from_value(value).with_context(|| format!("parsing {}", path.display()))?;
+    let mut spec: Spec = serde_json::from_value(value.clone())
+        .with_context(|| format!("parsing {}", path.display()))?;
+    let parsed = serde_json::to_value(&spec).context("re-encoding the spec")?;
+    for pointer in unparsed("", &value, &parsed) {
+        if MISSED_FIELDS.contains(&pointer.as_str()) {
+            bail!("config.json: {pointer} is not supported (zagent has no Intel RDT support)");
+        }
+        eprintln!("zagent-ctl: warning: config.json: ignoring unknown property {pointer}");
+    }
     resolve_paths(&mut spec, &bundle);
-    refuse_unsendable(&spec).context("config.json")?;
+    wire::oci::check_sendable(&spec).context("config.json")?;
     if let (Some(args), Some(mut process)) = (args, spec.process().clone()) {
         process.set_args(Some(args));
         spec.set_process(Some(process));
     }
     Ok(spec)
+}
+
+/// Runtime-spec fields the spec parser (oci-spec) does not read, under its own spellings.
+const MISSED_FIELDS: [&str; 2] = ["/linux/intelRdt/enableCMT", "/linux/intelRdt/enableMBM"];
+
+/// The JSON pointers of the properties of `original` that `parsed` (the spec as the parser
+/// read it, encoded again) does not have. Null and empty values ask for nothing and are not
+/// listed; arrays are walked element by element.
+fn unparsed(at: &str, original: &Value, parsed: &Value) -> Vec<String> {
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    };
+    match (original, parsed) {
+        (Value::Object(o), Value::Object(p)) => o
+            .iter()
+            .filter(|(_, v)| !empty(v))
+            .flat_map(|(k, v)| {
+                let here = format!("{at}/{k}");
+                match p.get(k) {
+                    None => vec![here],
+                    Some(pv) => unparsed(&here, v, pv),
+                }
+            })
+            .collect(),
+        (Value::Array(o), Value::Array(p)) => o
+            .iter()
+            .zip(p)
+            .enumerate()
+            .flat_map(|(i, (v, pv))| unparsed(&format!("{at}/{i}"), v, pv))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Removes the names oci-spec cannot parse from every capability set; one warning per set
@@ -114,20 +159,6 @@ fn joined_clean(base: &Path, rel: &Path) -> PathBuf {
     out
 }
 
-/// What the agent protocol has no way to carry: sent, it would silently vanish on the way.
-fn refuse_unsendable(spec: &Spec) -> anyhow::Result<()> {
-    jail::validate::refuse_unified(spec.linux().as_ref())?;
-    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-    let swappiness = resources.and_then(|r| r.memory().as_ref()?.swappiness());
-    if swappiness == Some(0) {
-        bail!(
-            "linux.resources.memory.swappiness 0 cannot be sent: the Kata protocol sends 0 as \
-             \"unset\" (the kernel's default would apply); use 1 for the least swapping"
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +180,32 @@ mod tests {
         assert!(warnings[0].contains("bounding") && warnings[0].contains("CAP_NOT_A_CAP"));
         assert!(warnings[1].contains("ambient") && warnings[1].contains("CAP_ALSO_UNKNOWN"));
         assert!(drop_unknown_capabilities(&mut json!({})).is_empty());
+    }
+
+    #[test]
+    fn properties_the_parser_drops_are_found() {
+        let original = json!({
+            "ociVersion": "1.2.0",
+            "future": {"x": 1},
+            "empty": [],
+            "process": { "cwd": "/", "user": { "uid": 0, "gid": 0 }, "typo": true },
+            "linux": { "intelRdt": { "closID": "c", "enableMBM": true },
+                       "devices": [{ "path": "/dev/x", "type": "c", "major": 1, "minor": 2,
+                                     "extra": 1 }] }
+        });
+        let spec: Spec = serde_json::from_value(original.clone()).unwrap();
+        let parsed = serde_json::to_value(&spec).unwrap();
+        let mut found = unparsed("", &original, &parsed);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "/future",
+                "/linux/devices/0/extra",
+                "/linux/intelRdt/enableMBM",
+                "/process/typo"
+            ]
+        );
     }
 
     #[test]

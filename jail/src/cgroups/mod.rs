@@ -6,9 +6,14 @@
 //! Nothing outside the path given to `Layout::create` (or to `Layout::open`, for a cgroup an
 //! earlier agent made) is ever created, written or removed, with two exceptions: v2
 //! controllers are enabled in the ancestors' `cgroup.subtree_control`, and the v1 cpuset
-//! values are copied into parents that `create` made itself.
+//! values are copied into parents that `create` made itself. A leaf that exists already is
+//! joined, as runc joins it, if nothing is in it (`join.rs`); `remove` then takes it away
+//! like one `create` made, as runc's delete does.
 
+mod blkio;
 mod freeze;
+mod join;
+pub use blkio::{BlockIo, Throttle, WeightDevice};
 pub use freeze::FREEZE_TIMEOUT;
 pub use stats::{BlkioEntry, BlkioStats, CgroupStats, CpuStats, MemoryStats, PidsStats};
 mod mountinfo;
@@ -16,6 +21,8 @@ mod stats;
 mod v1;
 mod v2;
 
+#[cfg(test)]
+mod join_tests;
 #[cfg(test)]
 mod root_test;
 #[cfg(test)]
@@ -46,8 +53,12 @@ pub struct Resources {
     pub cpu_shares: Option<u64>,
     pub cpu_quota: Option<i64>,
     pub cpu_period: Option<u64>,
+    /// Real-time group scheduling (v1's `cpu.rt_runtime_us` / `cpu.rt_period_us`; v2 has none).
+    pub cpu_rt_runtime: Option<i64>,
+    pub cpu_rt_period: Option<u64>,
     pub cpuset_cpus: Option<String>,
     pub cpuset_mems: Option<String>,
+    pub block_io: BlockIo,
     /// Device cgroup rules, applied in order; empty leaves the inherited rules alone.
     pub devices: Vec<DeviceRule>,
 }
@@ -119,13 +130,17 @@ pub enum CgroupError {
         controller: &'static str,
         needed_for: &'static str,
     },
-    #[error("linux.resources.{field} cannot be applied on cgroup v2: {reason}")]
+    #[error("linux.resources.{field} cannot be applied: {reason}")]
     Unsupported {
         field: &'static str,
         reason: &'static str,
     },
-    #[error("cgroup {0:?} already exists")]
+    #[error("cgroup {0:?} already exists and belongs to another container")]
     Exists(PathBuf),
+    #[error("cgroup {path:?} already exists and has {pids} process(es) in it")]
+    NotEmpty { path: PathBuf, pids: usize },
+    #[error("cgroup {0:?} already exists and is frozen")]
+    Frozen(PathBuf),
     #[error("creating cgroup {path:?}: {source}")]
     Create { path: PathBuf, source: io::Error },
     #[error("writing {value:?} to {file:?}: {source}")]
@@ -156,9 +171,6 @@ impl Layout {
         mountinfo::detect(mountinfo)
     }
 
-    /// Creates `rel` (e.g. "zagent/c1") in every v1 hierarchy or under the v2 root, parents
-    /// included, and applies `res`. An existing `rel` is `CgroupError::Exists`. On any failure,
-    /// whatever this call created is removed again.
     /// The files a child writes "0" into to join `rel` once `create` made it (see
     /// `Cgroup::join_files`); known before the cgroup exists, so a launch can start early.
     pub fn join_files(&self, rel: &Path) -> Result<Vec<PathBuf>, CgroupError> {
@@ -172,6 +184,11 @@ impl Layout {
         })
     }
 
+    /// Creates `rel` (e.g. "zagent/c1") in every v1 hierarchy or under the v2 root, parents
+    /// included, and applies `res`. Where `rel` exists already it is joined if it is empty,
+    /// not frozen and not another cgroup of this process (`join::check`). On any failure,
+    /// whatever this call created is removed again (a joined leaf is left, with what was
+    /// written into it).
     pub fn create(&self, rel: &Path, res: &Resources) -> Result<Cgroup, CgroupError> {
         check_rel(rel)?;
         match self {
@@ -199,6 +216,7 @@ impl Layout {
                 dirs: vec![root.join(rel)],
                 parents: parents_within(root, rel),
                 flavor: Flavor::V2,
+                joined: false,
             }),
             Layout::V2 { .. } => None,
         };
@@ -224,7 +242,7 @@ enum Flavor {
     V2,
 }
 
-/// A cgroup made by `Layout::create`.
+/// A cgroup made (or joined) by `Layout::create`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cgroup {
     /// The leaf in every hierarchy (v1) or the one unified dir (v2).
@@ -233,9 +251,16 @@ pub struct Cgroup {
     /// ones some `create` of this process made, once they are empty.
     parents: Vec<PathBuf>,
     flavor: Flavor,
+    /// The leaf existed before `create` (in at least one hierarchy) and was joined.
+    joined: bool,
 }
 
 impl Cgroup {
+    /// Whether `create` joined a leaf that existed before rather than making it.
+    pub fn joined(&self) -> bool {
+        self.joined
+    }
+
     /// The files a single-threaded child writes "0" into to join: each v1 directory's `tasks`,
     /// or the unified directory's `cgroup.procs`. On v1, moving one thread through `tasks`
     /// skips the global threadgroup rwsem that a `cgroup.procs` write takes for writing (an RCU
@@ -320,12 +345,20 @@ impl Cgroup {
     /// call it off the async runtime. Already gone is fine.
     pub fn remove(&self) -> Result<(), CgroupError> {
         let mut first_err = None;
+        let mut gone = Vec::new();
         for dir in &self.dirs {
-            if let Err(e) = remove_leaf(dir) {
-                first_err.get_or_insert(e);
+            match remove_leaf(dir) {
+                Ok(()) => gone.push(dir),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
         }
-        let mut made = lock_tree();
+        let mut tree = lock_tree();
+        for dir in gone {
+            tree.claimed.remove(dir);
+        }
+        let made = &mut tree.made;
         for parent in &self.parents {
             if !made.contains(parent) {
                 continue;
@@ -389,29 +422,42 @@ impl Cgroup {
     }
 }
 
-/// The parent dirs `create` made in this process and no `remove` has taken away yet: only
-/// those are ever removed, by whichever container leaves them empty. Holding the lock also
-/// serialises creation and removal of shared parents: without it, one container's `remove`
-/// could take away a parent another's `create` just found, and a v1 cpuset parent could be
-/// seen before its values are copied in.
-static MADE_PARENTS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+/// What this process knows of the cgroup tree. Holding the lock also serialises creation and
+/// removal of shared parents: without it, one container's `remove` could take away a parent
+/// another's `create` just found, and a v1 cpuset parent could be seen before its values are
+/// copied in.
+struct Tree {
+    /// The parent dirs `create` made in this process and no `remove` has taken away yet: only
+    /// those are ever removed, by whichever container leaves them empty.
+    made: BTreeSet<PathBuf>,
+    /// The leaves of this process's cgroups (made or joined) until their `remove`: a second
+    /// `create` of one is `Exists` even before the first container's process is in it.
+    claimed: BTreeSet<PathBuf>,
+}
 
-fn lock_tree() -> MutexGuard<'static, BTreeSet<PathBuf>> {
-    MADE_PARENTS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+static TREE: Mutex<Tree> = Mutex::new(Tree {
+    made: BTreeSet::new(),
+    claimed: BTreeSet::new(),
+});
+
+fn lock_tree() -> MutexGuard<'static, Tree> {
+    TREE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Ends a `create` holding the tree lock: a failed one takes back every dir it made (`made`
 /// is in creation order, so reversed it is children first), a successful one records the
 /// parents it made.
 fn finish(
-    tree: &mut BTreeSet<PathBuf>,
+    tree: &mut Tree,
     made: Vec<PathBuf>,
     result: Result<Cgroup, CgroupError>,
 ) -> Result<Cgroup, CgroupError> {
     match &result {
-        Ok(cgroup) => tree.extend(made.into_iter().filter(|d| !cgroup.dirs.contains(d))),
+        Ok(cgroup) => {
+            let parents = made.into_iter().filter(|d| !cgroup.dirs.contains(d));
+            tree.made.extend(parents);
+            tree.claimed.extend(cgroup.dirs.iter().cloned());
+        }
         Err(_) => {
             for dir in made.iter().rev() {
                 // Best effort: the error being reported is the one that made us roll back.
@@ -453,14 +499,19 @@ fn required_controllers(res: &Resources) -> Vec<(&'static str, &'static str)> {
                 || res.memory_disable_oom_killer,
         ),
         ("pids", "pids limit", res.pids_limit.is_some()),
-        ("cpu", "cpu shares/quota/period", {
-            res.cpu_shares.is_some() || res.cpu_quota.is_some() || res.cpu_period.is_some()
+        ("cpu", "cpu shares/quota/period/realtime", {
+            res.cpu_shares.is_some()
+                || res.cpu_quota.is_some()
+                || res.cpu_period.is_some()
+                || res.cpu_rt_runtime.is_some()
+                || res.cpu_rt_period.is_some()
         }),
         (
             "cpuset",
             "cpuset cpus/mems",
             res.cpuset_cpus.is_some() || res.cpuset_mems.is_some(),
         ),
+        ("blkio", "blockIO limits", !res.block_io.is_empty()),
         // cgroup v2 has no devices controller (it takes an eBPF program we do not load yet), so
         // there rules are refused rather than silently not enforced.
         ("devices", "device rules", !res.devices.is_empty()),
@@ -472,24 +523,28 @@ fn required_controllers(res: &Resources) -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
-/// Makes `base/rel`, parents first, appending every dir it creates to `made`. A parent that
-/// already exists is fine; the leaf existing is `Exists`.
-fn make_dirs(base: &Path, rel: &Path, made: &mut Vec<PathBuf>) -> Result<PathBuf, CgroupError> {
+/// Makes `base/rel`, parents first, appending every dir it creates to `made`. Existing dirs
+/// are fine; the leaf existing comes back as `(leaf, true)`, for the caller to check before
+/// joining it.
+fn make_dirs(
+    base: &Path,
+    rel: &Path,
+    made: &mut Vec<PathBuf>,
+) -> Result<(PathBuf, bool), CgroupError> {
     let mut path = base.to_path_buf();
-    let count = rel.components().count();
-    for (i, part) in rel.components().enumerate() {
+    let mut existed = false;
+    for part in rel.components() {
         path.push(part);
         match std::fs::create_dir(&path) {
-            Ok(()) => made.push(path.clone()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                if i + 1 == count {
-                    return Err(CgroupError::Exists(path));
-                }
+            Ok(()) => {
+                made.push(path.clone());
+                existed = false;
             }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => existed = true,
             Err(source) => return Err(CgroupError::Create { path, source }),
         }
     }
-    Ok(path)
+    Ok((path, existed))
 }
 
 fn remove_leaf(dir: &Path) -> Result<(), CgroupError> {

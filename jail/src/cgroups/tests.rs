@@ -244,15 +244,17 @@ fn v1_skips_memsw_without_swap_accounting_and_writes_unlimited() {
 }
 
 #[test]
-fn v1_exists_rolls_back_everything_it_made() {
+fn v1_a_busy_existing_leaf_rolls_back_everything_it_made() {
     let (tmp, layout) = fake_v1();
     let b = base(&tmp);
     fs::create_dir_all(b.join("memory/zagent/c1")).unwrap();
+    fs::write(b.join("memory/zagent/c1/cgroup.procs"), "4242\n").unwrap();
     let err = layout
         .create(Path::new("zagent/c1"), &Resources::default())
         .unwrap_err();
     assert!(
-        matches!(err, CgroupError::Exists(ref p) if *p == b.join("memory/zagent/c1")),
+        matches!(err, CgroupError::NotEmpty { ref path, pids: 1 }
+            if *path == b.join("memory/zagent/c1")),
         "{err}"
     );
     for (dir, _) in V1 {
@@ -275,6 +277,7 @@ fn v1_cpuset_parent_another_agent_has_not_filled_yet() {
     let res = Resources {
         cpuset_cpus: None,
         cpuset_mems: None,
+        memory_swap: None,
         ..all_limits()
     };
     layout.create(Path::new("zagent/c1"), &res).unwrap();
@@ -593,10 +596,14 @@ fn v2_missing_controller_and_exists() {
     );
     assert!(!tmp.path().join("zagent").exists());
     fs::create_dir_all(tmp.path().join("zagent/c1")).unwrap();
+    fs::write(tmp.path().join("zagent/c1/cgroup.procs"), "1\n2\n").unwrap();
     let err = layout
         .create(Path::new("zagent/c1"), &Resources::default())
         .unwrap_err();
-    assert!(matches!(err, CgroupError::Exists(_)), "{err}");
+    assert!(
+        matches!(err, CgroupError::NotEmpty { pids: 2, .. }),
+        "{err}"
+    );
     assert!(tmp.path().join("zagent/c1").exists());
 }
 

@@ -3,7 +3,7 @@
 
 use super::{
     finish, lock_tree, make_dirs, max_or, parents_within, read, required_controllers, write,
-    Cgroup, CgroupError, Flavor, Hierarchy, Resources, V1Index,
+    Cgroup, CgroupError, Flavor, Hierarchy, Resources, Tree, V1Index,
 };
 use std::path::{Path, PathBuf};
 
@@ -15,7 +15,7 @@ pub(super) fn create(
     check_controllers(hierarchies, res)?;
     let mut tree = lock_tree();
     let mut made = Vec::new();
-    let result = build(hierarchies, rel, res, &mut made);
+    let result = build(&tree, hierarchies, rel, res, &mut made);
     finish(&mut tree, made, result)
 }
 
@@ -32,31 +32,61 @@ fn check_controllers(hierarchies: &[Hierarchy], res: &Resources) -> Result<(), C
     Ok(())
 }
 
+/// Every hierarchy's dirs first, each existing leaf checked, and only then any limit written:
+/// a leaf that cannot be joined leaves nothing changed in the others.
 fn build(
+    tree: &Tree,
     hierarchies: &[Hierarchy],
     rel: &Path,
     res: &Resources,
     made: &mut Vec<PathBuf>,
 ) -> Result<Cgroup, CgroupError> {
-    let mut dirs = Vec::with_capacity(hierarchies.len());
-    let mut parents = Vec::new();
+    let mut leaves = Vec::with_capacity(hierarchies.len());
     for h in hierarchies {
         let start = made.len();
-        let leaf = make_dirs(&h.mount, rel, made)?;
-        // On success the leaf was created, so it is the last entry; the rest are parents.
-        let created = made[start..].to_vec();
-        if h.has("cpuset") {
-            fill_cpusets(&created, res)?;
+        let (leaf, existed) = make_dirs(&h.mount, rel, made)?;
+        if existed {
+            super::join::check(tree, &leaf)?;
         }
-        apply(h, &leaf, res)?;
+        leaves.push((leaf, existed, made[start..].to_vec()));
+    }
+    let mut parents = Vec::new();
+    for (h, (leaf, existed, created)) in hierarchies.iter().zip(&leaves) {
+        if h.has("cpuset") {
+            fill_cpusets(created, leaf, res)?;
+            if *existed {
+                fill_joined_cpuset(leaf, res)?;
+            }
+        }
+        apply(h, leaf, res)?;
         parents.extend(parents_within(&h.mount, rel));
-        dirs.push(leaf);
     }
     Ok(Cgroup {
-        dirs,
+        joined: leaves.iter().any(|l| l.1),
+        dirs: leaves.into_iter().map(|l| l.0).collect(),
         parents,
         flavor: flavor(hierarchies),
     })
+}
+
+/// A joined cpuset leaf gets the spec's values, and its parent's where it has none (a cpuset
+/// without cpus or mems cannot be joined: ENOSPC).
+fn fill_joined_cpuset(leaf: &Path, res: &Resources) -> Result<(), CgroupError> {
+    for (file, own) in [
+        ("cpuset.cpus", &res.cpuset_cpus),
+        ("cpuset.mems", &res.cpuset_mems),
+    ] {
+        let value = match own {
+            Some(value) => value.clone(),
+            None if read(&leaf.join(file))?.trim().is_empty() => match leaf.parent() {
+                Some(parent) => filled(parent, file)?,
+                None => continue,
+            },
+            None => continue,
+        };
+        write(&leaf.join(file), &value)?;
+    }
+    Ok(())
 }
 
 /// Where the figures live: indexes into `hierarchies`, which the cgroup's dirs follow.
@@ -79,6 +109,7 @@ pub(super) fn open(present: &[Hierarchy], rel: &Path) -> Option<Cgroup> {
         return None;
     }
     Some(Cgroup {
+        joined: false,
         dirs: present.iter().map(|h| h.mount.join(rel)).collect(),
         parents: present
             .iter()
@@ -94,9 +125,9 @@ pub(super) fn open(present: &[Hierarchy], rel: &Path) -> Option<Cgroup> {
 /// thousand containers), so the parents we make also get `cgroup.clone_children`: the kernel
 /// then copies the values into each new child itself, and a leaf without its own values under
 /// such a parent needs no write at all.
-fn fill_cpusets(created: &[PathBuf], res: &Resources) -> Result<(), CgroupError> {
+fn fill_cpusets(created: &[PathBuf], leaf: &Path, res: &Resources) -> Result<(), CgroupError> {
     for (i, dir) in created.iter().enumerate() {
-        let is_leaf = i + 1 == created.len();
+        let is_leaf = dir == leaf;
         // Only a parent that had the flag before this call made `dir` has copied into it.
         let inherited = i == 0 && dir.parent().is_some_and(clones_children);
         for (file, own) in [
@@ -147,10 +178,20 @@ fn apply(h: &Hierarchy, leaf: &Path, res: &Resources) -> Result<(), CgroupError>
         if let Some(limit) = res.memory_limit {
             write(&leaf.join("memory.limit_in_bytes"), &limit.to_string())?;
         }
-        // memsw only exists with swap accounting; without it there is no swap limit to set.
+        // memsw only exists with swap accounting: without it, unlimited is what there is, and
+        // a limit cannot be set.
         let memsw = "memory.memsw.limit_in_bytes";
-        if let Some(swap) = res.memory_swap.filter(|_| h.mount.join(memsw).exists()) {
-            write(&leaf.join(memsw), &swap.to_string())?;
+        match res.memory_swap {
+            Some(swap) if h.mount.join(memsw).exists() => {
+                write(&leaf.join(memsw), &swap.to_string())?
+            }
+            Some(swap) if swap > 0 => {
+                return Err(CgroupError::Unsupported {
+                    field: "memory.swap",
+                    reason: "swap accounting is off (no memory.memsw.limit_in_bytes)",
+                })
+            }
+            _ => {}
         }
         if let Some(reservation) = res.memory_reservation {
             write(
@@ -193,6 +234,16 @@ fn apply(h: &Hierarchy, leaf: &Path, res: &Resources) -> Result<(), CgroupError>
             let quota = if quota > 0 { quota } else { -1 };
             write(&leaf.join("cpu.cfs_quota_us"), &quota.to_string())?;
         }
+        // Period first here too: the runtime must fit the period in force (runc's order).
+        if let Some(period) = res.cpu_rt_period {
+            write(&leaf.join("cpu.rt_period_us"), &period.to_string())?;
+        }
+        if let Some(runtime) = res.cpu_rt_runtime {
+            write(&leaf.join("cpu.rt_runtime_us"), &runtime.to_string())?;
+        }
+    }
+    if h.has("blkio") {
+        super::blkio::apply_v1(leaf, &res.block_io)?;
     }
     Ok(())
 }
@@ -210,6 +261,7 @@ pub(super) fn update(
             "pids" => index.pids,
             "cpu" => index.cpu,
             "cpuset" => index.cpuset,
+            "blkio" => index.blkio,
             _ => None,
         };
         i.map(|i| dirs[i].as_path())
@@ -225,7 +277,7 @@ pub(super) fn update(
     if let Some(leaf) = dir("memory") {
         update_memory(leaf, res)?;
     }
-    for controller in ["pids", "cpu"] {
+    for controller in ["pids", "cpu", "blkio"] {
         if let Some(leaf) = dir(controller) {
             let h = Hierarchy {
                 mount: leaf.to_owned(),

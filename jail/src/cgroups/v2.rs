@@ -3,7 +3,7 @@
 
 use super::{
     finish, lock_tree, make_dirs, max_or, parents_within, required_controllers, write, Cgroup,
-    CgroupError, Flavor, Resources,
+    CgroupError, Flavor, Resources, Tree,
 };
 use std::io;
 use std::path::{Path, PathBuf};
@@ -14,18 +14,22 @@ const DEFAULT_PERIOD: u64 = 100_000;
 pub(super) fn create(root: &Path, rel: &Path, res: &Resources) -> Result<Cgroup, CgroupError> {
     let mut tree = lock_tree();
     let mut made = Vec::new();
-    let result = build(root, rel, res, &mut made);
+    let result = build(&tree, root, rel, res, &mut made);
     finish(&mut tree, made, result)
 }
 
 fn build(
+    tree: &Tree,
     root: &Path,
     rel: &Path,
     res: &Resources,
     made: &mut Vec<PathBuf>,
 ) -> Result<Cgroup, CgroupError> {
     refuse_v1_only(res)?;
-    let required = required_controllers(res);
+    let required: Vec<_> = required_controllers(res)
+        .into_iter()
+        .map(|(c, what)| (if c == "blkio" { "io" } else { c }, what))
+        .collect();
     let root_available = list(&root.join("cgroup.controllers"))?;
     if let Some(&(controller, needed_for)) = required
         .iter()
@@ -42,7 +46,10 @@ fn build(
             enable.push(extra);
         }
     }
-    let leaf = make_dirs(root, rel, made)?;
+    let (leaf, joined) = make_dirs(root, rel, made)?;
+    if joined {
+        super::join::check(tree, &leaf)?;
+    }
     enable_controllers(root, rel, &enable)?;
     apply(&leaf, res)?;
     let parents = parents_within(root, rel);
@@ -50,6 +57,7 @@ fn build(
         dirs: vec![leaf],
         parents,
         flavor: Flavor::V2,
+        joined,
     })
 }
 
@@ -97,6 +105,12 @@ fn refuse_v1_only(res: &Resources) -> Result<(), CgroupError> {
             reason: "cgroup v2 cannot disable the OOM killer",
         });
     }
+    if res.cpu_rt_runtime.is_some() || res.cpu_rt_period.is_some() {
+        return Err(CgroupError::Unsupported {
+            field: "cpu.realtimeRuntime/realtimePeriod",
+            reason: "cgroup v2 has no real-time group scheduling",
+        });
+    }
     Ok(())
 }
 
@@ -133,7 +147,7 @@ fn apply(leaf: &Path, res: &Resources) -> Result<(), CgroupError> {
     if let Some(mems) = &res.cpuset_mems {
         write(&leaf.join("cpuset.mems"), mems)?;
     }
-    Ok(())
+    super::blkio::apply_v2(leaf, &res.block_io)
 }
 
 /// UpdateContainer on v2: the limits written into the existing leaf (its controllers were

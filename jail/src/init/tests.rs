@@ -21,6 +21,7 @@ pub(super) fn mount(dest: &str, fstype: &str, source: &str, flags: F, data: &str
         flags: flags.bits(),
         propagation: vec![],
         data: data.to_string(),
+        ..Default::default()
     }
 }
 

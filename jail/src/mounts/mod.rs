@@ -2,7 +2,8 @@
 //! owns how one `wire::Mount` becomes mount(2) calls: the destination is resolved in the root
 //! (see `paths`) and every call targets `/proc/self/fd/N` of the resolved fd; bind mounts get
 //! their per-mount flags in a second MS_REMOUNT call (the first bind ignores them); kernel
-//! filesystems are never mounted onto a symlink; propagation changes come last.
+//! filesystems are never mounted onto a symlink; runc's recursive options ("rro", ...) then go
+//! to the mount and everything under it in one mount_setattr(2); propagation changes come last.
 //! Also home of the bind-remount helper that masked/read-only paths and the read-only root use.
 
 mod cgroup;
@@ -99,6 +100,11 @@ fn mount_one(root: &Root, m: &Mount, ctx: MountContext) -> StepResult {
         }
         false
     };
+    if let Some(attr) = m.recursive {
+        let target = paths::open_target(fd, &rel, follow_final).map_err(|e| ("reopen", e))?;
+        sys::mount_setattr_recursive(target.as_fd(), attr.set, attr.clear)
+            .map_err(|e| ("set recursive options of", e))?;
+    }
     for &p in &m.propagation {
         let target = paths::open_target(fd, &rel, follow_final).map_err(|e| ("reopen", e))?;
         mount_fd(None, target.as_fd(), None, flags(p), "")

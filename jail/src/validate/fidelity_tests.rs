@@ -104,3 +104,27 @@ fn memory_reservation_swappiness_and_oom_killer_are_kept() {
     let e = memory(json!({ "reservation": -2 })).unwrap_err();
     assert!(e.to_string().contains("memory.reservation"), "{e}");
 }
+
+#[test]
+fn a_scheduler_a_spawned_process_cannot_keep_is_refused_when_joining_a_pid_namespace() {
+    let deadline = json!({"policy": "SCHED_DEADLINE", "runtime": 1_000_000u64,
+                          "deadline": 2_000_000u64, "period": 3_000_000u64});
+    let with = |join: bool, scheduler: Value| {
+        run(move |s| {
+            if join {
+                s["linux"]["namespaces"][0]["path"] = json!("/proc/1/ns/pid");
+            }
+            s["process"]["scheduler"] = scheduler;
+        })
+    };
+    assert!(
+        with(false, deadline.clone()).is_ok(),
+        "a new pid namespace: no spawn"
+    );
+    let e = with(true, deadline).unwrap_err();
+    assert!(e.to_string().contains("SCHED_DEADLINE"), "{e}");
+    let reset = json!({"policy": "SCHED_BATCH", "flags": ["SCHED_RESET_ON_FORK"]});
+    let e = with(true, reset).unwrap_err();
+    assert!(e.to_string().contains("scheduler.flags"), "{e}");
+    assert!(with(true, json!({"policy": "SCHED_BATCH", "nice": 1})).is_ok());
+}

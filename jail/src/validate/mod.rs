@@ -10,12 +10,15 @@ mod hooks;
 mod linux;
 mod mounts;
 mod resources;
+mod sched;
 #[cfg(test)]
 mod tests;
+mod unsupported;
 mod userns;
 
 pub use hooks::{RuntimeHooks, MAX_PER_KIND as MAX_HOOKS_PER_KIND};
 pub use resources::{refuse_unified, update as update_resources, DEFAULT_CGROUP_PARENT};
+pub use sched::check_spawned_scheduler;
 
 use oci_spec::runtime::{Process, Spec};
 use std::os::unix::ffi::OsStrExt;
@@ -69,6 +72,12 @@ pub enum ValidateError {
         soft: u64,
         hard: u64,
     },
+    #[error("process.{field} = {value}: {reason}")]
+    Process {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("process.oomScoreAdj {0} is outside -1000..=1000")]
     OomScoreAdj(i32),
     #[error("{field} = {value} is (uid_t)-1, which the kernel reads as \"unchanged\" (root)")]
@@ -111,7 +120,7 @@ pub enum ValidateError {
         key: String,
         namespace: &'static str,
     },
-    #[error("mounts[{index}].destination {destination:?} must be an absolute path without '..'")]
+    #[error("mounts[{index}].destination must not be empty")]
     MountDestination { index: usize, destination: PathBuf },
     #[error("mounts[{index}] ({destination:?}) has no type")]
     MountType { index: usize, destination: PathBuf },
@@ -121,11 +130,12 @@ pub enum ValidateError {
         destination: PathBuf,
         host_path: Option<PathBuf>,
     },
-    #[error("mounts[{index}] ({destination:?}): option {option:?} is not supported")]
+    #[error("mounts[{index}] ({destination:?}): option {option:?} {reason}")]
     MountOption {
         index: usize,
         destination: PathBuf,
         option: String,
+        reason: &'static str,
     },
     #[error("mounts[{index}] ({destination:?}): id-mapped mounts (uidMappings/gidMappings) are not supported")]
     MountIdMapping { index: usize, destination: PathBuf },
@@ -147,6 +157,8 @@ pub enum ValidateError {
     SystemdCgroupsPath(PathBuf),
     #[error("linux.cgroupsPath {path:?} {reason}")]
     CgroupsPath { path: PathBuf, reason: &'static str },
+    #[error("{field} is not supported: {reason}")]
+    Unsupported { field: String, reason: &'static str },
     #[error("linux.resources.unified ({0}) is not supported: raw cgroup v2 files are not written (and a cgroup v1 host has none)")]
     Unified(String),
     #[error("linux.resources.{field} = {value}: {reason}")]
@@ -174,6 +186,7 @@ pub fn validate_with(
         .process()
         .as_ref()
         .ok_or(ValidateError::MissingProcess)?;
+    unsupported::spec(spec)?;
     let (rootfs, readonly_root) = root(spec)?;
     let linux = linux::convert(spec)?;
     let id_maps = userns::maps(spec.linux().as_ref(), &linux.namespaces)?;
@@ -196,6 +209,9 @@ pub fn validate_with(
         oom_score_adj: oom_score_adj(process)?,
         process: ProcessConfig {
             seccomp: seccomp(spec, filters)?,
+            personality: sched::personality(
+                spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
+            ),
             ..process_config(process)?
         },
         console_size: console_size(process),
@@ -204,6 +220,13 @@ pub fn validate_with(
         hooks: child_hooks,
     };
     userns::check_process_ids(&id_maps, &config.process)?;
+    if linux
+        .join
+        .iter()
+        .any(|(kind, _)| *kind == NamespaceKind::Pid)
+    {
+        check_spawned_scheduler(config.process.scheduler.as_ref())?;
+    }
     Ok(Validated {
         config,
         cgroup_path,
@@ -242,9 +265,10 @@ fn root(spec: &Spec) -> Result<(PathBuf, bool), ValidateError> {
     Ok((path.clone(), root.readonly().unwrap_or(false)))
 }
 
-/// Always a value to write: left alone, the container would inherit the zygote's (the agent's)
-/// score, and the Kata protocol cannot tell an explicit 0 from an absent one anyway.
-fn oom_score_adj(process: &Process) -> Result<Option<i32>, ValidateError> {
+/// Always a value to write: left alone, the container (or exec'd process) would inherit the
+/// zygote's (the agent's) score, and the Kata protocol cannot tell an explicit 0 from an absent
+/// one anyway.
+pub fn oom_score_adj(process: &Process) -> Result<Option<i32>, ValidateError> {
     match process.oom_score_adj().unwrap_or(0) {
         v if !(-1000..=1000).contains(&v) => Err(ValidateError::OomScoreAdj(v)),
         v => Ok(Some(v)),
@@ -269,6 +293,7 @@ fn seccomp(
 
 /// Checks one OCI process (a container's, or an exec's) and converts it.
 pub fn process_config(process: &Process) -> Result<ProcessConfig, ValidateError> {
+    unsupported::process(process)?;
     let args = process.args().clone().unwrap_or_default();
     // An empty program would only fail in the child, at `Prepared::new`, after the namespaces
     // and the cgroup were made for it: refuse it here like no args at all (found by fuzzing).
@@ -298,6 +323,9 @@ pub fn process_config(process: &Process) -> Result<ProcessConfig, ValidateError>
         rlimits: rlimits(process.rlimits().as_deref().unwrap_or_default())?,
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         seccomp: None,
+        personality: None,
+        io_priority: sched::io_priority(process.io_priority().as_ref())?,
+        scheduler: sched::scheduler(process.scheduler().as_ref())?,
     })
 }
 

@@ -2,17 +2,19 @@
 //! limits it gets, checked so that the kernel never has to reject a value in a confusing way.
 //!
 //! Conventions (runc's): 0 means "not set" for memory, cpu shares, quota and period; -1 means
-//! unlimited. Only the limits in `cgroups::Resources` are applied; other resource sections
-//! (blockIO, hugepageLimits, network, rdma, ...) are not enforced, except `unified`, which is
-//! refused: its raw cgroup v2 files cannot be honoured on a v1 host (runc refuses it there)
-//! and are not written on v2 either. Device rules are
+//! unlimited. The limits in `cgroups::Resources` are applied; the other resource sections
+//! (hugepageLimits, network, rdma, ...) are refused by `unsupported`, and so is `unified`: its
+//! raw cgroup v2 files cannot be honoured on a v1 host (runc refuses it there) and are not
+//! written on v2 either. Device rules are
 //! the spec's, followed (as runc does) by allow rules for the devices every container needs and
 //! for the spec's `linux.devices`, so a leading deny-all does not break /dev/null.
 
 use super::ValidateError;
-use crate::cgroups::DeviceRule;
-use crate::cgroups::Resources;
-use oci_spec::runtime::{Linux, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, LinuxResources};
+use crate::cgroups::{BlockIo, DeviceRule, Resources, Throttle, WeightDevice};
+use oci_spec::runtime::{
+    Linux, LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, LinuxResources,
+    LinuxThrottleDevice,
+};
 use std::path::{Component, Path, PathBuf};
 
 /// The default parent of every container cgroup.
@@ -53,6 +55,7 @@ pub fn update(r: &LinuxResources) -> Result<Resources, ValidateError> {
         names.sort_unstable();
         return Err(ValidateError::Unified(names.join(", ")));
     }
+    super::unsupported::resources(r)?;
     let mut res = Resources::default();
     limits(r, &mut res)?;
     Ok(res)
@@ -78,7 +81,68 @@ fn limits(r: &LinuxResources, res: &mut Resources) -> Result<(), ValidateError> 
     if let Some(cpu) = r.cpu() {
         self::cpu(cpu, res)?;
     }
+    if let Some(b) = r.block_io() {
+        res.block_io = block_io(b)?;
+    }
     Ok(())
+}
+
+/// blkio weights are 10..=1000 (v1's range; v2's is converted from it); 0 is "not set".
+fn blkio_weight(field: &'static str, w: Option<u16>) -> Result<Option<u16>, ValidateError> {
+    match w {
+        None | Some(0) => Ok(None),
+        Some(w) if (10..=1000).contains(&w) => Ok(Some(w)),
+        Some(w) => Err(bad(field, w, "must be between 10 and 1000")),
+    }
+}
+
+fn device_number(field: &'static str, n: i64) -> Result<u64, ValidateError> {
+    u64::try_from(n).map_err(|_| bad(field, n, "must not be negative"))
+}
+
+fn block_io(b: &LinuxBlockIo) -> Result<BlockIo, ValidateError> {
+    let mut weight_devices = Vec::new();
+    for d in b.weight_device().iter().flatten() {
+        weight_devices.push(WeightDevice {
+            major: device_number("blockIO.weightDevice.major", d.major())?,
+            minor: device_number("blockIO.weightDevice.minor", d.minor())?,
+            weight: blkio_weight("blockIO.weightDevice.weight", d.weight())?,
+            leaf_weight: blkio_weight("blockIO.weightDevice.leafWeight", d.leaf_weight())?,
+        });
+    }
+    let throttles = |list: &Option<Vec<LinuxThrottleDevice>>, field: &'static str| {
+        list.iter()
+            .flatten()
+            .map(|t| {
+                Ok(Throttle {
+                    major: device_number(field, t.major())?,
+                    minor: device_number(field, t.minor())?,
+                    rate: t.rate(),
+                })
+            })
+            .collect::<Result<Vec<_>, ValidateError>>()
+    };
+    Ok(BlockIo {
+        weight: blkio_weight("blockIO.weight", b.weight())?,
+        leaf_weight: blkio_weight("blockIO.leafWeight", b.leaf_weight())?,
+        weight_devices,
+        read_bps: throttles(
+            b.throttle_read_bps_device(),
+            "blockIO.throttleReadBpsDevice",
+        )?,
+        write_bps: throttles(
+            b.throttle_write_bps_device(),
+            "blockIO.throttleWriteBpsDevice",
+        )?,
+        read_iops: throttles(
+            b.throttle_read_iops_device(),
+            "blockIO.throttleReadIOPSDevice",
+        )?,
+        write_iops: throttles(
+            b.throttle_write_iops_device(),
+            "blockIO.throttleWriteIOPSDevice",
+        )?,
+    })
 }
 
 /// A non-empty `linux.resources.unified` is refused. Public because the Kata protocol has no
@@ -244,6 +308,16 @@ fn cpu(cpu: &LinuxCpu, res: &mut Resources) -> Result<(), ValidateError> {
             ))
         }
     };
+    // runc's "not set" is 0 here too.
+    res.cpu_rt_runtime = cpu.realtime_runtime().filter(|r| *r != 0);
+    res.cpu_rt_period = cpu.realtime_period().filter(|p| *p != 0);
+    if let Some(r) = res.cpu_rt_runtime.filter(|r| *r < -1) {
+        return Err(bad(
+            "cpu.realtimeRuntime",
+            r,
+            "must be positive, or -1 for unlimited",
+        ));
+    }
     res.cpuset_cpus = cpu_list("cpu.cpus", cpu.cpus().as_deref())?;
     res.cpuset_mems = cpu_list("cpu.mems", cpu.mems().as_deref())?;
     Ok(())

@@ -480,13 +480,16 @@ fn mounts_translate_options() {
 
 #[test]
 fn mount_rules() {
-    let e = one_mount(json!({ "destination": "proc", "type": "proc" })).unwrap_err();
+    // Relative destinations are relative to "/" (runtime-spec 1.2); ".." stops at "/".
+    let v = one_mount(json!({ "destination": "proc", "type": "proc" })).unwrap();
+    assert_eq!(v.config.mounts[0].destination, Path::new("/proc"));
+    let v = one_mount(json!({ "destination": "/a/../../b", "type": "proc" })).unwrap();
+    assert_eq!(v.config.mounts[0].destination, Path::new("/b"));
+    let e = one_mount(json!({ "destination": "", "type": "proc" })).unwrap_err();
     assert!(matches!(
         e,
         ValidateError::MountDestination { index: 0, .. }
     ));
-    let e = one_mount(json!({ "destination": "/a/../../b", "type": "proc" })).unwrap_err();
-    assert!(matches!(e, ValidateError::MountDestination { .. }));
     let e = one_mount(json!({ "destination": "/a", "source": "x" })).unwrap_err();
     assert!(matches!(e, ValidateError::MountType { .. }));
     let e = one_mount(json!({ "destination": "/a", "type": "bind", "source": "rel" })).unwrap_err();
@@ -503,8 +506,8 @@ fn mount_rules() {
     let tmpcopyup = json!({ "destination": "/a", "type": "tmpfs", "options": ["tmpcopyup"] });
     let e = one_mount(tmpcopyup).unwrap_err();
     assert!(matches!(e, ValidateError::MountOption { ref option, .. } if option == "tmpcopyup"));
-    let e =
-        one_mount(json!({ "destination": "/a", "type": "tmpfs", "options": ["rro"] })).unwrap_err();
+    let e = one_mount(json!({ "destination": "/a", "type": "tmpfs", "options": ["ratime"] }))
+        .unwrap_err();
     assert!(matches!(e, ValidateError::MountOption { .. }));
     let idmapped = json!({ "destination": "/a", "type": "bind", "source": "/b",
         "uidMappings": [{ "containerID": 0, "hostID": 1, "size": 1 }],
@@ -613,7 +616,10 @@ fn resources_convert() {
     let r = resources(json!({
         "memory": { "limit": 67108864, "swap": 134217728 },
         "pids": { "limit": 10 },
-        "cpu": { "shares": 512, "quota": 50000, "period": 100000, "cpus": "0-1", "mems": "0" }
+        "cpu": { "shares": 512, "quota": 50000, "period": 100000, "cpus": "0-1", "mems": "0",
+                 "realtimeRuntime": 1000, "realtimePeriod": 100000 },
+        "blockIO": { "weight": 500, "weightDevice": [{ "major": 8, "minor": 0, "weight": 10 }],
+                     "throttleReadBpsDevice": [{ "major": 8, "minor": 0, "rate": 1024 }] }
     }))
     .unwrap();
     let expect = crate::cgroups::Resources {
@@ -626,11 +632,40 @@ fn resources_convert() {
         memory_disable_oom_killer: false,
         cpu_quota: Some(50_000),
         cpu_period: Some(100_000),
+        cpu_rt_runtime: Some(1000),
+        cpu_rt_period: Some(100_000),
         cpuset_cpus: Some("0-1".into()),
         cpuset_mems: Some("0".into()),
+        block_io: crate::cgroups::BlockIo {
+            weight: Some(500),
+            weight_devices: vec![crate::cgroups::WeightDevice {
+                major: 8,
+                minor: 0,
+                weight: Some(10),
+                leaf_weight: None,
+            }],
+            read_bps: vec![crate::cgroups::Throttle {
+                major: 8,
+                minor: 0,
+                rate: 1024,
+            }],
+            ..Default::default()
+        },
         devices: Vec::new(),
     };
     assert_eq!(r, expect);
+    for bad in [
+        json!({ "blockIO": { "weight": 5 } }),
+        json!({ "blockIO": {
+            "throttleWriteIOPSDevice": [{ "major": -1, "minor": 0, "rate": 1 }]
+        } }),
+        json!({ "cpu": { "realtimeRuntime": -2 } }),
+    ] {
+        assert!(
+            matches!(resources(bad.clone()), Err(ValidateError::Resource { .. })),
+            "{bad}"
+        );
+    }
     let unlimited = resources(
         json!({ "memory": { "limit": -1, "swap": 0 }, "pids": { "limit": 0 },
         "cpu": { "quota": -1, "shares": 0, "cpus": "" } }),

@@ -18,6 +18,12 @@ echo "pid-is-1: $([ $$ = 1 ] && echo yes || echo no)"
 set -- $($B cut -d' ' -f5-8,18-19 /proc/$$/stat)
 same() { [ "$1" = $$ ] && echo self || echo "$1"; }
 echo "pgrp: $(same $1) session: $(same $2) tty_nr: $3 tpgid: $4 priority: $5 nice: $6"
+# stat fields 40-41: real-time priority and scheduling policy; then the I/O priority and the
+# personality (uname's machine follows it).
+set -- $($B cut -d' ' -f40-41 /proc/$$/stat)
+echo "rt_priority: $1 policy: $2"
+echo "ionice: $($B ionice -p $$ 2>&1)"
+echo "personality: $($B cat /proc/$$/personality 2>&1) machine: $($B uname -m)"
 echo "id: $($B id 2>&1)"
 
 sec uts
@@ -67,7 +73,9 @@ if [ -d /sys/fs/cgroup ]; then
     for f in memory/memory.limit_in_bytes memory/memory.soft_limit_in_bytes \
         memory/memory.memsw.limit_in_bytes memory/memory.swappiness memory/memory.oom_control \
         pids/pids.max cpu/cpu.shares cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us \
-        cpuset/cpuset.cpus cpuset/cpuset.mems devices/devices.list blkio/blkio.weight \
+        cpu/cpu.rt_period_us cpu/cpu.rt_runtime_us cpuset/cpuset.cpus cpuset/cpuset.mems \
+        devices/devices.list blkio/blkio.weight blkio/blkio.bfq.weight \
+        blkio/blkio.throttle.read_bps_device blkio/blkio.throttle.write_iops_device \
         freezer/freezer.state; do
         [ -e /sys/fs/cgroup/$f ] && echo "$f: $($B cat /sys/fs/cgroup/$f 2>&1 | $B tr '\n' ' ')"
     done

@@ -234,12 +234,16 @@ pub async fn run_runc(runc: &Path, root: &Path, bundle: &Path, id: &str, spec: &
 
 /// Create, start, collect stdout and stderr, wait, remove `spec` as `id` on agent `a`; a
 /// refused create or start is `Refused` with the agent's message (and the container is
-/// removed if the create went through).
+/// removed if the create went through). A spec the Kata protocol cannot carry is refused
+/// before sending, as zagent-ctl refuses it (sent, its field would be lost on the way).
 pub async fn run_zagent(a: &TestAgent, id: &str, spec: &Value) -> Outcome {
     let spec: oci_spec::runtime::Spec = match serde_json::from_value(spec.clone()) {
         Ok(s) => s,
         Err(e) => return Outcome::Refused(format!("oci-spec cannot parse the spec: {e}")),
     };
+    if let Err(e) = wire::oci::check_sendable(&spec) {
+        return Outcome::Refused(format!("not sent: {e}"));
+    }
     if let Err(e) = a.create(id, &spec).await {
         return Outcome::Refused(format!("create: {e:?}"));
     }

@@ -545,4 +545,206 @@ pub fn variants() -> Vec<Variant> {
             s["linux"]["resources"]["blockIO"] = json!({"weight": 500});
         }),
     ]
+    .into_iter()
+    .chain(spec_1_2_variants())
+    .collect()
+}
+
+fn tmpfs_at(s: &mut Value, dest: &str, options: &[&str]) {
+    mount(
+        s,
+        json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}),
+    );
+}
+
+/// A tree of two mounts (tmpfs at /mnt/src, another at /mnt/src/sub), bound recursively at
+/// /mnt/a: what a recursive option does to the mount under the bind shows on it. The bind
+/// source is the host path of /mnt/src inside the rootfs, which both runtimes resolve in the
+/// container's mount namespace before pivot_root, where the two tmpfs are.
+fn rbind_tree(s: &mut Value, dir: &Path, options: &[&str]) {
+    tmpfs_at(s, "/mnt/src", &["mode=755"]);
+    tmpfs_at(s, "/mnt/src/sub", &["mode=755"]);
+    let mut all = vec!["rbind"];
+    all.extend(options);
+    let source = dir.join("rootfs/mnt/src");
+    mount(
+        s,
+        json!({"destination": "/mnt/a", "type": "bind", "source": source, "options": all}),
+    );
+}
+
+/// The cgroup at the spec's cgroupsPath made beforehand, empty, in every v1 hierarchy (or
+/// the unified one on a pure v2 host): the runtimes must join it (and remove it at the end).
+fn precreate_cgroup(s: &mut Value) {
+    let rel = s["linux"]["cgroupsPath"]
+        .as_str()
+        .expect("cgroupsPath set")
+        .to_owned();
+    let rel = rel.trim_start_matches('/');
+    let root = Path::new("/sys/fs/cgroup");
+    let dirs: Vec<_> = if root.join("cgroup.controllers").exists() {
+        vec![root.join(rel)]
+    } else {
+        std::fs::read_dir(root)
+            .expect("read /sys/fs/cgroup")
+            .flatten()
+            .filter(|e| e.file_name() != "unified")
+            .map(|e| e.path().join(rel))
+            .collect()
+    };
+    for dir in dirs {
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    }
+}
+
+/// major:minor of the filesystem the bundle is on: a block device both runtimes can throttle
+/// (or both fail to, where it is a partition).
+fn bundle_device(dir: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).expect("stat bundle").dev();
+    (libc::major(dev) as u64, libc::minor(dev) as u64)
+}
+
+/// The fields runtime-spec 1.2 has beyond what the variants above cover, and the mount and
+/// cgroup behaviours runc has without the spec asking (issue 8).
+fn spec_1_2_variants() -> Vec<Variant> {
+    vec![
+        // Mount destinations: relative to "/", ".." never above it.
+        v("mount-relative-destination", |s, _| {
+            tmpfs_at(s, "mnt/rel", &["mode=700"])
+        }),
+        v("mount-dotdot-destination", |s, _| {
+            tmpfs_at(s, "/mnt/../tmp/x", &["mode=700"]);
+            tmpfs_at(s, "../../mnt/up", &["mode=711"]);
+        }),
+        // Recursive mount options (mount_setattr with AT_RECURSIVE).
+        v("bind-rro", |s, d| rbind_tree(s, d, &["rro"])),
+        v("bind-rnosuid-rnodev-rnoexec", |s, d| {
+            rbind_tree(s, d, &["rnosuid", "rnodev", "rnoexec"])
+        }),
+        v("bind-rnoatime", |s, d| {
+            bind(s, d, "/mnt/a", &["rbind", "rnoatime"])
+        }),
+        v("bind-rstrictatime", |s, d| {
+            bind(s, d, "/mnt/a", &["rbind", "rstrictatime"])
+        }),
+        v("bind-rnorelatime", |s, d| {
+            bind(s, d, "/mnt/a", &["rbind", "rnorelatime"])
+        }),
+        v("bind-rnodiratime-rnosymfollow", |s, d| {
+            bind(s, d, "/mnt/a", &["rbind", "rnodiratime", "rnosymfollow"])
+        }),
+        v("bind-ro-rrw", |s, d| rbind_tree(s, d, &["ro", "rrw"])),
+        refused("bind-ratime", |s, d| {
+            bind(s, d, "/mnt/a", &["rbind", "ratime"])
+        }),
+        refused("bind-rnostrictatime", |s, d| {
+            bind(s, d, "/mnt/a", &["rbind", "rnostrictatime"])
+        }),
+        v("tmpfs-rro", |s, _| {
+            tmpfs_at(s, "/mnt/a", &["rro", "mode=755"])
+        }),
+        // An existing empty cgroup at cgroupsPath is joined.
+        v("cgroup-existing-empty", |s, _| {
+            cgroup_mount(s, true);
+            s["linux"]["resources"]["memory"] = json!({"limit": 64 * MIB});
+            precreate_cgroup(s);
+        }),
+        // Scheduling, I/O priority, personality, domainname (runc 1.1.5 predates them).
+        v("scheduler-batch", |s, _| {
+            s["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 5});
+        }),
+        v("io-priority-idle", |s, _| {
+            s["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+        }),
+        v("personality-linux32", |s, _| {
+            s["linux"]["personality"] = json!({"domain": "LINUX32"})
+        }),
+        // Block I/O and real-time cpu limits.
+        v("blkio-throttle", |s, d| {
+            cgroup_mount(s, true);
+            let (major, minor) = bundle_device(d);
+            let dev = |rate| json!([{"major": major, "minor": minor, "rate": rate}]);
+            s["linux"]["resources"]["blockIO"] = json!({
+                "throttleReadBpsDevice": dev(MIB), "throttleWriteIOPSDevice": dev(100)
+            });
+        }),
+        // This kernel has no blkio.leaf_weight: both fail writing it.
+        refused("blkio-leaf-weight", |s, _| {
+            s["linux"]["resources"]["blockIO"] = json!({"leafWeight": 500});
+        }),
+        v("cpu-rt-period", |s, _| {
+            cgroup_mount(s, true);
+            s["linux"]["resources"]["cpu"] = json!({"realtimePeriod": 500_000});
+        }),
+        // The parent cgroup has no real-time budget to give: both get EINVAL.
+        refused("cpu-rt-runtime", |s, _| {
+            s["linux"]["resources"]["cpu"] = json!({"realtimeRuntime": 1000});
+        }),
+        // Refused by both here (no LSM, no resctrl, no such controllers on this host).
+        refused("apparmor-profile", |s, _| {
+            s["process"]["apparmorProfile"] = json!("docker-default")
+        }),
+        refused("selinux-label", |s, _| {
+            s["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0")
+        }),
+        refused("mount-label", |s, _| {
+            s["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0")
+        }),
+        refused("intel-rdt-l3", |s, _| {
+            s["linux"]["intelRdt"] = json!({"l3CacheSchema": "L3:0=ff"})
+        }),
+        refused("hugepage-limits", |s, _| {
+            s["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": MIB}]);
+        }),
+        refused("network-class-id", |s, _| {
+            s["linux"]["resources"]["network"] = json!({"classID": 5})
+        }),
+        refused("rdma", |s, _| {
+            s["linux"]["resources"]["rdma"] = json!({"mlx5_0": {"hcaHandles": 3}})
+        }),
+        // runc 1.1.5 runs these without the field (it predates them, or ignores them);
+        // zagent refuses them by name (JUSTIFIED).
+        v("memory-kernel", |s, _| {
+            s["linux"]["resources"]["memory"] = json!({"kernel": 64 * MIB})
+        }),
+        v("memory-kernel-tcp", |s, _| {
+            s["linux"]["resources"]["memory"] = json!({"kernelTCP": 64 * MIB})
+        }),
+        v("memory-no-hierarchy", |s, _| {
+            s["linux"]["resources"]["memory"] = json!({"useHierarchy": false})
+        }),
+        v("cpu-idle", |s, _| {
+            s["linux"]["resources"]["cpu"] = json!({"idle": 1})
+        }),
+        v("cpu-burst", |s, _| {
+            s["linux"]["resources"]["cpu"] = json!({"burst": 1000})
+        }),
+        v("intel-rdt-clos-id", |s, _| {
+            s["linux"]["intelRdt"] = json!({"closID": "c1"})
+        }),
+        v("time-offsets", |s, _| {
+            s["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 10}})
+        }),
+        v("memory-policy", |s, _| {
+            s["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"})
+        }),
+        v("net-devices", |s, _| {
+            s["linux"]["netDevices"] = json!({"dummy0": {"name": "eth1"}})
+        }),
+        v("personality-flags", |s, _| {
+            s["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]})
+        }),
+        v("exec-cpu-affinity", |s, _| {
+            s["process"]["execCPUAffinity"] = json!({"initial": "0"})
+        }),
+        v("mount-idmap", |s, d| {
+            let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            mount(
+                s,
+                json!({"destination": "/mnt/a", "type": "bind", "source": d.join("src"),
+                       "options": ["rbind"], "uidMappings": map, "gidMappings": map}),
+            );
+        }),
+    ]
 }

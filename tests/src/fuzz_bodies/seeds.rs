@@ -240,6 +240,7 @@ fn zygote_frames() -> Vec<Seed> {
         exec_id: "exec-1".into(),
         namespaces: vec![wire::zygote::NamespaceKind::Mount],
         cgroup_procs: vec!["/sys/fs/cgroup/zagent/seed/cgroup.procs".into()],
+        oom_score_adj: Some(0),
         process: jail::validate::process_config(&rich_process()).expect("seed process"),
         console_size: Some((24, 80)),
         test_pause_before_exec_ms: 0,
@@ -570,6 +571,66 @@ fn rpc_payloads() -> Vec<(&'static str, Vec<u8>)> {
                     ..Default::default()
                 })
                 .into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/OnlineCPUMem",
+            bytes(&agent::OnlineCPUMemRequest {
+                nb_cpus: 1,
+                cpu_only: true,
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/MemHotplugByProbe",
+            bytes(&agent::MemHotplugByProbeRequest {
+                memHotplugProbeAddr: vec![1 << 32],
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/SetGuestDateTime",
+            bytes(&agent::SetGuestDateTimeRequest {
+                Sec: 1_700_000_000,
+                Usec: 5,
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/ReseedRandomDev",
+            bytes(&agent::ReseedRandomDevRequest {
+                data: vec![7; 32],
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/CopyFile",
+            bytes(&agent::CopyFileRequest {
+                path: "/run/kata-containers/shared/containers/c1/hosts".into(),
+                file_size: 5,
+                file_mode: 0o100644,
+                dir_mode: 0o755,
+                data: b"hosts".to_vec(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/GetVolumeStats",
+            bytes(&agent::VolumeStatsRequest {
+                volume_guest_path: "/run/kata-containers/sandbox/vol".into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/UpdateEphemeralMounts",
+            bytes(&agent::UpdateEphemeralMountsRequest {
+                storages: vec![agent::Storage {
+                    driver: "ephemeral".into(),
+                    options: vec!["size=2m".into()],
+                    mount_point: "/run/kata-containers/sandbox/ephemeral/e".into(),
+                    ..Default::default()
+                }],
                 ..Default::default()
             }),
         ),

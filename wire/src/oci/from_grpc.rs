@@ -18,17 +18,15 @@ type Result<T> = std::result::Result<T, OciConvertError>;
 
 /// Converts the message carried by `CreateContainerRequest.OCI` into an OCI spec.
 pub fn spec_from_grpc(g: &grpc::Spec) -> Result<oci::Spec> {
-    let mut annotations = g.Annotations.clone();
-    let umask = annotations
-        .remove(grpc::UMASK_ANNOTATION)
-        .map(|v| umask(&v))
-        .transpose()?;
-    let mut process = g.Process.as_ref().map(process_from_grpc).transpose()?;
-    if let Some(p) = process.as_mut() {
-        let mut user = p.user().clone();
-        user.set_umask(umask);
-        p.set_user(user);
+    // Kata's messages for these are empty placeholders; present, they still say the spec is
+    // for another platform, which no field of ours could honour.
+    if g.Solaris.is_some() {
+        return Err(OciConvertError::OtherPlatform("solaris"));
     }
+    if g.Windows.is_some() {
+        return Err(OciConvertError::OtherPlatform("windows"));
+    }
+    let process = g.Process.as_ref().map(process_from_grpc).transpose()?;
     let mut spec = oci::Spec::default();
     spec.set_version(g.Version.clone())
         .set_process(process)
@@ -37,28 +35,15 @@ pub fn spec_from_grpc(g: &grpc::Spec) -> Result<oci::Spec> {
         .set_domainname(None)
         .set_mounts(opt_list(&g.Mounts, mount))
         .set_hooks(g.Hooks.as_ref().map(hooks))
-        .set_annotations(Some(annotations))
         .set_linux(g.Linux.as_ref().map(linux).transpose()?)
         .set_solaris(None)
         .set_windows(None)
         .set_vm(None)
         .set_zos(None);
+    let mut annotations = g.Annotations.clone();
+    super::carried::take(&mut annotations, &mut spec)?;
+    spec.set_annotations(Some(annotations));
     Ok(spec)
-}
-
-/// The umask annotation's value: octal digits (a leading 0 is usual), at most 0777.
-fn umask(value: &str) -> Result<u32> {
-    let bad = || OciConvertError::BadAnnotation {
-        key: grpc::UMASK_ANNOTATION,
-        value: value.into(),
-        expected: "an octal umask of at most 0777",
-    };
-    let digits_ok =
-        (1..=4).contains(&value.len()) && value.bytes().all(|b| matches!(b, b'0'..=b'7'));
-    match u32::from_str_radix(value, 8) {
-        Ok(v) if digits_ok && v <= 0o777 => Ok(v),
-        _ => Err(bad()),
-    }
 }
 
 /// Converts a process; also used for `ExecProcessRequest.process`.

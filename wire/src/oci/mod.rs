@@ -16,24 +16,27 @@
 //!   `linux.resources.devices`, which come back as `Some(empty)`, because that is what
 //!   [`oci_spec::runtime::Spec::default`] uses for them.
 //! * Nested messages do have presence and map to `Option` exactly.
-//! * Fields the protocol has no slot for are dropped when sending and come back as
-//!   `None`: `domainname`, `process.commandLine`,
-//!   `process.ioPriority`, `process.scheduler`, `process.execCPUAffinity`, mount
-//!   ID mappings, `linux.netDevices`, `linux.personality`, `linux.timeOffsets`,
-//!   `linux.memoryPolicy`, memory `useHierarchy`/`checkBeforeUpdate`, cpu `idle`/`burst`,
-//!   `resources.rdma`/`unified`, seccomp `defaultErrnoRet`/`listenerPath`/
-//!   `listenerMetadata`, every intelRdt field except `l3CacheSchema`, and the
-//!   solaris/windows/vm/zos sections.
-//! * `process.user.umask` of a container travels as the annotation [`UMASK_ANNOTATION`]
-//!   (`io.zagent.umask`, octal digits such as `"0077"`), which `spec_to_grpc` sets (replacing
-//!   one the spec had) and `spec_from_grpc` takes out again. A host that is not zagent-ctl can
-//!   set it too. ExecProcess carries no annotations: an exec'd process's umask is dropped by
-//!   `process_to_grpc` and comes back `None` (0022 in the container).
+//! * Fields the protocol has no slot for, and that zagent implements, travel as `io.zagent.`
+//!   annotations (`carried.rs`): `process.user.umask`, `domainname`, `linux.personality`,
+//!   `process.ioPriority`, `process.scheduler` and `linux.seccomp.defaultErrnoRet`.
+//!   `spec_to_grpc` sets them (replacing any the spec had) and `spec_from_grpc` takes them out
+//!   again. ExecProcess carries no annotations: `process_to_grpc` drops an exec'd process's
+//!   umask, I/O priority and scheduler (the agent gives an exec its container's).
+//! * The other fields the protocol has no slot for are dropped when sending and come back as
+//!   `None`: `process.commandLine`, `process.execCPUAffinity`, mount ID mappings,
+//!   `linux.netDevices`, `linux.timeOffsets`, `linux.memoryPolicy`, memory
+//!   `useHierarchy`/`checkBeforeUpdate`, cpu `idle`/`burst`, `resources.rdma`/`unified`,
+//!   seccomp `listenerPath`/`listenerMetadata`, every intelRdt field except `l3CacheSchema`,
+//!   and the solaris/windows/vm/zos sections. zagent implements none of them: a client
+//!   refuses a spec that has any with `check_sendable` (zagent-ctl does), and the agent
+//!   refuses them anyway.
 //! * Signed/unsigned mismatches (hugepage limit) use two's-complement casts so that `-1`
 //!   ("unlimited") survives the round trip; console sizes above `u32::MAX` saturate.
 
+mod carried;
 mod from_grpc;
 mod to_grpc;
+mod unsendable;
 
 #[cfg(test)]
 mod tests;
@@ -41,12 +44,13 @@ mod tests;
 mod wire_tests;
 
 pub use crate::generated::oci::*;
+pub use carried::{
+    DOMAINNAME_ANNOTATION, IO_PRIORITY_ANNOTATION, PERSONALITY_ANNOTATION, SCHEDULER_ANNOTATION,
+    SECCOMP_ERRNO_ANNOTATION, UMASK_ANNOTATION,
+};
 pub use from_grpc::{process_from_grpc, resources_from_grpc, spec_from_grpc};
 pub use to_grpc::{process_to_grpc, resources_to_grpc, spec_to_grpc};
-
-/// The annotation that carries `process.user.umask` (the Kata protocol has no field for it),
-/// as 1 to 4 octal digits, at most 0777.
-pub const UMASK_ANNOTATION: &str = "io.zagent.umask";
+pub use unsendable::{check_sendable, Unsendable};
 
 /// Why a protobuf spec could not be turned into an [`oci_spec::runtime::Spec`]: the
 /// host sent a string that names nothing OCI knows, or a number that does not fit.
@@ -70,6 +74,8 @@ pub enum OciConvertError {
     },
     #[error("{field} = {value} does not fit the OCI type")]
     OutOfRange { field: &'static str, value: i128 },
+    #[error("the spec has a {0} section: zagent runs Linux containers")]
+    OtherPlatform(&'static str),
     #[error("oci-spec rejected a converted value: {0}")]
     Build(String),
 }

@@ -24,13 +24,10 @@ pub fn spec_to_grpc(spec: &oci::Spec) -> grpc::Spec {
     }
 }
 
-/// The spec's annotations, plus the umask of its process, which has no field of its own.
+/// The spec's annotations, plus those carrying the fields that have no slot of their own.
 fn annotations(spec: &oci::Spec) -> std::collections::HashMap<String, String> {
     let mut all = spec.annotations().clone().unwrap_or_default();
-    let umask = spec.process().as_ref().and_then(|p| p.user().umask());
-    if let Some(umask) = umask {
-        all.insert(grpc::UMASK_ANNOTATION.into(), format!("{umask:04o}"));
-    }
+    super::carried::put(spec, &mut all);
     all
 }
 
