@@ -24,4 +24,6 @@ pub struct Agent {
     pub inflight: Arc<tokio::sync::RwLock<()>>,
     /// Compiled seccomp filters of the profiles seen lately.
     pub seccomp_filters: jail::seccomp::FilterCache,
+    /// OOM events of every container, for GetOOMEvent.
+    pub oom: Arc<crate::oom::OomEvents>,
 }

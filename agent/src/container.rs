@@ -90,6 +90,9 @@ pub struct Container {
     pub pending_execs: std::collections::HashSet<String>,
     /// The container's compiled seccomp filter, which every exec into it gets too (as in runc).
     pub seccomp: Option<wire::zygote::SeccompFilter>,
+    /// The watch on its memory cgroup that GetOOMEvent hears from (none without a memory
+    /// controller); teardown stops it before the cgroup goes.
+    pub oom: Option<crate::oom::Watch>,
 }
 
 impl Container {
@@ -117,6 +120,7 @@ impl Container {
             namespaces,
             pending_execs: Default::default(),
             seccomp: None,
+            oom: None,
         }
     }
 

@@ -35,9 +35,10 @@ impl Agent {
             let _inflight = inflight;
             let result = agent.create_container(&id, exec_id, validated).await;
             // On failure the reservation is dropped here, after everything was undone.
-            if let Err(Ok((reservation, container))) = tx.send(result.map(|c| (reservation, c))) {
+            if let Err(Ok((reservation, mut container))) = tx.send(result.map(|c| (reservation, c)))
+            {
                 tracing::warn!(id, "create abandoned by its client; removing the container");
-                if let Err(e) = teardown::container(&container).await {
+                if let Err(e) = teardown::container(&mut container).await {
                     tracing::error!(id, error = %e, "removing an abandoned container");
                 }
                 drop(reservation); // frees the id only once everything is gone
@@ -81,7 +82,12 @@ impl Agent {
         undo.state_dir = Some(state_dir.clone());
         let mut config = v.config;
         config.cgroup_procs = self.layout.join_files(&v.cgroup_path)?;
-        undo.cgroup = Some(self.layout.create(&v.cgroup_path, &v.resources)?);
+        let cgroup = self.layout.create(&v.cgroup_path, &v.resources)?;
+        // Before any process exists, so no OOM of the container is missed; dropped (and so
+        // unregistered) if the create fails.
+        let oom = crate::oom::watch(&cgroup, id, &self.oom);
+        undo.cgroup = Some(cgroup);
+        let oom = oom?;
         // Once the cgroup is ours (never before: it could be another's that `create` refused)
         // and before any process exists, so that a restart after our death finds it.
         crate::recovery::write_record(&state_dir, id, &v.cgroup_path)?;
@@ -111,6 +117,7 @@ impl Agent {
         let mut container = Container::new(id.into(), process, cgroup, state_dir, fifo, namespaces);
         container.sync = Some((launched.sync, launched.seq));
         container.seccomp = config.process.seccomp;
+        container.oom = oom;
         *undo = Undo::default();
         Ok(container)
     }

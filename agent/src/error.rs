@@ -92,6 +92,8 @@ pub enum AgentError {
     },
     #[error("timed out: {0}")]
     Timeout(String),
+    #[error("the agent is stopping")]
+    Stopping,
 }
 
 impl AgentError {
@@ -144,6 +146,7 @@ impl AgentError {
             AgentError::StdinBusy => Code::RESOURCE_EXHAUSTED,
             AgentError::Launch(e) if e.is_unavailable() => Code::UNAVAILABLE,
             AgentError::Timeout(_) => Code::DEADLINE_EXCEEDED,
+            AgentError::Stopping => Code::UNAVAILABLE,
             AgentError::Launch(_)
             | AgentError::Sequence(_)
             | AgentError::Channel { .. }

@@ -95,8 +95,8 @@ impl Agent {
     /// registry entry.
     pub async fn remove(&self, id: &str) -> Result<(), AgentError> {
         let entry = self.registry.get(id)?;
-        let c = entry.lock().await;
-        crate::teardown::container(&c).await?;
+        let mut c = entry.lock().await;
+        crate::teardown::container(&mut c).await?;
         self.registry.remove(id);
         Ok(())
     }

@@ -17,6 +17,7 @@ mod launcher;
 mod lifecycle;
 mod listen;
 mod nsfile;
+mod oom;
 mod pause;
 mod ratelimit;
 mod reaper;

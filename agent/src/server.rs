@@ -52,6 +52,7 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         test_exec_pause_ms: cfg.test_exec_pause_ms,
         inflight: Default::default(),
         seccomp_filters: Default::default(),
+        oom: Default::default(),
     });
     let mut services =
         wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));
@@ -77,6 +78,8 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         _ = int.recv() => {},
     }
     tracing::info!("shutting down");
+    // Waiting GetOOMEvent calls answer UNAVAILABLE before their connections close.
+    agent.oom.close();
     let _ = server.shutdown().await;
     if let Err(e) = agent.shutdown().await {
         tracing::error!(error = %e, "removing containers at shutdown");

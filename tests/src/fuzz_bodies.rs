@@ -293,6 +293,14 @@ pub const RPCS: &[Rpc] = &[
         path: "/grpc.AgentService/UpdateContainer",
         body: update_container,
     },
+    Rpc {
+        path: "/grpc.AgentService/GetOOMEvent",
+        body: plain::<agent::GetOOMEventRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/GetMetrics",
+        body: plain::<agent::GetMetricsRequest>,
+    },
 ];
 
 /// The first byte picks the RPC (index into `RPCS`); one value past the last means the rest is

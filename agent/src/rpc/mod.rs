@@ -39,6 +39,7 @@ pub const SERVED: &[&str] = &[
     "ResumeContainer",
     "StatsContainer",
     "UpdateContainer",
+    "GetOOMEvent",
 ];
 
 pub struct AgentRpc {
@@ -272,6 +273,24 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
             &req.container_id,
             r.map(|_| Empty::new()),
         )
+    }
+
+    /// A long poll: blocks until an OOM in some container (see `oom.rs`).
+    async fn get_oom_event(
+        &self,
+        _: &TtrpcContext,
+        _: agent::GetOOMEventRequest,
+    ) -> ttrpc::Result<agent::OOMEvent> {
+        let r = self
+            .agent
+            .oom
+            .next()
+            .await
+            .map(|container_id| agent::OOMEvent {
+                container_id,
+                ..Default::default()
+            });
+        reply("GetOOMEvent", "", r)
     }
 
     async fn get_guest_details(

@@ -511,5 +511,13 @@ fn rpc_payloads() -> Vec<(&'static str, Vec<u8>)> {
                 ..Default::default()
             }),
         ),
+        (
+            "/grpc.AgentService/GetOOMEvent",
+            bytes(&agent::GetOOMEventRequest::default()),
+        ),
+        (
+            "/grpc.AgentService/GetMetrics",
+            bytes(&agent::GetMetricsRequest::default()),
+        ),
     ]
 }
