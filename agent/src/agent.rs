@@ -26,4 +26,6 @@ pub struct Agent {
     pub seccomp_filters: jail::seccomp::FilterCache,
     /// OOM events of every container, for GetOOMEvent.
     pub oom: Arc<crate::oom::OomEvents>,
+    /// The launch latency histograms and scrape count GetMetrics reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

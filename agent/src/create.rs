@@ -10,21 +10,28 @@ use crate::container::{Container, Process};
 use crate::error::AgentError;
 use crate::exec_fifo;
 use crate::launch::{self, Job};
+use crate::metrics::{Kind, Stage};
 use crate::teardown;
 use jail::cgroups::Cgroup;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 impl Agent {
+    /// `received` is when the RPC began converting the request: the conversion stage runs
+    /// from there to the validated launch config.
     pub async fn create(
         self: &Arc<Self>,
         id: String,
         exec_id: String,
         spec: oci_spec::runtime::Spec,
+        received: Instant,
     ) -> Result<(), AgentError> {
         jail::validate::check_id(&id)?;
         let reservation = self.registry.reserve(&id)?;
         let validated = jail::validate::validate_with(&id, &spec, &self.seccomp_filters)?;
+        let m = &self.metrics;
+        m.observe(Kind::Container, Stage::Conversion, received.elapsed());
         if validated.config.process.terminal && !self.terminals {
             return Err(AgentError::Unsupported("process.terminal".into()));
         }
@@ -72,7 +79,7 @@ impl Agent {
         v: jail::validate::Validated,
         undo: &mut Undo,
     ) -> Result<Container, AgentError> {
-        let t0 = std::time::Instant::now();
+        let t0 = Instant::now();
         let join_ns = crate::nsfile::open_all(&v.join_namespaces).await?;
         let state_dir = self.state_dir.join(id);
         std::fs::create_dir(&state_dir).map_err(|e| match e.kind() {
@@ -82,7 +89,10 @@ impl Agent {
         undo.state_dir = Some(state_dir.clone());
         let mut config = v.config;
         config.cgroup_procs = self.layout.join_files(&v.cgroup_path)?;
+        let t_cgroup = Instant::now();
         let cgroup = self.layout.create(&v.cgroup_path, &v.resources)?;
+        let m = &self.metrics;
+        m.observe(Kind::Container, Stage::Cgroup, t_cgroup.elapsed());
         // Before any process exists, so no OOM of the container is missed; dropped (and so
         // unregistered) if the create fails.
         let oom = crate::oom::watch(&cgroup, id, &self.oom);
@@ -105,6 +115,8 @@ impl Agent {
         };
         // From here on, a failing launch has killed and reaped what it made.
         let launched = launch::launch(self.launcher.as_ref(), job).await?;
+        m.observe(Kind::Container, Stage::Clone, launched.took_clone);
+        m.observe(Kind::Container, Stage::JailToReady, launched.took_ready);
         let process = Process {
             exec_id,
             pid: launched.process.pid,

@@ -94,6 +94,8 @@ pub enum AgentError {
     Timeout(String),
     #[error("the agent is stopping")]
     Stopping,
+    #[error("encoding the metrics: {0}")]
+    Metrics(#[from] std::fmt::Error),
 }
 
 impl AgentError {
@@ -155,7 +157,8 @@ impl AgentError {
             | AgentError::Reap { .. }
             | AgentError::Recovery(_)
             | AgentError::Cgroup(_)
-            | AgentError::Io { .. } => Code::INTERNAL,
+            | AgentError::Io { .. }
+            | AgentError::Metrics(_) => Code::INTERNAL,
         }
     }
 }

@@ -26,6 +26,7 @@ impl Agent {
             state: "created",
             op: "start it twice",
         })?;
+        let t_start = std::time::Instant::now();
         if let Err(e) = exec_fifo::release(&c.fifo) {
             let _ = tokio::time::timeout(Duration::from_secs(1), c.init.wait()).await;
             return Err(AgentError::State {
@@ -41,6 +42,11 @@ impl Agent {
         match follow(&sync, seq, READY_TIMEOUT, running, &mut carried).await {
             Ok(_) => {
                 c.mark_started();
+                let (kind, stage) = (
+                    crate::metrics::Kind::Container,
+                    crate::metrics::Stage::Start,
+                );
+                self.metrics.observe(kind, stage, t_start.elapsed());
                 Ok(())
             }
             Err(e) => {

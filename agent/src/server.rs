@@ -45,7 +45,6 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
     };
     let agent = Arc::new(Agent {
         registry: Default::default(),
-        launcher,
         layout,
         state_dir: cfg.state_dir.clone(),
         terminals: true,
@@ -53,6 +52,8 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         inflight: Default::default(),
         seccomp_filters: Default::default(),
         oom: Default::default(),
+        metrics: Arc::new(crate::metrics::Metrics::new(launcher.name())),
+        launcher,
     });
     let mut services =
         wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));

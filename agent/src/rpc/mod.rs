@@ -40,6 +40,7 @@ pub const SERVED: &[&str] = &[
     "StatsContainer",
     "UpdateContainer",
     "GetOOMEvent",
+    "GetMetrics",
 ];
 
 pub struct AgentRpc {
@@ -102,11 +103,11 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
         req: agent::CreateContainerRequest,
     ) -> ttrpc::Result<Empty> {
         tracing::debug!(id = req.container_id, "CreateContainer");
+        let received = std::time::Instant::now();
         let r = match spec_of(&req) {
             Ok(spec) => {
-                self.agent
-                    .create(req.container_id.clone(), req.exec_id.clone(), spec)
-                    .await
+                let (id, exec_id) = (req.container_id.clone(), req.exec_id.clone());
+                self.agent.create(id, exec_id, spec, received).await
             }
             Err(e) => Err(e),
         };
@@ -291,6 +292,18 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
                 ..Default::default()
             });
         reply("GetOOMEvent", "", r)
+    }
+
+    async fn get_metrics(
+        &self,
+        _: &TtrpcContext,
+        _: agent::GetMetricsRequest,
+    ) -> ttrpc::Result<agent::Metrics> {
+        let r = self.agent.metrics().await.map(|metrics| agent::Metrics {
+            metrics,
+            ..Default::default()
+        });
+        reply("GetMetrics", "", r)
     }
 
     async fn get_guest_details(
