@@ -9,30 +9,8 @@ use tests::agent::{code, Launcher, TestAgent};
 use tests::{bundle, unique_id};
 use wire::agent_ttrpc::AgentServiceClient;
 
-const LIMIT: i64 = 16 << 20;
-
 fn ctx() -> ttrpc::context::Context {
     ttrpc::context::with_timeout(0)
-}
-
-/// dd's 64 MiB buffer, filled from /dev/zero, cannot fit in 16 MiB (and there is no swap to
-/// go to: memory+swap has the same limit).
-fn oom_spec() -> oci_spec::runtime::Spec {
-    use oci_spec::runtime::{LinuxMemoryBuilder, LinuxResourcesBuilder};
-    let mut spec = bundle::spec(&["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]);
-    let memory = LinuxMemoryBuilder::default()
-        .limit(LIMIT)
-        .swap(LIMIT)
-        .build()
-        .unwrap();
-    let resources = LinuxResourcesBuilder::default()
-        .memory(memory)
-        .build()
-        .unwrap();
-    let mut linux = spec.linux().clone().unwrap();
-    linux.set_resources(Some(resources));
-    spec.set_linux(Some(linux));
-    spec
 }
 
 fn oom_kills(id: &str) -> u64 {
@@ -45,7 +23,7 @@ fn oom_kills(id: &str) -> u64 {
 
 /// Runs the OOM container to its end: killed by SIGKILL, the kill counted by the kernel.
 async fn run_oom(a: &TestAgent, id: &str) {
-    a.create(id, &oom_spec()).await.unwrap();
+    a.create(id, &bundle::oom_spec()).await.unwrap();
     a.start_container(id).await.unwrap();
     let status = a.wait(id).await.unwrap();
     assert_eq!(status, 128 + libc::SIGKILL, "dd was not OOM-killed");

@@ -118,6 +118,13 @@ fn joined_clean(base: &Path, rel: &Path) -> PathBuf {
 fn refuse_unsendable(spec: &Spec) -> anyhow::Result<()> {
     jail::validate::refuse_unified(spec.linux().as_ref())?;
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    refuse_unsendable_resources(resources)
+}
+
+/// What of `linux.resources` the Kata protocol cannot carry (create and update alike).
+pub fn refuse_unsendable_resources(
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+) -> anyhow::Result<()> {
     let swappiness = resources.and_then(|r| r.memory().as_ref()?.swappiness());
     if swappiness == Some(0) {
         bail!(
