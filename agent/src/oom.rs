@@ -6,7 +6,8 @@
 //! up its place, and an event already handed to it goes to the next call instead; when the agent
 //! stops, every waiting call ends with UNAVAILABLE.
 //!
-//! A container's watch lives as long as the container: teardown stops it (after one last look,
+//! A container's watch lives as long as the container (registered during its create's launch,
+//! `create.rs`): teardown stops it (after one last look,
 //! so an OOM kill just before RemoveContainer is not lost) before the cgroup is removed, and
 //! dropping it aborts the task; either closes the watch's fd, which unregisters it.
 
