@@ -1,6 +1,6 @@
-//! Taking a container down: kill and reap every process of it, remove its cgroup and its state
-//! dir (and its OOM watch with it). Shared by RemoveContainer, DestroySandbox, shutdown and abandoned creates, and by a
-//! failed create for the cgroup alone.
+//! Taking a container down: kill and reap every process of it, stop its OOM watch, remove its
+//! cgroup and its state dir. Shared by RemoveContainer, DestroySandbox, shutdown and abandoned
+//! creates, and by a failed create for the cgroup alone.
 
 use crate::container::{Container, State};
 use crate::error::AgentError;
