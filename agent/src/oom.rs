@@ -7,9 +7,9 @@
 //! stops, every waiting call ends with UNAVAILABLE.
 //!
 //! A container's watch lives as long as the container (registered during its create's launch,
-//! `create.rs`): teardown stops it (after one last look,
-//! so an OOM kill just before RemoveContainer is not lost) before the cgroup is removed, and
-//! dropping it aborts the task; either closes the watch's fd, which unregisters it.
+//! `create.rs`): teardown stops it before the cgroup is removed, after one last look so that
+//! an OOM kill just before RemoveContainer is not lost. Stopping or dropping it aborts the
+//! task, which closes the watch's fd (and so unregisters it) as it goes.
 
 use crate::error::AgentError;
 use jail::cgroups::{Cgroup, OomCheck, OomWatch};
@@ -150,10 +150,13 @@ impl Drop for Pending {
     }
 }
 
-/// A container's OOM watch task (see the module doc).
+/// A container's OOM watch (see the module doc): the polling task and a handle on the watch
+/// for the last look.
 pub struct Watch {
-    stop: Option<oneshot::Sender<()>>,
+    fd: Arc<AsyncFd<OomWatch>>,
     task: tokio::task::JoinHandle<()>,
+    id: String,
+    events: Arc<OomEvents>,
 }
 
 /// Starts watching `cgroup` for container `id`; `None` when it has no memory controller.
@@ -169,26 +172,25 @@ pub fn watch(
     // which happens only with (inside) this AsyncFd.
     let fd = unsafe { AsyncFd::register_with_interest(w, tokio::io::Interest::READABLE) }
         .map_err(|e| AgentError::io("registering the OOM watch", e.into()))?;
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(run(fd, id.to_owned(), events.clone(), stopped));
+    let fd = Arc::new(fd);
+    let task = tokio::spawn(run(fd.clone(), id.to_owned(), events.clone()));
     Ok(Some(Watch {
-        stop: Some(stop),
+        fd,
         task,
+        id: id.to_owned(),
+        events: events.clone(),
     }))
 }
 
 impl Watch {
-    /// Ends the watch after a last look at what happened so far, and waits for it (bounded).
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let task = &mut self.task;
-        if tokio::time::timeout(std::time::Duration::from_secs(1), task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("an OOM watch did not stop in time; aborted");
+    /// Ends the watch after a last look at what happened so far (an OOM kill the task has not
+    /// read yet is still reported). The fd closes when the aborted task lets go of it, on a
+    /// runtime worker: closing it makes the kernel take the v1 registration down, work that
+    /// need not delay the RPC that removes the container.
+    pub fn stop(self) {
+        self.task.abort();
+        if let Ok(OomCheck::Oom(_)) = self.fd.get_ref().check() {
+            report(&self.events, &self.id);
         }
     }
 }
@@ -199,30 +201,17 @@ impl Drop for Watch {
     }
 }
 
-async fn run(
-    mut fd: AsyncFd<OomWatch>,
-    id: String,
-    events: Arc<OomEvents>,
-    mut stop: oneshot::Receiver<()>,
-) {
+async fn run(fd: Arc<AsyncFd<OomWatch>>, id: String, events: Arc<OomEvents>) {
     loop {
-        let check = tokio::select! {
-            ready = fd.readable_mut() => match ready {
-                Ok(mut guard) => {
-                    let check = guard.get_inner_mut().check();
-                    // check read the fd until it was empty; newer readiness is kept by tokio.
-                    guard.clear_ready();
-                    check
-                }
-                Err(e) => {
-                    tracing::warn!(id, error = %e, "polling the OOM watch");
-                    return;
-                }
-            },
-            _ = &mut stop => {
-                if let Ok(OomCheck::Oom(_)) = fd.get_mut().check() {
-                    report(&events, &id);
-                }
+        let check = match fd.readable().await {
+            Ok(mut guard) => {
+                let check = guard.get_inner().check();
+                // check read the fd until it was empty; newer readiness is kept by tokio.
+                guard.clear_ready();
+                check
+            }
+            Err(e) => {
+                tracing::warn!(id, error = %e, "polling the OOM watch");
                 return;
             }
         };
@@ -389,8 +378,16 @@ mod tests {
         assert_eq!(id, "c1");
         // A kill just before the stop is still reported by the last look.
         std::fs::write(&events_file, "oom 2\noom_kill 2\n").unwrap();
-        w.stop().await;
+        w.stop();
         assert_eq!(h.next().await.unwrap(), "c1");
+        assert_eq!(h.queued(), 0, "one event for one kill, whoever read it");
+        // The aborted task lets go of the fd on a worker, at once.
+        for _ in 0..100 {
+            if watching() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(watching(), 0, "the watch's fd is closed");
         cg.remove().unwrap();
     }

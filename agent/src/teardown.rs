@@ -11,7 +11,7 @@ use jail::cgroups::Cgroup;
 pub async fn container(c: &mut Container) -> Result<(), AgentError> {
     kill_and_reap(c).await?;
     if let Some(watch) = c.oom.take() {
-        watch.stop().await;
+        watch.stop();
     }
     remove_cgroup(c.cgroup.clone()).await?;
     match std::fs::remove_dir_all(&c.state_dir) {

@@ -5,7 +5,8 @@
 //! notifies a modification on every counter change there).
 //!
 //! A watch is one non-blocking, close-on-exec fd that the caller polls (the agent through
-//! tokio's `AsyncFd`) and then asks `OomWatch::check` what happened. Dropping the watch
+//! tokio's `AsyncFd`) and then asks `OomWatch::check` what happened (from any thread: an event
+//! is reported to one caller only). Dropping the watch
 //! unregisters it: the kernel drops a v1 event whose eventfd is closed (EPOLLHUP on the eventfd
 //! removes the registration), and an inotify watch goes with its fd.
 
@@ -15,6 +16,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What a watch saw since the last `check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +39,9 @@ enum Inner {
     V2 {
         inotify: Inotify,
         events: PathBuf,
-        /// The `oom_kill` count already reported.
-        seen: u64,
+        /// The `oom_kill` count already reported (atomic: `check` may run on two threads, the
+        /// watch's poller and a last look at teardown, and each kill is reported once).
+        seen: AtomicU64,
     },
 }
 
@@ -101,7 +104,7 @@ fn v2(events: PathBuf) -> Result<OomWatch, CgroupError> {
         inner: Inner::V2 {
             inotify,
             events,
-            seen,
+            seen: AtomicU64::new(seen),
         },
     })
 }
@@ -135,8 +138,8 @@ fn oom_kills(events: &Path) -> Result<Option<u64>, CgroupError> {
 impl OomWatch {
     /// Drains the fd and says what happened. Call it when the fd polls readable (calling it
     /// at any other time is harmless: `Nothing`).
-    pub fn check(&mut self) -> Result<OomCheck, CgroupError> {
-        match &mut self.inner {
+    pub fn check(&self) -> Result<OomCheck, CgroupError> {
+        match &self.inner {
             Inner::V1 { eventfd, control } => match eventfd.read() {
                 Err(nix::errno::Errno::EAGAIN) => Ok(OomCheck::Nothing),
                 Err(e) => Err(watch_err(control, e)),
@@ -153,12 +156,10 @@ impl OomWatch {
                 }
                 match oom_kills(events)? {
                     None => Ok(OomCheck::Gone),
-                    Some(now) if now > *seen => {
-                        let new = now - *seen;
-                        *seen = now;
-                        Ok(OomCheck::Oom(new))
-                    }
-                    Some(_) => Ok(OomCheck::Nothing),
+                    Some(now) => match seen.fetch_max(now, Ordering::SeqCst) {
+                        before if now > before => Ok(OomCheck::Oom(now - before)),
+                        _ => Ok(OomCheck::Nothing),
+                    },
                 }
             }
         }
@@ -258,7 +259,7 @@ mod tests {
         let (tmp, cg) = v1_cgroup(&["memory", "pids"]);
         let dir = tmp.path().join("memory/c1");
         fs::write(dir.join("memory.oom_control"), "oom_kill_disable 0\n").unwrap();
-        let mut w = cg.watch_oom().unwrap().expect("a memory hierarchy");
+        let w = cg.watch_oom().unwrap().expect("a memory hierarchy");
         // "<eventfd> <control fd>": the eventfd is the watch's own fd.
         let line = fs::read_to_string(dir.join("cgroup.event_control")).unwrap();
         let fds: Vec<i32> = line.split(' ').map(|n| n.parse().unwrap()).collect();
@@ -306,7 +307,7 @@ mod tests {
         let counts = |oom, kill| format!("low 0\nhigh 0\nmax 3\noom {oom}\noom_kill {kill}\n");
         // Kills from before the watch are not reported.
         fs::write(&events, counts(1, 1)).unwrap();
-        let mut w = cg.watch_oom().unwrap().expect("memory.events");
+        let w = cg.watch_oom().unwrap().expect("memory.events");
         assert!(!readable(&w));
         // A change of another counter wakes the watch but is no OOM kill.
         fs::write(&events, counts(2, 1)).unwrap();
