@@ -28,4 +28,6 @@ pub struct Agent {
     pub oom: Arc<crate::oom::OomEvents>,
     /// The launch latency histograms and scrape count GetMetrics reports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The Kata storages mounted for containers and the sandbox.
+    pub storages: crate::storage::Storages,
 }

@@ -93,6 +93,10 @@ pub struct Container {
     /// The watch on its memory cgroup that GetOOMEvent hears from (none without a memory
     /// controller); teardown stops it before the cgroup goes.
     pub oom: Option<crate::oom::Watch>,
+    /// The spec's hooks the agent runs after create: `poststart` and `poststop`.
+    pub hooks: Arc<jail::validate::RuntimeHooks>,
+    /// The Kata storages the container uses; unmounted when their last user goes.
+    pub storages: Vec<Arc<crate::storage::Mounted>>,
 }
 
 impl Container {
@@ -121,6 +125,8 @@ impl Container {
             pending_execs: Default::default(),
             seccomp: None,
             oom: None,
+            hooks: Default::default(),
+            storages: Vec::new(),
         }
     }
 

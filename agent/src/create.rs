@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 impl Agent {
+    /// `storages`: Kata storages the container needs mounted first (see `storage`).
     /// `received` is when the RPC began converting the request: the conversion stage runs
     /// from there to the validated launch config.
     pub async fn create(
@@ -25,6 +26,7 @@ impl Agent {
         id: String,
         exec_id: String,
         spec: oci_spec::runtime::Spec,
+        storages: Vec<crate::storage::StorageSpec>,
         received: Instant,
     ) -> Result<(), AgentError> {
         jail::validate::check_id(&id)?;
@@ -40,7 +42,9 @@ impl Agent {
         let inflight = self.inflight.clone().read_owned().await;
         tokio::spawn(async move {
             let _inflight = inflight;
-            let result = agent.create_container(&id, exec_id, validated).await;
+            let result = agent
+                .create_container(&id, exec_id, validated, &storages)
+                .await;
             // On failure the reservation is dropped here, after everything was undone.
             if let Err(Ok((reservation, mut container))) = tx.send(result.map(|c| (reservation, c)))
             {
@@ -63,13 +67,27 @@ impl Agent {
         id: &str,
         exec_id: String,
         v: jail::validate::Validated,
+        storages: &[crate::storage::StorageSpec],
     ) -> Result<Container, AgentError> {
+        // Dropped (and so unmounted, unless shared) if anything below fails.
+        let mounted = self.storages.acquire_all(storages)?;
         let mut undo = Undo::default();
+        let hooks = Arc::new(v.hooks.clone());
         let result = self.create_steps(id, exec_id, v, &mut undo).await;
-        if result.is_err() {
-            undo.run().await;
+        match result {
+            Ok(mut c) => {
+                c.hooks = hooks;
+                c.storages = mounted;
+                Ok(c)
+            }
+            Err(e) => {
+                undo.run().await;
+                // The create went as far as making things: the runtime spec continues at
+                // delete, which runs poststop.
+                crate::hooks::run_poststop(&hooks).await;
+                Err(e)
+            }
         }
-        result
     }
 
     async fn create_steps(
@@ -108,6 +126,7 @@ impl Agent {
             config: &config,
             fifo: &fifo,
             join_ns: &join_ns,
+            hooks: &v.hooks,
         };
         let cgroup = undo.cgroup.as_ref().expect("cgroup was created above");
         let (launched, oom) = self.launch_watched(job, cgroup, id).await?;

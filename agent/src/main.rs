@@ -11,12 +11,15 @@ mod error;
 mod exec;
 mod exec_fifo;
 mod guest;
+mod guest_ops;
+mod hooks;
 mod io;
 mod launch;
 mod launcher;
 mod lifecycle;
 mod listen;
 mod metrics;
+mod net;
 mod nsfile;
 mod oom;
 mod pause;
@@ -26,9 +29,11 @@ mod recovery;
 mod registry;
 mod resources;
 mod rpc;
+mod sandbox;
 mod scrape;
 mod selfexe;
 mod server;
+mod storage;
 mod teardown;
 
 // The launch sequence is in the library target, so the fuzz bodies (tests crate) drive it too.

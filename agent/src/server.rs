@@ -54,6 +54,7 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         oom: Default::default(),
         metrics: Arc::new(crate::metrics::Metrics::new(launcher.name())),
         launcher,
+        storages: crate::storage::Storages::new(cfg.storage_root.clone(), "/sys".into()),
     });
     let mut services =
         wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));

@@ -14,6 +14,7 @@ mod capabilities;
 mod devices;
 pub mod error;
 mod home;
+pub mod hooks;
 mod identity;
 pub mod mountinfo;
 mod mounts;
@@ -27,3 +28,4 @@ mod system;
 mod terminal;
 #[cfg(test)]
 mod test_util;
+pub mod userns;

@@ -108,6 +108,23 @@ impl TestAgent {
         extra: &[&str],
         stderr: Stdio,
     ) -> TestAgent {
+        TestAgent::spawn(launcher, state_dir, extra, stderr, None).await
+    }
+
+    /// An agent in the named network namespace (`ip netns add NAME`), entered with `nsenter`
+    /// so that only its network changes (its mounts and cgroups stay the host's), and nsenter
+    /// execs the agent: the child is the agent itself.
+    pub async fn start_in_netns(launcher: Launcher, netns: &str) -> TestAgent {
+        TestAgent::spawn(launcher, None, &[], Stdio::inherit(), Some(netns)).await
+    }
+
+    async fn spawn(
+        launcher: Launcher,
+        state_dir: Option<&Path>,
+        extra: &[&str],
+        stderr: Stdio,
+        netns: Option<&str>,
+    ) -> TestAgent {
         crate::require_root();
         let dir = tempfile::Builder::new()
             .prefix("zagent-agent")
@@ -116,7 +133,17 @@ impl TestAgent {
         let sock = dir.path().join("agent.sock");
         let state_dir = state_dir.map_or_else(|| dir.path().join("state"), Path::to_owned);
         let addr = format!("unix://{}", sock.display());
-        let child = Command::new(crate::bin("zagent"))
+        let mut cmd = match netns {
+            None => Command::new(crate::bin("zagent")),
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}"))
+                    .arg("--")
+                    .arg(crate::bin("zagent"));
+                c
+            }
+        };
+        let child = cmd
             .args([
                 "--listen",
                 &addr,
