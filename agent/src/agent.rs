@@ -24,6 +24,10 @@ pub struct Agent {
     pub inflight: Arc<tokio::sync::RwLock<()>>,
     /// Compiled seccomp filters of the profiles seen lately.
     pub seccomp_filters: jail::seccomp::FilterCache,
+    /// OOM events of every container, for GetOOMEvent.
+    pub oom: Arc<crate::oom::OomEvents>,
+    /// The launch latency histograms and scrape count GetMetrics reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The Kata storages mounted for containers and the sandbox.
     pub storages: crate::storage::Storages,
 }

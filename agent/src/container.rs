@@ -90,6 +90,9 @@ pub struct Container {
     pub pending_execs: std::collections::HashSet<String>,
     /// What every exec into the container takes from the container's process.
     pub exec_defaults: ExecDefaults,
+    /// The watch on its memory cgroup that GetOOMEvent hears from (none without a memory
+    /// controller); teardown stops it before the cgroup goes.
+    pub oom: Option<crate::oom::Watch>,
     /// The spec's hooks the agent runs after create: `poststart` and `poststop`.
     pub hooks: Arc<jail::validate::RuntimeHooks>,
     /// The Kata storages the container uses; unmounted when their last user goes.
@@ -161,6 +164,7 @@ impl Container {
             namespaces,
             pending_execs: Default::default(),
             exec_defaults: ExecDefaults::default(),
+            oom: None,
             hooks: Default::default(),
             storages: Vec::new(),
         }

@@ -93,6 +93,10 @@ pub enum AgentError {
     },
     #[error("timed out: {0}")]
     Timeout(String),
+    #[error("the agent is stopping")]
+    Stopping,
+    #[error("encoding the metrics: {0}")]
+    Metrics(#[from] std::fmt::Error),
     #[error("{0}")]
     Hook(#[from] crate::hooks::HookError),
     #[error("{0}")]
@@ -159,6 +163,7 @@ impl AgentError {
             AgentError::Net(e) => e.code(),
             AgentError::Launch(e) if e.is_unavailable() => Code::UNAVAILABLE,
             AgentError::Timeout(_) => Code::DEADLINE_EXCEEDED,
+            AgentError::Stopping => Code::UNAVAILABLE,
             AgentError::Launch(_)
             | AgentError::Sequence(_)
             | AgentError::Channel { .. }
@@ -167,7 +172,8 @@ impl AgentError {
             | AgentError::Reap { .. }
             | AgentError::Recovery(_)
             | AgentError::Cgroup(_)
-            | AgentError::Io { .. } => Code::INTERNAL,
+            | AgentError::Io { .. }
+            | AgentError::Metrics(_) => Code::INTERNAL,
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::agent::Agent;
 use crate::container::{Process, State};
 use crate::error::AgentError;
 use crate::launch::{self, Job};
+use crate::metrics::{Kind, Stage};
 use std::sync::Arc;
 use wire::zygote::{ExecConfig, NamespaceKind};
 
@@ -113,6 +114,9 @@ impl Agent {
             init_pidfd: &init_pidfd,
         };
         let launched = launch::launch(self.launcher.as_ref(), job).await?;
+        let m = &self.metrics;
+        m.observe(Kind::Exec, Stage::Clone, launched.took_clone);
+        m.observe(Kind::Exec, Stage::JailToReady, launched.took_ready);
         Ok(Process {
             exec_id: config.exec_id,
             pid: launched.process.pid,

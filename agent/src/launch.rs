@@ -101,6 +101,9 @@ pub struct LaunchedProcess {
     pub stdio: io::Stdio,
     pub sync: SyncSocket,
     pub seq: LaunchState,
+    /// The launcher's round trip (until the child existed), and from there until the goal.
+    pub took_clone: Duration,
+    pub took_ready: Duration,
 }
 
 /// Launches `job` through `launcher` and follows it to its goal (see the module doc).
@@ -134,11 +137,13 @@ pub async fn launch(launcher: &dyn Launcher, job: Job<'_>) -> Result<LaunchedPro
             return Err(e);
         }
     };
-    // Per-stage timings for profiling (microseconds since the launch began).
+    // Per-stage timings for profiling (microseconds since the launch began); the caller feeds
+    // the same two figures to the latency histograms.
+    let t_done = t0.elapsed();
     tracing::debug!(
         kind = ?job.kind(),
         launched = t_launched.as_micros() as u64,
-        done = t0.elapsed().as_micros() as u64,
+        done = t_done.as_micros() as u64,
         "launch stages"
     );
     Ok(LaunchedProcess {
@@ -146,6 +151,8 @@ pub async fn launch(launcher: &dyn Launcher, job: Job<'_>) -> Result<LaunchedPro
         stdio,
         sync,
         seq,
+        took_clone: t_launched,
+        took_ready: t_done.saturating_sub(t_launched),
     })
 }
 

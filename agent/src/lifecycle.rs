@@ -26,6 +26,7 @@ impl Agent {
             state: "created",
             op: "start it twice",
         })?;
+        let t_start = std::time::Instant::now();
         if let Err(e) = exec_fifo::release(&c.fifo) {
             let _ = tokio::time::timeout(Duration::from_secs(1), c.init.wait()).await;
             return Err(AgentError::State {
@@ -41,6 +42,11 @@ impl Agent {
         match follow(&sync, seq, READY_TIMEOUT, running, &mut carried).await {
             Ok(_) => {
                 c.mark_started();
+                let (kind, stage) = (
+                    crate::metrics::Kind::Container,
+                    crate::metrics::Stage::Start,
+                );
+                self.metrics.observe(kind, stage, t_start.elapsed());
                 if !c.hooks.poststart.is_empty() {
                     crate::hooks::run_poststart(&c.hooks, c.init.pid).await;
                 }
@@ -98,8 +104,8 @@ impl Agent {
     /// registry entry.
     pub async fn remove(&self, id: &str) -> Result<(), AgentError> {
         let entry = self.registry.get(id)?;
-        let c = entry.lock().await;
-        crate::teardown::container(&c).await?;
+        let mut c = entry.lock().await;
+        crate::teardown::container(&mut c).await?;
         self.registry.remove(id);
         Ok(())
     }

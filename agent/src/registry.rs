@@ -81,6 +81,12 @@ impl Registry {
         self.lock().remove(id);
     }
 
+    /// How many ids are reserved by creates under way.
+    pub fn creating(&self) -> usize {
+        let map = self.lock();
+        map.values().filter(|s| matches!(s, Slot::Creating)).count()
+    }
+
     /// Every ready container, for listing and sandbox teardown.
     pub fn all(&self) -> Vec<(String, Entry)> {
         let map = self.lock();
@@ -123,7 +129,9 @@ mod tests {
         let res = r.reserve("a").unwrap();
         assert!(matches!(r.reserve("a"), Err(AgentError::Exists(_))));
         assert!(matches!(r.get("a"), Err(AgentError::State { .. })));
+        assert_eq!(r.creating(), 1);
         drop(res);
+        assert_eq!(r.creating(), 0);
         assert!(matches!(r.get("a"), Err(AgentError::NotFound(_))));
         r.reserve("a").unwrap();
     }

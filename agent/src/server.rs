@@ -45,13 +45,15 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
     };
     let agent = Arc::new(Agent {
         registry: Default::default(),
-        launcher,
         layout,
         state_dir: cfg.state_dir.clone(),
         terminals: true,
         test_exec_pause_ms: cfg.test_exec_pause_ms,
         inflight: Default::default(),
         seccomp_filters: Default::default(),
+        oom: Default::default(),
+        metrics: Arc::new(crate::metrics::Metrics::new(launcher.name())),
+        launcher,
         storages: crate::storage::Storages::new(cfg.storage_root.clone(), "/sys".into()),
     });
     let mut services =
@@ -78,6 +80,8 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         _ = int.recv() => {},
     }
     tracing::info!("shutting down");
+    // Waiting GetOOMEvent calls answer UNAVAILABLE before their connections close.
+    agent.oom.close();
     let _ = server.shutdown().await;
     if let Err(e) = agent.shutdown().await {
         tracing::error!(error = %e, "removing containers at shutdown");

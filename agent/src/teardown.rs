@@ -1,15 +1,18 @@
-//! Taking a container down: kill and reap every process of it, remove its cgroup and its state
-//! dir. Shared by RemoveContainer, DestroySandbox, shutdown and abandoned creates, and by a
-//! failed create for the cgroup alone.
+//! Taking a container down: kill and reap every process of it, stop its OOM watch, remove its
+//! cgroup and its state dir. Shared by RemoveContainer, DestroySandbox, shutdown and abandoned
+//! creates, and by a failed create for the cgroup alone.
 
 use crate::container::{Container, State};
 use crate::error::AgentError;
 use crate::reaper::KILL_TIMEOUT;
 use jail::cgroups::Cgroup;
 
-/// Kills and reaps every process of `c`, removes its cgroup and state dir.
-pub async fn container(c: &Container) -> Result<(), AgentError> {
+/// Kills and reaps every process of `c`, stops its OOM watch, removes its cgroup and state dir.
+pub async fn container(c: &mut Container) -> Result<(), AgentError> {
     kill_and_reap(c).await?;
+    if let Some(watch) = c.oom.take() {
+        watch.stop();
+    }
     remove_cgroup(c.cgroup.clone()).await?;
     match std::fs::remove_dir_all(&c.state_dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -86,6 +86,27 @@ pub fn spec(args: &[&str]) -> Spec {
     spec
 }
 
+/// A container the kernel's OOM killer kills: dd's 64 MiB buffer, filled from /dev/zero,
+/// cannot fit in a 16 MiB memory limit (nor go to swap: memory+swap has the same limit).
+pub fn oom_spec() -> Spec {
+    use oci_spec::runtime::{LinuxMemoryBuilder, LinuxResourcesBuilder};
+    const LIMIT: i64 = 16 << 20;
+    let mut spec = spec(&["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]);
+    let memory = LinuxMemoryBuilder::default()
+        .limit(LIMIT)
+        .swap(LIMIT)
+        .build()
+        .expect("memory limits");
+    let resources = LinuxResourcesBuilder::default()
+        .memory(memory)
+        .build()
+        .expect("resources");
+    let mut linux = spec.linux().clone().expect("linux");
+    linux.set_resources(Some(resources));
+    spec.set_linux(Some(linux));
+    spec
+}
+
 /// A bundle dir of its own (config.json + a `rootfs` symlink to the shared rootfs) for
 /// driving zagent-ctl.
 pub fn bundle_dir(spec: &Spec) -> tempfile::TempDir {

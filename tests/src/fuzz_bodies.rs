@@ -307,6 +307,14 @@ pub const RPCS: &[Rpc] = &[
         body: update_container,
     },
     Rpc {
+        path: "/grpc.AgentService/GetOOMEvent",
+        body: plain::<agent::GetOOMEventRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/GetMetrics",
+        body: plain::<agent::GetMetricsRequest>,
+    },
+    Rpc {
         path: "/grpc.AgentService/UpdateInterface",
         body: plain::<agent::UpdateInterfaceRequest>,
     },

@@ -2,6 +2,7 @@
 //! CreateContainer.
 
 use crate::client::{connect, ctx, named, Clients};
+use crate::observe;
 use crate::Cmd;
 use anyhow::{bail, Context};
 use std::path::Path;
@@ -37,6 +38,12 @@ pub async fn dispatch(addr: &str, cmd: Cmd) -> anyhow::Result<u8> {
         }
         Cmd::Rm { id, force } => rm(&c, &id, force).await.map(|_| 0),
         Cmd::Ps => ps(&c).await.map(|_| 0),
+        Cmd::Stats { id } => observe::stats(&c, &id).await.map(|_| 0),
+        Cmd::Update { id, limits } => observe::update(&c, &id, &limits).await.map(|_| 0),
+        Cmd::Pause { id } => observe::pause(&c, &id).await.map(|_| 0),
+        Cmd::Resume { id } => observe::resume(&c, &id).await.map(|_| 0),
+        Cmd::Events { count } => observe::events(&c, count).await.map(|_| 0),
+        Cmd::Metrics => observe::metrics(&c).await.map(|_| 0),
         Cmd::Run {
             bundle,
             id,

@@ -159,6 +159,20 @@ fn joined_clean(base: &Path, rel: &Path) -> PathBuf {
     out
 }
 
+/// What of `linux.resources` the Kata protocol cannot carry (create and update alike).
+pub fn refuse_unsendable_resources(
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+) -> anyhow::Result<()> {
+    let swappiness = resources.and_then(|r| r.memory().as_ref()?.swappiness());
+    if swappiness == Some(0) {
+        bail!(
+            "linux.resources.memory.swappiness 0 cannot be sent: the Kata protocol sends 0 as \
+             \"unset\" (the kernel's default would apply); use 1 for the least swapping"
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

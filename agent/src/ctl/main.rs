@@ -6,6 +6,7 @@ mod bundle;
 mod client;
 mod commands;
 mod config;
+mod observe;
 mod spec;
 
 use clap::{Parser, Subcommand};
@@ -22,7 +23,10 @@ use std::process::ExitCode;
   zagent-ctl run --bundle /tmp/bb -- echo hello   create, start, stream, wait, remove
   zagent-ctl create --id c1 --bundle /tmp/bb && zagent-ctl start c1
   zagent-ctl exec -t c1 -- sh                     a shell in the running container
-  zagent-ctl kill c1 KILL; zagent-ctl rm c1       (runc's names work too: delete, list)"
+  zagent-ctl kill c1 KILL; zagent-ctl rm c1       (runc's names work too: delete, list)
+  zagent-ctl stats c1; zagent-ctl update c1 --memory 128m; zagent-ctl pause c1
+  zagent-ctl events                               OOM-killed containers, as they happen
+  zagent-ctl metrics                              the agent's Prometheus metrics"
 )]
 struct Cli {
     /// The agent's address: unix:///PATH, vsock://CID:PORT, or a socket path (for the verbs
@@ -113,6 +117,64 @@ pub enum Cmd {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
+    /// Print a container's cgroup figures (StatsContainer), one `key value` per line.
+    #[command(after_help = "Examples:
+  zagent-ctl stats c1
+  zagent-ctl stats c1 | grep '^memory\\.usage_bytes'    bytes in use now
+
+Keys: cpu.* (ns), memory.* (bytes; memory.stat.* as the kernel's memory.stat), pids.*,
+blkio.<io_service_bytes|io_serviced>.<major>:<minor>.<op>. A figure the kernel does not have
+is 0.")]
+    Stats {
+        /// The container's id.
+        id: String,
+    },
+    /// Change a running container's cgroup limits (UpdateContainer), like `runc update`.
+    #[command(after_help = "Examples:
+  zagent-ctl update c1 --memory 256m --memory-swap 256m
+  zagent-ctl update c1 --pids-limit 100 --cpu-quota 50000 --cpu-period 100000
+  zagent-ctl update c1 -r resources.json     {\"memory\": {\"limit\": 268435456}}
+  echo '{\"pids\": {\"limit\": 10}}' | zagent-ctl update c1 -r -
+
+Flags override the file's values. Nonsense (a negative limit, swap below memory) is refused
+before anything is written; a limit the kernel refuses (e.g. memory below what is in use)
+fails with the agent's error.")]
+    Update {
+        /// The container's id.
+        id: String,
+        #[command(flatten)]
+        limits: observe::UpdateArgs,
+    },
+    /// Freeze every process of a container (PauseContainer).
+    #[command(after_help = "Example:
+  zagent-ctl pause c1 && zagent-ctl ps      c1 is paused until `zagent-ctl resume c1`")]
+    Pause {
+        /// The container's id.
+        id: String,
+    },
+    /// Thaw a paused container (ResumeContainer).
+    #[command(after_help = "Example:
+  zagent-ctl resume c1")]
+    Resume {
+        /// The container's id.
+        id: String,
+    },
+    /// Print the id of each container an OOM kill hits, as it happens (GetOOMEvent).
+    #[command(after_help = "Examples:
+  zagent-ctl events                  one id per line, until interrupted
+  zagent-ctl events --count 1        wait for the next OOM, print its container, exit
+
+Events that happened while nobody listened are printed first (the agent keeps up to 100).")]
+    Events {
+        /// Exit after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Print the agent's metrics (GetMetrics, Prometheus text format).
+    #[command(after_help = "Examples:
+  zagent-ctl metrics
+  zagent-ctl metrics | grep zagent_launch_stage_seconds_sum    time spent per launch stage")]
+    Metrics,
     /// Write a default config.json (like `runc spec`, non-terminal).
     Spec {
         /// Where config.json goes (it must not exist yet).

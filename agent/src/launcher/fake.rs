@@ -123,4 +123,7 @@ impl Launcher for FakeLauncher {
         std::thread::spawn(move || play(sync, script, for_child, record));
         Ok(Launched { pid, pidfd })
     }
+    fn name(&self) -> &'static str {
+        "fake"
+    }
 }

@@ -55,4 +55,12 @@ pub trait Launcher: Send + Sync {
     /// Carries `req` to whatever clones the child; our copies of its fds are closed once this
     /// returns, on every path.
     async fn launch(&self, req: LaunchRequest) -> Result<Launched, LaunchError>;
+
+    /// The `--launcher` name, which labels the launch latency metrics.
+    fn name(&self) -> &'static str;
+
+    /// How many times a fork server had to be started again after dying (GetMetrics).
+    fn restarts(&self) -> u64 {
+        0
+    }
 }

@@ -24,6 +24,10 @@ impl Launcher for ReexecLauncher {
         let (child, channel) = helper::spawn(&self.exe, "init", &[])?;
         finish(child, channel.launch(req).await).await
     }
+
+    fn name(&self) -> &'static str {
+        "reexec"
+    }
 }
 
 /// `init` exits right after replying; reap it before answering (or kill it if the reply never

@@ -107,6 +107,15 @@ impl Launcher for Arc<ZygoteLauncher> {
         }
         result
     }
+
+    fn name(&self) -> &'static str {
+        "zygote"
+    }
+
+    fn restarts(&self) -> u64 {
+        let started = self.generations.load(std::sync::atomic::Ordering::Relaxed);
+        started.saturating_sub(1)
+    }
 }
 
 impl ZygoteLauncher {

@@ -40,6 +40,8 @@ pub const SERVED: &[&str] = &[
     "ResumeContainer",
     "StatsContainer",
     "UpdateContainer",
+    "GetOOMEvent",
+    "GetMetrics",
     "OnlineCPUMem",
     "MemHotplugByProbe",
     "SetGuestDateTime",
@@ -329,6 +331,36 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
         )
     }
 
+    /// A long poll: blocks until an OOM in some container (see `oom.rs`).
+    async fn get_oom_event(
+        &self,
+        _: &TtrpcContext,
+        _: agent::GetOOMEventRequest,
+    ) -> ttrpc::Result<agent::OOMEvent> {
+        let r = self
+            .agent
+            .oom
+            .next()
+            .await
+            .map(|container_id| agent::OOMEvent {
+                container_id,
+                ..Default::default()
+            });
+        reply("GetOOMEvent", "", r)
+    }
+
+    async fn get_metrics(
+        &self,
+        _: &TtrpcContext,
+        _: agent::GetMetricsRequest,
+    ) -> ttrpc::Result<agent::Metrics> {
+        let r = self.agent.metrics().await.map(|metrics| agent::Metrics {
+            metrics,
+            ..Default::default()
+        });
+        reply("GetMetrics", "", r)
+    }
+
     async fn get_guest_details(
         &self,
         _: &TtrpcContext,
@@ -509,6 +541,7 @@ impl AgentRpc {
         &self,
         req: &agent::CreateContainerRequest,
     ) -> Result<(), AgentError> {
+        let received = std::time::Instant::now();
         refuse_unserved_fields(req)?;
         let mut spec = spec_of(req)?;
         let in_sandbox = {
@@ -524,7 +557,7 @@ impl AgentRpc {
         let id = req.container_id.clone();
         let storages = req.storages.iter().map(storage_spec).collect();
         self.agent
-            .create(id.clone(), req.exec_id.clone(), spec, storages)
+            .create(id.clone(), req.exec_id.clone(), spec, storages, received)
             .await?;
         if in_sandbox {
             let pid = self.agent.init_pid(&id).await?;

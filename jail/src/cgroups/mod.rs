@@ -17,6 +17,8 @@ pub use blkio::{BlockIo, Throttle, WeightDevice};
 pub use freeze::FREEZE_TIMEOUT;
 pub use stats::{BlkioEntry, BlkioStats, CgroupStats, CpuStats, MemoryStats, PidsStats};
 mod mountinfo;
+mod oom;
+pub use oom::{OomCheck, OomWatch};
 mod stats;
 mod v1;
 mod v2;
@@ -155,6 +157,8 @@ pub enum CgroupError {
     Remove { path: PathBuf, source: io::Error },
     #[error("{path:?} did not report the cgroup frozen within {waited:?}; thawed it again")]
     FreezeTimeout { path: PathBuf, waited: Duration },
+    #[error("watching {path:?} for OOM events: {source}")]
+    Watch { path: PathBuf, source: io::Error },
     #[error("sending signal {signal} to pid {pid}: {source}")]
     Kill {
         pid: i32,

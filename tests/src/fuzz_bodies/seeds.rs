@@ -513,6 +513,14 @@ fn rpc_payloads() -> Vec<(&'static str, Vec<u8>)> {
             }),
         ),
         (
+            "/grpc.AgentService/GetOOMEvent",
+            bytes(&agent::GetOOMEventRequest::default()),
+        ),
+        (
+            "/grpc.AgentService/GetMetrics",
+            bytes(&agent::GetMetricsRequest::default()),
+        ),
+        (
             "/grpc.AgentService/UpdateInterface",
             bytes(&agent::UpdateInterfaceRequest {
                 interface: Some(types::Interface {
