@@ -93,6 +93,8 @@ impl Agent {
         let mut c = entry.lock().await;
         c.pending_execs.remove(exec_id);
         let process = result?;
+        tracing::info!(id, exec_id, pid = process.pid, "exec started");
+        process.log_exit(id, false);
         c.processes.insert(exec_id.into(), Arc::new(process));
         Ok(())
     }
@@ -108,12 +110,10 @@ impl Agent {
             init_pidfd: &init_pidfd,
         };
         let launched = launch::launch(self.launcher.as_ref(), job).await?;
-        Ok(Process {
-            exec_id: config.exec_id,
-            pid: launched.process.pid,
-            pidfd: launched.process.pidfd,
-            exit: launched.process.exit,
-            stdio: launched.stdio,
-        })
+        Ok(Process::new(
+            config.exec_id,
+            launched.process,
+            launched.stdio,
+        ))
     }
 }

@@ -41,6 +41,8 @@ impl Agent {
         match follow(&sync, seq, READY_TIMEOUT, running, &mut carried).await {
             Ok(_) => {
                 c.mark_started();
+                tracing::info!(id, pid = c.init.pid, "container started");
+                c.init.log_exit(id, true);
                 Ok(())
             }
             Err(e) => {
@@ -97,7 +99,11 @@ impl Agent {
         let entry = self.registry.get(id)?;
         let c = entry.lock().await;
         crate::teardown::container(&c).await?;
+        for p in c.processes.values() {
+            p.log_exit_now(id, std::sync::Arc::ptr_eq(p, &c.init));
+        }
         self.registry.remove(id);
+        tracing::info!(id, "container removed");
         Ok(())
     }
 

@@ -78,6 +78,8 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
+    // Closed first: from the "shutting down" line on, a zygote that dies stays dead.
+    agent.launcher.close();
     tracing::info!("shutting down");
     let _ = server.shutdown().await;
     if let Err(e) = agent.shutdown().await {

@@ -39,12 +39,17 @@ pub enum LaunchError {
     },
     #[error("unexpected zygote reply: {0}")]
     Protocol(String),
+    #[error("the agent is shutting down: no new zygote is started")]
+    Closed,
 }
 
 impl LaunchError {
     /// The launch could be retried once a new zygote is up.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, LaunchError::ZygoteDied | LaunchError::Spawn(_))
+        matches!(
+            self,
+            LaunchError::ZygoteDied | LaunchError::Spawn(_) | LaunchError::Closed
+        )
     }
 }
 
@@ -53,4 +58,8 @@ pub trait Launcher: Send + Sync {
     /// Carries `req` to whatever clones the child; our copies of its fds are closed once this
     /// returns, on every path.
     async fn launch(&self, req: LaunchRequest) -> Result<Launched, LaunchError>;
+
+    /// The agent is shutting down: launches under way finish, but whatever serves them is not
+    /// replaced any more when it dies (a Ctrl-C in a terminal reaches the zygote too).
+    fn close(&self) {}
 }
