@@ -43,6 +43,19 @@ impl Agent {
         process: &oci_spec::runtime::Process,
     ) -> Result<(), AgentError> {
         crate::registry::check_exec_id(exec_id)?;
+        let named;
+        let process = match crate::exec_user::spec(process) {
+            Some(spec) => {
+                let (pid, pidfd) = {
+                    let entry = self.registry.get(id)?;
+                    let c = entry.lock().await;
+                    (c.init.pid, c.init.pidfd.clone())
+                };
+                named = crate::exec_user::resolve(process, spec, pid, pidfd).await?;
+                &named
+            }
+            None => process,
+        };
         let pc = jail::validate::process_config(process)?;
         if pc.terminal && !self.terminals {
             return Err(AgentError::Unsupported("process.terminal".into()));

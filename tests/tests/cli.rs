@@ -307,3 +307,98 @@ async fn the_log_tells_each_container_step_and_no_zygote_restarts_at_shutdown() 
     );
     assert!(!log.contains("starting a new one"), "{log}");
 }
+
+/// `exec --user` takes names from the container's own /etc/passwd and /etc/group, resolved
+/// as runc does, and only from the container's: a group file that points out of the rootfs
+/// resolves inside it (here: to nothing), never to the host's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "requires root"]
+async fn zagent_ctl_exec_user_takes_names_from_the_container() {
+    use std::collections::BTreeSet;
+    use tests::agent::TestAgent;
+    use tests::rootfs_copy::RootfsCopy;
+    let a = TestAgent::start().await;
+    let run = |copy: &RootfsCopy| {
+        let b = tests::bundle::bundle_dir(&copy.spec(&["sleep", "100"]));
+        let id = tests::unique_id("user");
+        let out = a.ctl(&[
+            "create",
+            "--id",
+            &id,
+            "--bundle",
+            b.path().to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(a.ctl(&["start", &id]).status.success());
+        id
+    };
+    let exec = |id: &str, user: &str, args: &[&str]| {
+        let mut all = vec!["exec", "--user", user, id, "--"];
+        all.extend(args);
+        a.ctl(&all)
+    };
+    let ids = |out: &std::process::Output| -> BTreeSet<u32> {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    let set = |v: &[u32]| v.iter().copied().collect::<BTreeSet<u32>>();
+    let copy = RootfsCopy::new();
+    let etc = copy.path().join("etc");
+    std::fs::write(
+        etc.join("passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1234:1234::/home/app:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("group"),
+        "root:x:0:\napp:x:1234:\naudio:x:29:app\nstaff:x:50:other,app\nwheel:x:10:other\n",
+    )
+    .unwrap();
+    let c = run(&copy);
+    // A name: its uid and gid, and its memberships as supplementary groups.
+    assert_eq!(ids(&exec(&c, "app", &["id", "-u"])), set(&[1234]));
+    assert_eq!(ids(&exec(&c, "app", &["id", "-g"])), set(&[1234]));
+    assert_eq!(ids(&exec(&c, "app", &["id", "-G"])), set(&[1234, 29, 50]));
+    // A group given: that group alone.
+    assert_eq!(ids(&exec(&c, "app:staff", &["id", "-G"])), set(&[50]));
+    assert_eq!(ids(&exec(&c, "1234:wheel", &["id", "-g"])), set(&[10]));
+    // Numbers need no entry; without a group, group 0.
+    assert_eq!(ids(&exec(&c, "4242", &["id", "-u"])), set(&[4242]));
+    assert_eq!(ids(&exec(&c, "4242", &["id", "-g"])), set(&[0]));
+    assert_eq!(ids(&exec(&c, "4242:77", &["id", "-g"])), set(&[77]));
+    // Unknown names are the caller's mistake, said as such.
+    let out = exec(&c, "nosuch", &["true"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no user \"nosuch\"") && err.contains("INVALID_ARGUMENT"),
+        "{err}"
+    );
+    let out = exec(&c, "app:nogroup", &["true"]);
+    assert!(
+        text(&out.stderr).contains("no group \"nogroup\""),
+        "{}",
+        text(&out.stderr)
+    );
+    // A group file pointing out of the rootfs, at a host file that has the group: followed
+    // on the host it would be found; resolved inside the rootfs it is not there at all.
+    let escape = RootfsCopy::new();
+    std::fs::write(escape.dir().join("outside-group"), "staff:x:50:\n").unwrap();
+    let group = escape.path().join("etc/group");
+    std::fs::remove_file(&group).unwrap();
+    std::os::unix::fs::symlink("../../outside-group", &group).unwrap();
+    assert!(std::fs::read_to_string(&group).unwrap().contains("staff"));
+    let e = run(&escape);
+    let out = exec(&e, "root:staff", &["true"]);
+    assert!(
+        text(&out.stderr).contains("no group \"staff\""),
+        "{}",
+        text(&out.stderr)
+    );
+    for id in [c, e] {
+        assert!(a.ctl(&["rm", "--force", &id]).status.success());
+    }
+}
