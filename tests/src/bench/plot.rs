@@ -224,7 +224,7 @@ fn throughput_panel(svg: &mut String, r: &Report, i: usize) {
         "concurrent clients",
         "containers / s (full lifecycle)",
     );
-    let sides = super::report::throughput_sides(r);
+    let sides = r.throughput_sides();
     let rate = |side: &str, c: usize| {
         let runs: Vec<_> = r
             .throughput

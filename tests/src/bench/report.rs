@@ -222,23 +222,11 @@ fn latency_table(r: &Report, out: &mut String) {
     }
 }
 
-/// The sides of the throughput phase: the launchers, then runc/crun when they have windows.
-pub fn throughput_sides(r: &Report) -> Vec<String> {
-    r.latency
-        .iter()
-        .filter(|l| {
-            l.kind == SideKind::Launcher
-                || (l.kind == SideKind::Runtime && r.throughput.iter().any(|t| t.side == l.side))
-        })
-        .map(|l| l.side.clone())
-        .collect()
-}
-
 fn throughput_table(r: &Report, out: &mut String) {
     if r.throughput.is_empty() {
         return;
     }
-    let sides = throughput_sides(r);
+    let sides = r.throughput_sides();
     let base = base_side(r).map(|b| b.side.clone()).unwrap_or_default();
     let _ = writeln!(
         out,

@@ -142,6 +142,7 @@ fn lifecycle(args: &RuntimeArgs, id: &str, stderr: &mut File) -> Result<StepSamp
     let pid_file = args.root.join(format!("{id}.pid"));
     let bundle = args.bundle.to_string_lossy();
     let pid_arg = pid_file.to_string_lossy();
+    let mono_ns = super::clock::mono_ns();
     let begin = Instant::now();
     call(
         args,
@@ -163,6 +164,7 @@ fn lifecycle(args: &RuntimeArgs, id: &str, stderr: &mut File) -> Result<StepSamp
         remove_ns: Some(remove_ns),
         total_ns: begin.elapsed().as_nanos() as u64,
         at_ms: 0.0,
+        mono_ns: Some(mono_ns),
     })
 }
 

@@ -2,6 +2,8 @@
 //! attach to) the agents and the helpers, run the phases, then stop everything and check that
 //! nothing is left behind (cgroups, mounts, processes), whatever path the run took.
 
+use super::clock::T0;
+use super::ctx::Ctx;
 use super::driver::{detach, Agent, Client};
 use super::helper::Helper;
 use super::latency::{self, Driver, Side};
@@ -11,30 +13,6 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::Instant;
-
-/// What every phase needs.
-pub struct Ctx {
-    pub t0: Instant,
-    pub plan: Plan,
-    pub spec: Arc<wire::oci::Spec>,
-    pub agents: Vec<Agent>,
-    /// One connection per agent for the sequential phases.
-    pub clients: Vec<Client>,
-}
-
-impl Ctx {
-    fn new(t0: Instant, plan: &Plan, spec: wire::oci::Spec) -> Ctx {
-        Ctx {
-            t0,
-            plan: plan.clone(),
-            spec: Arc::new(spec),
-            agents: vec![],
-            clients: vec![],
-        }
-    }
-}
 
 struct Paths {
     exe: PathBuf,
@@ -62,7 +40,7 @@ pub async fn run(opts: Options) -> Result<()> {
         bail!("zagent-bench needs root (namespaces, mounts, cgroups)");
     }
     let plan = Plan::new(&opts);
-    let t0 = Instant::now();
+    let t0 = T0::now();
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating {}", opts.out.display()))?;
     let work = tempfile::Builder::new().prefix("zagent-bench").tempdir()?;
@@ -81,7 +59,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let outcome = measure(&opts, &paths, Ctx::new(t0, &plan, spec), &mut report).await;
     report.warnings.extend(leftovers(&paths.work));
     drop(work);
-    report.meta.wall_s = t0.elapsed().as_secs_f64();
+    report.meta.wall_s = t0.elapsed_ms() / 1e3;
     if let Err(e) = &outcome {
         report.interrupted = super::is_interrupted(e);
         report.error = Some(format!("{e:#}"));
