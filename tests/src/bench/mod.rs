@@ -14,6 +14,7 @@ pub mod join;
 mod latency;
 mod load;
 pub mod memory;
+mod meta;
 pub mod model;
 mod plot;
 mod progress;

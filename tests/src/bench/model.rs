@@ -198,7 +198,13 @@ pub struct Meta {
     pub cgroups: String,
     pub zagent: String,
     pub zagent_version: String,
+    /// The source the bench (and so, built together, zagent) came from: `git describe`-like
+    /// commit, "+ uncommitted changes" when the tree differed, or why it is unknown.
+    pub git_commit: String,
+    /// The runtimes measured, with their versions.
     pub runtimes: Vec<(String, String)>,
+    /// The runtimes not measured, with why (not installed, or left out by the mode).
+    pub runtimes_not_measured: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Serialize)]
