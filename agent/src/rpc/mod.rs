@@ -1,7 +1,8 @@
 //! The ttrpc services. Each handler converts the request, calls one plain function on `Agent`
 //! and converts the result; errors are logged once here and mapped by `From<AgentError>`.
-//! RPCs not implemented here fall through to the generated defaults (an error, never a fake
-//! success).
+//! Only the RPCs in `SERVED` are registered (`server` removes the other generated methods), so
+//! every other AgentService RPC is UNIMPLEMENTED: never a fake success, and not the generated
+//! default's NOT_FOUND.
 
 mod admin;
 mod health;

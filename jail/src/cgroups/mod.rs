@@ -156,9 +156,6 @@ impl Layout {
         mountinfo::detect(mountinfo)
     }
 
-    /// Creates `rel` (e.g. "zagent/c1") in every v1 hierarchy or under the v2 root, parents
-    /// included, and applies `res`. An existing `rel` is `CgroupError::Exists`. On any failure,
-    /// whatever this call created is removed again.
     /// The files a child writes "0" into to join `rel` once `create` made it (see
     /// `Cgroup::join_files`); known before the cgroup exists, so a launch can start early.
     pub fn join_files(&self, rel: &Path) -> Result<Vec<PathBuf>, CgroupError> {
@@ -172,6 +169,9 @@ impl Layout {
         })
     }
 
+    /// Creates `rel` (e.g. "zagent/c1") in every v1 hierarchy or under the v2 root, parents
+    /// included, and applies `res`. An existing `rel` is `CgroupError::Exists`. On any failure,
+    /// whatever this call created is removed again.
     pub fn create(&self, rel: &Path, res: &Resources) -> Result<Cgroup, CgroupError> {
         check_rel(rel)?;
         match self {
