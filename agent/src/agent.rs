@@ -24,4 +24,6 @@ pub struct Agent {
     pub inflight: Arc<tokio::sync::RwLock<()>>,
     /// Compiled seccomp filters of the profiles seen lately.
     pub seccomp_filters: jail::seccomp::FilterCache,
+    /// The Kata storages mounted for containers and the sandbox.
+    pub storages: crate::storage::Storages,
 }

@@ -58,18 +58,28 @@ impl SyncSocket {
     }
 }
 
+impl SyncSocket {
+    /// Sends the child its one message (`Proceed`, after the runtime hooks). The child reads
+    /// its end as soon as it asked, so the socket is empty and this never has to wait.
+    pub fn send(&self, msg: &wire::zygote::ToChild) -> Result<(), ChannelError> {
+        channel::send(self.0.get_ref().as_fd(), msg, &[])
+    }
+}
+
 /// Starts reaping a process a launch made.
 pub fn watched(pid: i32, pidfd: OwnedFd) -> Result<Watched, AgentError> {
     Watched::new(pid, pidfd).map_err(|e| AgentError::io("watch pidfd", e))
 }
 
 /// What the child's sync events carried besides the state: the pty master of a `console`
-/// event, and the process of a `spawned` one (already watched, so it is reaped whatever
-/// happens next). Kept by the caller even when `follow` fails, so that it can kill it.
+/// event, and the process of the last `spawned` one, with those it replaced (all already
+/// watched, so they are reaped whatever happens next). Kept by the caller even when `follow`
+/// fails, so that it can kill them.
 #[derive(Default)]
 pub struct Carried {
     pub console: Option<OwnedFd>,
     pub spawned: Option<Watched>,
+    pub replaced: Vec<Watched>,
 }
 
 /// Follows the child's sync events from `seq` until `done(state)` holds, collecting what they
@@ -98,7 +108,8 @@ pub async fn follow(
             Some((ChildEvent::Spawned { pid }, Some(fd))) => {
                 // Watched before the state machine judges the event: whatever it says, the
                 // process exists and is ours to reap.
-                carried.spawned = Some(watched(pid, fd)?);
+                let previous = carried.spawned.replace(watched(pid, fd)?);
+                carried.replaced.extend(previous);
                 LaunchEvent::Child(ChildEvent::Spawned { pid })
             }
             Some((ev, _)) => LaunchEvent::Child(ev),

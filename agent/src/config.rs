@@ -35,6 +35,9 @@ pub struct AgentConfig {
     /// (a tracing filter, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Kata storages (CreateSandbox, CreateContainer) may only be mounted below DIR.
+    #[arg(long, default_value = "/run/kata-containers")]
+    pub storage_root: PathBuf,
     /// Sets of fresh network/IPC/UTS namespaces the zygote keeps ready, so that a create does
     /// not make them on its critical path (0: make them at clone time).
     #[arg(long, default_value_t = 4)]

@@ -168,6 +168,10 @@ pub struct Container {
     pub pending_execs: std::collections::HashSet<String>,
     /// The container's compiled seccomp filter, which every exec into it gets too (as in runc).
     pub seccomp: Option<wire::zygote::SeccompFilter>,
+    /// The spec's hooks the agent runs after create: `poststart` and `poststop`.
+    pub hooks: Arc<jail::validate::RuntimeHooks>,
+    /// The Kata storages the container uses; unmounted when their last user goes.
+    pub storages: Vec<Arc<crate::storage::Mounted>>,
 }
 
 impl Container {
@@ -195,6 +199,8 @@ impl Container {
             namespaces,
             pending_execs: Default::default(),
             seccomp: None,
+            hooks: Default::default(),
+            storages: Vec::new(),
         }
     }
 

@@ -16,11 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 impl Agent {
+    /// `storages`: Kata storages the container needs mounted first (see `storage`).
     pub async fn create(
         self: &Arc<Self>,
         id: String,
         exec_id: String,
         spec: oci_spec::runtime::Spec,
+        storages: Vec<crate::storage::StorageSpec>,
     ) -> Result<(), AgentError> {
         jail::validate::check_id(&id)?;
         let reservation = self.registry.reserve(&id)?;
@@ -33,7 +35,9 @@ impl Agent {
         let inflight = self.inflight.clone().read_owned().await;
         tokio::spawn(async move {
             let _inflight = inflight;
-            let result = agent.create_container(&id, exec_id, validated).await;
+            let result = agent
+                .create_container(&id, exec_id, validated, &storages)
+                .await;
             // On failure the reservation is dropped here, after everything was undone.
             if let Err(Ok((reservation, container))) = tx.send(result.map(|c| (reservation, c))) {
                 tracing::warn!(id, "create abandoned by its client; removing the container");
@@ -57,13 +61,27 @@ impl Agent {
         id: &str,
         exec_id: String,
         v: jail::validate::Validated,
+        storages: &[crate::storage::StorageSpec],
     ) -> Result<Container, AgentError> {
+        // Dropped (and so unmounted, unless shared) if anything below fails.
+        let mounted = self.storages.acquire_all(storages)?;
         let mut undo = Undo::default();
+        let hooks = Arc::new(v.hooks.clone());
         let result = self.create_steps(id, exec_id, v, &mut undo).await;
-        if result.is_err() {
-            undo.run().await;
+        match result {
+            Ok(mut c) => {
+                c.hooks = hooks;
+                c.storages = mounted;
+                Ok(c)
+            }
+            Err(e) => {
+                undo.run().await;
+                // The create went as far as making things: the runtime spec continues at
+                // delete, which runs poststop.
+                crate::hooks::run_poststop(&hooks).await;
+                Err(e)
+            }
         }
-        result
     }
 
     async fn create_steps(
@@ -98,6 +116,7 @@ impl Agent {
             config: &config,
             fifo: &fifo,
             join_ns: &join_ns,
+            hooks: &v.hooks,
         };
         // From here on, a failing launch has killed and reaped what it made.
         let launched = launch::launch(self.launcher.as_ref(), job).await?;

@@ -6,6 +6,7 @@ use crate::launcher::LaunchError;
 use crate::reaper::ReapError;
 use crate::recovery::RecoveryError;
 use crate::sequence::SequenceError;
+use crate::storage::StorageError;
 use jail::cgroups::CgroupError;
 use jail::validate::ValidateError;
 use ttrpc::Code;
@@ -95,6 +96,12 @@ pub enum AgentError {
     },
     #[error("timed out: {0}")]
     Timeout(String),
+    #[error("{0}")]
+    Hook(#[from] crate::hooks::HookError),
+    #[error("{0}")]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("network: {0}")]
+    Net(#[from] crate::net::NetError),
 }
 
 impl AgentError {
@@ -134,6 +141,10 @@ impl AgentError {
             {
                 Code::FAILED_PRECONDITION
             }
+            AgentError::Storage(StorageError::DeviceNotFound { .. })
+            | AgentError::Storage(StorageError::NotMounted(_)) => Code::NOT_FOUND,
+            AgentError::Storage(StorageError::Mount { .. }) => Code::FAILED_PRECONDITION,
+            AgentError::Storage(_) => Code::INVALID_ARGUMENT,
             AgentError::Unsupported(_) => Code::UNIMPLEMENTED,
             AgentError::Exists(_)
             | AgentError::ExecExists { .. }
@@ -143,9 +154,11 @@ impl AgentError {
             }
             AgentError::State { .. }
             | AgentError::Jail { .. }
+            | AgentError::Hook(_)
             | AgentError::StdinClosed
             | AgentError::NoTerminal => Code::FAILED_PRECONDITION,
             AgentError::StdinBusy => Code::RESOURCE_EXHAUSTED,
+            AgentError::Net(e) => e.code(),
             AgentError::Launch(e) if e.is_unavailable() => Code::UNAVAILABLE,
             AgentError::Timeout(_) => Code::DEADLINE_EXCEEDED,
             AgentError::Launch(_)

@@ -57,15 +57,18 @@ fn exists(file: &Path) -> Result<bool, AgentError> {
     }
 }
 
-/// No device or storage handlers yet (CreateSandbox/CreateContainer refuse storages and
-/// devices are taken as the spec gives them), so both lists are empty: a shim must not send
-/// what the agent would not handle. Seccomp is always compiled in.
+/// The storage drivers `storage` mounts; no device handlers yet (CreateContainer refuses
+/// hot-plugged devices), so a shim does not send what the agent would not handle. Seccomp is
+/// always compiled in.
 fn agent_details() -> AgentDetails {
     AgentDetails {
         version: env!("CARGO_PKG_VERSION").into(),
         init_daemon: std::process::id() == 1,
         device_handlers: Vec::new(),
-        storage_handlers: Vec::new(),
+        storage_handlers: crate::storage::DRIVERS
+            .iter()
+            .map(|d| d.to_string())
+            .collect(),
         supports_seccomp: true,
         ..Default::default()
     }
@@ -106,7 +109,8 @@ mod tests {
         assert_eq!(d.version, env!("CARGO_PKG_VERSION"));
         assert!(d.supports_seccomp);
         assert!(!d.init_daemon, "a unit test is not pid 1");
-        assert!(d.device_handlers.is_empty() && d.storage_handlers.is_empty());
+        assert!(d.device_handlers.is_empty());
+        assert_eq!(d.storage_handlers, crate::storage::DRIVERS);
     }
 
     #[test]

@@ -12,10 +12,11 @@ use crate::launcher::{self, LaunchError, LaunchRequest, Launcher};
 use crate::reaper::Watched;
 use crate::sequence::{Kind, LaunchEvent, LaunchState};
 use crate::{exec_fifo, io};
+use jail::validate::RuntimeHooks;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use wire::zygote::{ContainerConfig, ExecConfig, Reply, Request};
+use wire::zygote::{ContainerConfig, ExecConfig, Reply, Request, ToChild};
 
 /// How long a child may take to build its jail (or join a container and exec) before the
 /// launch gives up on it.
@@ -29,6 +30,8 @@ pub enum Job<'a> {
         fifo: &'a Path,
         /// One fd per `config.namespaces` entry with `join: true`, in that order.
         join_ns: &'a [OwnedFd],
+        /// Run when the child stops for them (`prestart`, `createRuntime`).
+        hooks: &'a RuntimeHooks,
     },
     Exec {
         config: &'a ExecConfig,
@@ -71,6 +74,7 @@ impl Job<'_> {
                 config,
                 fifo,
                 join_ns,
+                ..
             } => {
                 let fifo =
                     exec_fifo::open_for_child(fifo).map_err(|e| AgentError::io("exec.fifo", e))?;
@@ -91,8 +95,8 @@ impl Job<'_> {
 
 /// A launched process that got as far as its job asked: parked, or exec'd.
 pub struct LaunchedProcess {
-    /// The process that goes on: the cloned child, or the one it spawned inside a joined pid
-    /// namespace.
+    /// The process that goes on: the cloned child, or the last one spawned (inside a user
+    /// namespace, inside a joined pid namespace).
     pub process: Watched,
     pub stdio: io::Stdio,
     pub sync: SyncSocket,
@@ -108,10 +112,11 @@ pub async fn launch(launcher: &dyn Launcher, job: Job<'_>) -> Result<LaunchedPro
     let mut carried = Carried::default();
     let followed = follow_to_goal(&job, &sync, launched.pid, &mut carried).await;
     // The process that goes on, which replaced the cloned one in a joined pid namespace.
-    let (process, other) = match carried.spawned.take() {
-        Some(spawned) => (spawned, Some(cloned)),
-        None => (cloned, None),
+    let (process, mut others) = match carried.spawned.take() {
+        Some(spawned) => (spawned, vec![cloned]),
+        None => (cloned, Vec::new()),
     };
+    others.append(&mut carried.replaced);
     let ready = followed.and_then(|seq| {
         let stdio = match carried.console.take() {
             Some(master) => stdio.into_console(master)?,
@@ -123,7 +128,7 @@ pub async fn launch(launcher: &dyn Launcher, job: Job<'_>) -> Result<LaunchedPro
         Ok(ready) => ready,
         Err(e) => {
             process.kill().await;
-            if let Some(other) = other {
+            for other in others {
                 other.kill().await;
             }
             return Err(e);
@@ -144,15 +149,30 @@ pub async fn launch(launcher: &dyn Launcher, job: Job<'_>) -> Result<LaunchedPro
     })
 }
 
+/// Follows the child to the job's goal; a container that stops for the runtime's hooks gets
+/// them run here (a failure ends the launch, which kills the child) and is told to proceed.
 async fn follow_to_goal(
     job: &Job<'_>,
     sync: &SyncSocket,
     pid: i32,
     carried: &mut Carried,
 ) -> Result<LaunchState, AgentError> {
-    let seq =
+    let mut seq =
         LaunchState::Requested(job.kind()).on(LaunchEvent::Zygote(Reply::Launched { pid }))?;
-    follow(sync, seq, READY_TIMEOUT, |s| job.done(s), carried).await
+    loop {
+        let stop = |s: &LaunchState| job.done(s) || s.hooks_due();
+        seq = follow(sync, seq, READY_TIMEOUT, stop, carried).await?;
+        let (true, Job::Container { hooks, .. }) = (seq.hooks_due(), job) else {
+            return Ok(seq); // the sequence only lets a container stop for hooks
+        };
+        crate::hooks::run_create(hooks, seq.pid().unwrap_or(pid)).await?;
+        sync.send(&ToChild::Proceed)
+            .map_err(|source| AgentError::Channel {
+                what: "sync socket",
+                source,
+            })?;
+        seq = seq.on(LaunchEvent::HooksRan)?;
+    }
 }
 
 /// Asks the launcher for the child, with fresh pipes, sync socket and fds. If the zygote died
@@ -222,3 +242,7 @@ async fn reap_orphan(sync: &SyncSocket) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "launch_tests.rs"]
+mod tests;

@@ -43,6 +43,9 @@ impl Agent {
                 c.mark_started();
                 tracing::info!(id, pid = c.init.pid, "container started");
                 c.init.log_exit(id, true);
+                if !c.hooks.poststart.is_empty() {
+                    crate::hooks::run_poststart(&c.hooks, c.init.pid).await;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -116,6 +119,11 @@ impl Agent {
             tracing::error!("launches still under way at shutdown");
         }
         self.remove_all().await
+    }
+
+    /// The host pid of the container's init process.
+    pub async fn init_pid(&self, id: &str) -> Result<i32, AgentError> {
+        Ok(self.registry.get(id)?.lock().await.init.pid)
     }
 
     /// Removes every container, going on past failures; returns the first one.

@@ -12,11 +12,14 @@ mod exec;
 mod exec_fifo;
 mod exec_user;
 mod guest;
+mod guest_ops;
+mod hooks;
 mod io;
 mod launch;
 mod launcher;
 mod lifecycle;
 mod listen;
+mod net;
 mod nsfile;
 mod pause;
 mod ratelimit;
@@ -25,8 +28,10 @@ mod recovery;
 mod registry;
 mod resources;
 mod rpc;
+mod sandbox;
 mod selfexe;
 mod server;
+mod storage;
 mod teardown;
 
 // The launch sequence is in the library target, so the fuzz bodies (tests crate) drive it too.

@@ -1,7 +1,7 @@
 //! The launch sequence: the order of one launch as the agent sees it, across the launcher's
 //! reply and the child's sync socket. A container: Requested -> Cloned -> Announced (child sent
-//! `started`, maybe `console`, and, when it joined a pid namespace, at most one `spawned` naming
-//! the process that carries on inside it) -> Ready (parked) -> Released (fifo written) -> Running
+//! `started`, maybe one `console`, and up to two `spawned`, each naming the process that carries
+//! on: inside a user namespace, inside a joined pid namespace) -> Ready (parked) -> Released (fifo written) -> Running
 //! (sync EOF: execve worked). An exec has no parking: Announced -> Running on EOF. Failed from any
 //! step. Pure data, so every ordering (including the wrong ones) is unit-tested without
 //! processes; `child_sync::follow` drives it from the socket. Only the agent reads a child's
@@ -15,6 +15,18 @@ pub enum Kind {
     Exec,
 }
 
+impl Kind {
+    /// A container with a user namespace that joins a pid namespace is carried on twice: into
+    /// the user namespace, then into the pid namespace. An exec joins every namespace at once,
+    /// and spawns only into a pid namespace.
+    fn max_spawns(self) -> u8 {
+        match self {
+            Kind::Container => 2,
+            Kind::Exec => 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LaunchState {
     /// Request sent to the zygote, no reply yet.
@@ -22,9 +34,16 @@ pub enum LaunchState {
     /// The zygote cloned the child.
     Cloned { pid: i32, kind: Kind },
     /// The child announced itself (its pidfd came with `started`); it is building the jail.
-    /// `spawned`: the process `pid` was cloned into a joined pid namespace by the child, which
-    /// exited; no second `spawned` and no `console` may follow.
-    Announced { pid: i32, kind: Kind, spawned: bool },
+    /// `spawns`: how many times the process `pid` was replaced by one it cloned (`spawned`):
+    /// once into new namespaces under a user namespace, once into a joined pid namespace, so at
+    /// most twice. `console`: the pty master came, which happens at most once.
+    Announced {
+        pid: i32,
+        kind: Kind,
+        spawns: u8,
+        console: bool,
+        hooks: Hooks,
+    },
     /// The jail is built and the container child is parked on exec.fifo.
     Ready { pid: i32 },
     /// StartContainer wrote the fifo byte; waiting for the exec to close the sync socket.
@@ -38,6 +57,25 @@ pub enum LaunchState {
     },
 }
 
+/// Where a container's runtime hooks (`prestart`, `createRuntime`) stand: the child stops
+/// once for them (`HooksDue`), and nothing else happens until the agent ran them (`HooksRan`,
+/// after which it told the child to proceed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hooks {
+    NotYet,
+    Due,
+    Ran,
+}
+
+/// The fields of `LaunchState::Announced`, to change one or two of them in one place.
+struct Announced {
+    pid: i32,
+    kind: Kind,
+    spawns: u8,
+    console: bool,
+    hooks: Hooks,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LaunchEvent {
     Zygote(Reply),
@@ -46,6 +84,8 @@ pub enum LaunchEvent {
     SyncClosed,
     /// The agent wrote the fifo byte.
     Release,
+    /// The agent ran the runtime hooks the child stopped for, and told it to proceed.
+    HooksRan,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +107,46 @@ impl LaunchState {
         }
     }
 
+    /// Whether the child stopped for the runtime's hooks, which the agent must run now.
+    pub fn hooks_due(&self) -> bool {
+        matches!(
+            self,
+            LaunchState::Announced {
+                hooks: Hooks::Due,
+                ..
+            }
+        )
+    }
+
+    /// An `Announced` state like this one with `change` applied (only called on `Announced`).
+    fn announced(&self, change: impl FnOnce(&mut Announced)) -> LaunchState {
+        let LaunchState::Announced {
+            pid,
+            kind,
+            spawns,
+            console,
+            hooks,
+        } = *self
+        else {
+            unreachable!("announced() is only called on an Announced state")
+        };
+        let mut a = Announced {
+            pid,
+            kind,
+            spawns,
+            console,
+            hooks,
+        };
+        change(&mut a);
+        LaunchState::Announced {
+            pid: a.pid,
+            kind: a.kind,
+            spawns: a.spawns,
+            console: a.console,
+            hooks: a.hooks,
+        }
+    }
+
     /// The state after `event`, or an error naming the protocol violation.
     pub fn on(self, event: LaunchEvent) -> Result<LaunchState, SequenceError> {
         use ChildEvent as C;
@@ -85,25 +165,49 @@ impl LaunchState {
             (S::Cloned { pid, kind }, E::Child(C::Started)) => S::Announced {
                 pid: *pid,
                 kind: *kind,
-                spawned: false,
+                spawns: 0,
+                console: false,
+                hooks: Hooks::NotYet,
             },
-            (S::Announced { spawned: false, .. }, E::Child(C::Console)) => self.clone(),
+            (
+                S::Announced {
+                    console: false,
+                    hooks,
+                    ..
+                },
+                E::Child(C::Console),
+            ) if *hooks != Hooks::Due => self.announced(|a| a.console = true),
             (
                 S::Announced {
                     kind,
-                    spawned: false,
+                    spawns,
+                    hooks,
                     ..
                 },
                 E::Child(C::Spawned { pid }),
-            ) => S::Announced {
-                pid: *pid,
-                kind: *kind,
-                spawned: true,
-            },
+            ) if *spawns < kind.max_spawns() && *hooks != Hooks::Due => self.announced(|a| {
+                a.pid = *pid;
+                a.spawns += 1;
+            }),
+            (
+                S::Announced {
+                    kind: Kind::Container,
+                    hooks: Hooks::NotYet,
+                    ..
+                },
+                E::Child(C::HooksDue),
+            ) => self.announced(|a| a.hooks = Hooks::Due),
+            (
+                S::Announced {
+                    hooks: Hooks::Due, ..
+                },
+                E::HooksRan,
+            ) => self.announced(|a| a.hooks = Hooks::Ran),
             (
                 S::Announced {
                     pid,
                     kind: Kind::Container,
+                    hooks: Hooks::NotYet | Hooks::Ran,
                     ..
                 },
                 E::Child(C::Ready),
@@ -310,13 +414,38 @@ mod tests {
         assert_eq!(run(Kind::Container, create).unwrap(), S::Running { pid: 9 });
         let twice = vec![launched(3), E::Child(C::Started), spawned(9), spawned(10)];
         assert!(run(Kind::Exec, twice).is_err());
-        let console_after = vec![
+        assert!(run(Kind::Exec, vec![launched(3), spawned(9)]).is_err());
+    }
+
+    #[test]
+    fn a_user_namespace_container_spawns_up_to_twice_with_one_console_anywhere() {
+        let spawned = |pid| E::Child(C::Spawned { pid });
+        let userns_and_joined_pid = vec![
             launched(3),
             E::Child(C::Started),
             spawned(9),
             E::Child(C::Console),
+            spawned(11),
+            E::Child(C::Ready),
         ];
-        assert!(run(Kind::Container, console_after).is_err());
+        let s = run(Kind::Container, userns_and_joined_pid).unwrap();
+        assert_eq!(s, S::Ready { pid: 11 });
+        let thrice = vec![
+            launched(3),
+            E::Child(C::Started),
+            spawned(9),
+            spawned(10),
+            spawned(11),
+        ];
+        assert!(run(Kind::Container, thrice).is_err());
+        let two_consoles = vec![
+            launched(3),
+            E::Child(C::Started),
+            E::Child(C::Console),
+            spawned(9),
+            E::Child(C::Console),
+        ];
+        assert!(run(Kind::Container, two_consoles).is_err());
         assert!(
             run(Kind::Exec, vec![launched(3), spawned(9)]).is_err(),
             "before started"
@@ -328,6 +457,48 @@ mod tests {
             spawned(9),
         ];
         assert!(run(Kind::Container, parked).is_err(), "after ready");
+    }
+
+    #[test]
+    fn a_container_stops_once_for_the_runtime_hooks_and_nothing_else_happens_meanwhile() {
+        let start = || vec![launched(3), E::Child(C::Started), E::Child(C::HooksDue)];
+        let due = run(Kind::Container, start()).unwrap();
+        assert!(due.hooks_due());
+        let mut ok = start();
+        ok.extend([E::HooksRan, spawned_event(9), E::Child(C::Ready)]);
+        assert_eq!(run(Kind::Container, ok).unwrap(), S::Ready { pid: 9 });
+        for meanwhile in [
+            E::Child(C::Ready),
+            E::Child(C::Console),
+            spawned_event(9),
+            E::Child(C::HooksDue),
+            E::Release,
+        ] {
+            let mut events = start();
+            events.push(meanwhile.clone());
+            assert!(run(Kind::Container, events).is_err(), "{meanwhile:?}");
+        }
+        let mut twice = start();
+        twice.extend([E::HooksRan, E::Child(C::HooksDue)]);
+        assert!(run(Kind::Container, twice).is_err());
+        let mut failed = start();
+        failed.push(E::Child(C::Failed {
+            step: "hooks".into(),
+            errno: libc::EIO,
+            message: "createContainer[0]".into(),
+        }));
+        assert!(matches!(run(Kind::Container, failed), Ok(S::Failed { .. })));
+        let exec = vec![launched(3), E::Child(C::Started), E::Child(C::HooksDue)];
+        assert!(run(Kind::Exec, exec).is_err(), "an exec has no hooks");
+        assert!(run(
+            Kind::Container,
+            vec![launched(3), E::Child(C::Started), E::HooksRan]
+        )
+        .is_err());
+    }
+
+    fn spawned_event(pid: i32) -> LaunchEvent {
+        E::Child(C::Spawned { pid })
     }
 
     #[test]

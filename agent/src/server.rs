@@ -57,6 +57,7 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         test_exec_pause_ms: cfg.test_exec_pause_ms,
         inflight: Default::default(),
         seccomp_filters: Default::default(),
+        storages: crate::storage::Storages::new(cfg.storage_root.clone(), "/sys".into()),
     });
     let mut services =
         wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));

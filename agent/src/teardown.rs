@@ -12,12 +12,19 @@ pub async fn container(c: &Container) -> Result<(), AgentError> {
     kill_and_reap(c).await?;
     remove_cgroup(c.cgroup.clone()).await?;
     match std::fs::remove_dir_all(&c.state_dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AgentError::io(
-            format!("remove {}", c.state_dir.display()),
-            e,
-        )),
-        _ => Ok(()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(AgentError::io(
+                format!("remove {}", c.state_dir.display()),
+                e,
+            ))
+        }
+        _ => {}
     }
+    // After the container is gone, before the remove answers (runtime spec, "Lifecycle").
+    if !c.hooks.poststop.is_empty() {
+        crate::hooks::run_poststop(&c.hooks).await;
+    }
+    Ok(())
 }
 
 async fn kill_and_reap(c: &Container) -> Result<(), AgentError> {

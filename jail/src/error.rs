@@ -23,6 +23,12 @@ pub enum JailError {
     #[error("{what}: {errno:?}")]
     Namespaces { what: String, errno: Errno },
 
+    #[error("{what}: {errno:?}")]
+    UserNamespace { what: String, errno: Errno },
+
+    #[error("{what}: {errno:?}")]
+    Hook { what: String, errno: Errno },
+
     #[error("bring the loopback interface up: {errno:?}")]
     Loopback { errno: Errno },
 
@@ -103,6 +109,8 @@ impl JailError {
             Self::Dumpable { .. } => "dumpable",
             Self::Cgroup { .. } => "cgroup",
             Self::Namespaces { .. } => "namespaces",
+            Self::UserNamespace { .. } => "userns",
+            Self::Hook { .. } => "hooks",
             Self::Loopback { .. } => "loopback",
             Self::Propagation { .. } => "propagation",
             Self::RootfsBind { .. } => "rootfs-bind",
@@ -138,6 +146,8 @@ impl JailError {
             Self::Dumpable { errno }
             | Self::Cgroup { errno, .. }
             | Self::Namespaces { errno, .. }
+            | Self::UserNamespace { errno, .. }
+            | Self::Hook { errno, .. }
             | Self::Loopback { errno }
             | Self::Propagation { errno, .. }
             | Self::RootfsBind { errno, .. }

@@ -41,7 +41,13 @@ pub fn switch_user(p: &ProcessConfig) -> Result<(), JailError> {
         .iter()
         .map(|&g| Gid::from_raw(g))
         .collect();
-    nix::unistd::setgroups(&groups).map_err(err(format!("setgroups {:?}", p.additional_gids)))?;
+    match nix::unistd::setgroups(&groups) {
+        // A joined user namespace may deny setgroups; with no groups asked for, runc goes on
+        // too (the namespace's creator chose what its processes keep).
+        Err(Errno::EPERM)
+            if groups.is_empty() && crate::userns::setgroups_denied(Path::new("/proc")) => {}
+        done => done.map_err(err(format!("setgroups {:?}", p.additional_gids)))?,
+    }
     let gid = Gid::from_raw(p.gid);
     nix::unistd::setresgid(gid, gid, gid).map_err(err(format!("setresgid {}", p.gid)))?;
     let uid = Uid::from_raw(p.uid);

@@ -21,6 +21,9 @@
 //!  5. "mount": the config's mounts, each resolved inside the rootfs (`paths`). With a joined
 //!     pid namespace, proc is mounted for that namespace (`pidns=`), not for ours.
 //!  6. "devices": device nodes and the standard /dev symlinks.
+//!     Then "hooks": with `prestart` or `createRuntime` hooks, the child stops (`HooksDue`) while
+//!     the agent runs them in its own namespaces; then the `createContainer` hooks, run from
+//!     here, in the container's namespaces, paths resolved on the host (runc's order).
 //!  7. "pivot_root": into the rootfs; the old root is made a recursive slave and detached;
 //!     then "propagation" once more: the spec's `rootfsPropagation` on the new "/" (runc).
 //!     Then "cwd": a missing cwd is created (mode 0755, owned by root, inside the new root),
@@ -53,13 +56,26 @@
 //! 17. "cwd": entered as the container user.
 //! 18. "no-new-privs".
 //!
+//! With a user namespace (new, or joined by path) the jail is built by two processes. The child
+//! the zygote cloned, in the zygote's own namespaces and still root on the host, runs
+//! `prepare_outside_userns`: "oom-score-adj", "cgroup", "rlimits" (a hard limit can only be
+//! raised from the initial user namespace) and "namespaces" (setns into every joined namespace
+//! but pid, the user one first). It then clones the process born in the new user and pid
+//! namespaces, writes that process's uid_map and gid_map from outside (step "userns"), sends
+//! its pidfd as `spawned` and exits. That process runs `prepare`: "userns" (setresgid and
+//! setresuid 0: root inside, no longer the unmapped host root), "namespaces" (the new mount,
+//! UTS, IPC and network namespaces unshared now, so that the user namespace owns them; a joined
+//! pid namespace; the cgroup namespace), then steps 2 (loopback) to 18 as above, without the
+//! rlimits. Devices are bind mounts of the host's nodes there.
+//!
 //! `prepare_exec`, the steps in order, in a child the zygote cloned in its own pid namespace
 //! (so that nothing in the container can see it while it still holds anything of the host's):
 //!  0. "dumpable": PR_SET_DUMPABLE 0 first, so that nothing can ptrace this process or open its
 //!     /proc/PID files while it still holds agent state.
 //!  1. "cgroup": as for a container (host paths, so before the mount namespace is joined).
 //!  2. "namespaces": every namespace of the container in one setns on the init's pidfd (pid
-//!     only for our children); "/" and the cwd become the container's root.
+//!     only for our children); "/" and the cwd become the container's root. With a user
+//!     namespace, "rlimits" comes before this and "userns" (root inside) right after it.
 //!  3. "terminal" (only with `process.terminal`): as for a container, without /dev/console.
 //!  4. "identity" (HOME only), "rlimits", "umask", "capabilities" + "identity", "cwd",
 //!     "no-new-privs": exactly as steps 14 to 18 of a container (the cwd is never created).
@@ -75,7 +91,9 @@
 //! execve with exactly the configured environment.
 
 use crate::terminal::{self, Console};
-use crate::{capabilities, devices, identity, mounts, namespaces, rlimits, rootfs, system};
+use crate::{
+    capabilities, devices, hooks, identity, mounts, namespaces, rlimits, rootfs, system, userns,
+};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 use wire::zygote::{ContainerConfig, ExecConfig, NamespaceKind, ProcessConfig};
@@ -86,13 +104,23 @@ pub use crate::process::Prepared;
 /// Builds the jail in the documented order. `join` holds the fds of the namespaces to join
 /// (same order as the config's `join: true` entries, plus the warm pool's). Must run in the freshly cloned child, as root, with
 /// stdio already in place on 0, 1 and 2.
+/// `runtime_hooks` is called at the hooks' point when the config has `prestart` or
+/// `createRuntime` hooks: it hands over to the agent, which runs them, and returns once it may
+/// go on.
 pub fn prepare(
     cfg: &ContainerConfig,
     join: &[(NamespaceKind, BorrowedFd<'_>)],
+    runtime_hooks: &mut dyn FnMut() -> Result<(), JailError>,
 ) -> Result<Prepared, JailError> {
-    system::set_oom_score_adj(cfg.oom_score_adj)?;
     let mut prepared = Prepared::new(&cfg.process)?;
-    namespaces::join_cgroups(&cfg.cgroup_procs)?;
+    let userns = userns::in_use(cfg);
+    if userns {
+        userns::become_root()?;
+        namespaces::unshare_in_userns(cfg)?;
+    } else {
+        system::set_oom_score_adj(cfg.oom_score_adj)?;
+        namespaces::join_cgroups(&cfg.cgroup_procs)?;
+    }
     namespaces::enter(cfg, join)?;
     system::bring_up_loopback(cfg)?;
     rootfs::set_propagation(cfg.rootfs_propagation, &cfg.rootfs)?;
@@ -106,6 +134,7 @@ pub fn prepare(
     };
     mounts::mount_all(&root, &cfg.mounts, ctx)?;
     devices::setup(&root, cfg)?;
+    run_create_hooks(cfg, runtime_hooks)?;
     rootfs::pivot(root)?;
     rootfs::set_root_propagation(cfg.rootfs_propagation)?;
     identity::create_cwd(&cfg.process.cwd)?;
@@ -120,8 +149,58 @@ pub fn prepare(
     system::set_sysctls(&cfg.sysctl)?;
     rootfs::make_readonly(&cfg.readonly_paths)?;
     rootfs::mask(&cfg.masked_paths)?;
-    become_process(&cfg.process, &mut prepared)?;
+    become_process(&cfg.process, &mut prepared, !userns)?;
     Ok(prepared)
+}
+
+/// Step "hooks" of a create: the runtime's (`prestart`, `createRuntime`, by the agent through
+/// `runtime_hooks`), then `createContainer`, run from here: in the container's namespaces,
+/// before pivot_root, so that their paths resolve on the host (runc's order).
+fn run_create_hooks(
+    cfg: &ContainerConfig,
+    runtime_hooks: &mut dyn FnMut() -> Result<(), JailError>,
+) -> Result<(), JailError> {
+    if cfg.hooks.runtime_hooks_due {
+        runtime_hooks()?;
+    }
+    let hooks = &cfg.hooks.create_container;
+    if !hooks.is_empty() {
+        let state = hooks::state_json(&cfg.hooks.state, "creating", Some(own_pid()));
+        hooks::run_all("createContainer", hooks, &state)?;
+    }
+    Ok(())
+}
+
+/// Step "hooks" of a start: `startContainer`, after the exec.fifo byte and before the process,
+/// in the container (paths resolve inside it), as the container's user (runc's order).
+pub fn run_start_hooks(cfg: &ContainerConfig) -> Result<(), JailError> {
+    let hooks = &cfg.hooks.start_container;
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let state = hooks::state_json(&cfg.hooks.state, "created", Some(own_pid()));
+    hooks::run_all("startContainer", hooks, &state)
+}
+
+/// Our pid as the hooks see it (they run in our pid namespace).
+fn own_pid() -> i32 {
+    nix::unistd::getpid().as_raw()
+}
+
+/// The steps of a container with a user namespace that need the host's privileges, run by the
+/// child outside that namespace before it clones the process born inside it (which then runs
+/// `prepare` with only the pid namespace left in `join`): "oom-score-adj", "cgroup", "rlimits"
+/// (raising a hard limit takes CAP_SYS_RESOURCE in the initial user namespace; runc sets them
+/// from outside too) and "namespaces": setns into the joined ones but pid, user first, so
+/// that what is created next is owned by the joined user namespace.
+pub fn prepare_outside_userns(
+    cfg: &ContainerConfig,
+    join: &[(NamespaceKind, BorrowedFd<'_>)],
+) -> Result<(), JailError> {
+    system::set_oom_score_adj(cfg.oom_score_adj)?;
+    namespaces::join_cgroups(&cfg.cgroup_procs)?;
+    rlimits::apply(&cfg.process.rlimits)?;
+    namespaces::join_all(join)
 }
 
 /// Joins the running container in the documented order. Must run in a single-threaded child
@@ -132,24 +211,40 @@ pub fn prepare_exec(cfg: &ExecConfig, init_pidfd: BorrowedFd<'_>) -> Result<Prep
     let mut prepared = Prepared::new(&cfg.process)?;
     prepared.set_pause_before_exec(Duration::from_millis(cfg.test_pause_before_exec_ms.into()));
     namespaces::join_cgroups(&cfg.cgroup_procs)?;
+    // Inside a user namespace the hard limits could no longer be raised (see
+    // `prepare_outside_userns`): set them first.
+    let userns = cfg.namespaces.contains(&NamespaceKind::User);
+    if userns {
+        rlimits::apply(&cfg.process.rlimits)?;
+    }
     namespaces::join_container(&cfg.namespaces, init_pidfd)?;
+    if userns {
+        userns::become_root()?;
+    }
     if cfg.process.terminal {
         let master = terminal::setup(cfg.console_size, Console::StdioOnly)?;
         prepared.set_console(master);
     }
-    become_process(&cfg.process, &mut prepared)?;
+    become_process(&cfg.process, &mut prepared, !userns)?;
     Ok(prepared)
 }
 
 /// The process's own settings, identical for a container and an exec: "rlimits", "umask",
 /// "capabilities" + "identity", "cwd", "no-new-privs"; before all of them, HOME from the
 /// container's /etc/passwd when the environment has none (step "identity").
-fn become_process(p: &ProcessConfig, prepared: &mut Prepared) -> Result<(), JailError> {
+/// `rlimits`: false when they were set before entering a user namespace.
+fn become_process(
+    p: &ProcessConfig,
+    prepared: &mut Prepared,
+    rlimits: bool,
+) -> Result<(), JailError> {
     // First: a seccomp profile loaded below may forbid the open, and rlimits may be tight.
     if prepared.lacks_home() {
         prepared.set_home(&crate::home::home_of(p.uid)?)?;
     }
-    rlimits::apply(&p.rlimits)?;
+    if rlimits {
+        rlimits::apply(&p.rlimits)?;
+    }
     identity::set_umask(p.umask)?;
     if let (Some(filter), false) = (&p.seccomp, p.no_new_privileges) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: now, while we have it

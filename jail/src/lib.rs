@@ -15,6 +15,7 @@ mod capabilities;
 mod devices;
 pub mod error;
 mod home;
+pub mod hooks;
 mod identity;
 pub mod mountinfo;
 mod mounts;
@@ -28,3 +29,4 @@ mod system;
 mod terminal;
 #[cfg(test)]
 mod test_util;
+pub mod userns;

@@ -69,46 +69,74 @@ fn clone_flag(kind: NamespaceKind) -> CloneFlags {
 
 /// Step "namespaces": setns into each joined namespace, then unshare a new cgroup namespace if
 /// asked for (after step "cgroup", so that the container's cgroup becomes the namespace's root).
+/// In a user namespace, `join` holds only what is left to join from inside it (the pid one):
+/// the rest was joined by the child outside (`join_all`).
 pub fn enter(
     cfg: &ContainerConfig,
     join: &[(NamespaceKind, BorrowedFd<'_>)],
 ) -> Result<(), JailError> {
-    let err = |what: String| move |errno| JailError::Namespaces { what, errno };
     if !has(cfg, NamespaceKind::Mount) {
         // pivot_root in the zygote's mount namespace would take the agent's root away.
-        return Err(err("a mount namespace is required".into())(Errno::EINVAL));
+        return Err(JailError::Namespaces {
+            what: "a mount namespace is required".into(),
+            errno: Errno::EINVAL,
+        });
     }
-    if is_new(cfg, NamespaceKind::User) {
-        return Err(err("new user namespaces are not supported".into())(
-            Errno::EINVAL,
-        ));
+    join_all(join)?;
+    if is_new(cfg, NamespaceKind::Cgroup) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|errno| {
+            JailError::Namespaces {
+                what: "unshare cgroup namespace".into(),
+                errno,
+            }
+        })?;
     }
+    Ok(())
+}
+
+/// In a user namespace, the new mount, UTS, IPC and network namespaces of the config, made
+/// by the process that is root inside it (the user and pid ones came with its clone; the
+/// cgroup one comes in `enter`).
+pub fn unshare_in_userns(cfg: &ContainerConfig) -> Result<(), JailError> {
+    use NamespaceKind::*;
+    let flags = [Mount, Uts, Ipc, Network]
+        .into_iter()
+        .filter(|&kind| is_new(cfg, kind))
+        .fold(CloneFlags::empty(), |all, kind| all | clone_flag(kind));
+    if flags.is_empty() {
+        return Ok(());
+    }
+    nix::sched::unshare(flags).map_err(|errno| JailError::Namespaces {
+        what: format!("unshare {flags:?} in the user namespace"),
+        errno,
+    })
+}
+
+/// setns into each of `join`, the user namespace first (joining it is what grants the
+/// capabilities needed for namespaces it owns), the mount namespace last. A pid namespace only
+/// becomes that of our children: the process born in it is cloned once the jail is built (the
+/// zygote's `spawn_inside`).
+pub fn join_all(join: &[(NamespaceKind, BorrowedFd<'_>)]) -> Result<(), JailError> {
     let mut ordered: Vec<_> = join.to_vec();
     ordered.sort_by_key(|(kind, _)| rank(*kind));
     for (kind, fd) in ordered {
-        // A pid namespace only becomes that of our children: the process that is born in it
-        // is cloned last, once the jail is built (the zygote's `spawn_inside`).
-        nix::sched::setns(fd, clone_flag(kind)).map_err(err(format!("setns {}", kind.name())))?;
-    }
-    if is_new(cfg, NamespaceKind::Cgroup) {
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
-            .map_err(err("unshare cgroup namespace".into()))?;
+        nix::sched::setns(fd, clone_flag(kind)).map_err(|errno| JailError::Namespaces {
+            what: format!("setns {}", kind.name()),
+            errno,
+        })?;
     }
     Ok(())
 }
 
 /// The CLONE_NEW* flags an exec joins through the init's pidfd: every namespace of the
-/// container (its pid namespace only for our children, see `spawn_inside` in the zygote). A
-/// user namespace is refused (containers never get one), and so is a
-/// container without a mount namespace: the process would run on the agent's own root.
+/// container (its pid namespace only for our children, see `spawn_inside` in the zygote; its
+/// user namespace first, which setns on a pidfd does by itself). A container without a mount
+/// namespace is refused: the process would run on the agent's own root.
 pub fn exec_join_flags(kinds: &[NamespaceKind]) -> Result<CloneFlags, JailError> {
     let err = |what: &str| JailError::Namespaces {
         what: what.into(),
         errno: Errno::EINVAL,
     };
-    if kinds.contains(&NamespaceKind::User) {
-        return Err(err("joining a user namespace is not supported"));
-    }
     if !kinds.contains(&NamespaceKind::Mount) {
         return Err(err("the container has no mount namespace to join"));
     }
@@ -187,8 +215,8 @@ mod tests {
             e.to_string(),
             "the container has no mount namespace to join: EINVAL"
         );
-        let e = exec_join_flags(&[Mount, User]).unwrap_err();
-        assert_eq!(e.errno(), libc::EINVAL);
+        let flags = exec_join_flags(&[Mount, User]).unwrap();
+        assert_eq!(flags, CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUSER);
     }
 
     #[test]

@@ -330,8 +330,8 @@ pub fn set_link_up(name: &str) -> Result<(), Errno> {
     Ok(())
 }
 
-/// pidfd_open(2), for the root tests that join a running jailed process.
-#[cfg(test)]
+/// pidfd_open(2): for the hooks the child runs, and the root tests that join a running jailed
+/// process.
 pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: pidfd_open takes a pid and flags (0), both integers; on success the returned fd
     // is new and ours alone.
@@ -339,10 +339,16 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     Errno::result(ret).map(|fd| owned(fd as RawFd))
 }
 
-/// _exit(2), for the test harness's forked children: no atexit handlers, no flushing of
-/// buffers that belong to the parent's threads.
-#[cfg(test)]
+/// _exit(2), for forked children (a hook that could not exec, the test harness's): no atexit
+/// handlers, no flushing of buffers that belong to the parent.
 pub fn exit_immediately(status: i32) -> ! {
     // SAFETY: _exit takes an integer, touches none of our memory and never returns.
     unsafe { libc::_exit(status) }
+}
+
+/// Sets O_NONBLOCK on `fd` (a pipe end of ours).
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    use nix::fcntl::{fcntl, FcntlArg};
+    let flags = OFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
 }

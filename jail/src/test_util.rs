@@ -279,7 +279,7 @@ fn jailed(job: &Job<'_>, ends: ChildEnds) -> ! {
         crate::sys::exit_immediately(92);
     }
     let prepared = match job {
-        Job::Container { cfg, join } => prepare(cfg, join),
+        Job::Container { cfg, join } => prepare(cfg, join, &mut || Ok(())),
         Job::Exec { cfg, init } => prepare_exec(cfg, *init),
     };
     let mut prepared = match prepared {

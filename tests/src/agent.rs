@@ -95,7 +95,7 @@ impl TestAgent {
     /// file in the agent's temp dir and is printed only if the test fails (or with
     /// ZAGENT_TEST_SHOW_LOG=1), so a passing run prints no agent's log.
     pub async fn start_opts(launcher: Launcher, extra: &[&str]) -> TestAgent {
-        TestAgent::start_logged(launcher, None, extra, None).await
+        TestAgent::start_logged(launcher, None, extra, None, None).await
     }
 
     /// Like `start_opts`, with the agent's stderr (its log) sent to `stderr`, e.g. a file the
@@ -112,15 +112,24 @@ impl TestAgent {
         extra: &[&str],
         stderr: Stdio,
     ) -> TestAgent {
-        TestAgent::start_logged(launcher, state_dir, extra, Some(stderr)).await
+        TestAgent::start_logged(launcher, state_dir, extra, Some(stderr), None).await
     }
 
-    /// The agent's log to `stderr`, or (None) to the harness's file, shown on failure.
+    /// An agent in the named network namespace (`ip netns add NAME`), entered with `nsenter`
+    /// so that only its network changes (its mounts and cgroups stay the host's), and nsenter
+    /// execs the agent: the child is the agent itself. Its log is shown if the test fails.
+    pub async fn start_in_netns(launcher: Launcher, netns: &str) -> TestAgent {
+        TestAgent::start_logged(launcher, None, &[], None, Some(netns)).await
+    }
+
+    /// The agent's log to `stderr`, or (None) to the harness's file, shown on failure; in the
+    /// network namespace `netns` when given.
     async fn start_logged(
         launcher: Launcher,
         state_dir: Option<&Path>,
         extra: &[&str],
         stderr: Option<Stdio>,
+        netns: Option<&str>,
     ) -> TestAgent {
         crate::require_root();
         let dir = tempfile::Builder::new()
@@ -135,7 +144,17 @@ impl TestAgent {
             Some(s) => s,
             None => Stdio::from(std::fs::File::create(&log).expect("agent log file")),
         };
-        let mut child = Command::new(crate::bin("zagent"))
+        let mut cmd = match netns {
+            None => Command::new(crate::bin("zagent")),
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}"))
+                    .arg("--")
+                    .arg(crate::bin("zagent"));
+                c
+            }
+        };
+        let mut child = cmd
             .args([
                 "--listen",
                 &addr,

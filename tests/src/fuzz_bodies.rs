@@ -8,7 +8,7 @@
 mod invariants;
 pub mod seeds;
 
-use agent_lib::sequence::{Kind, LaunchEvent, LaunchState};
+use agent_lib::sequence::{Hooks, Kind, LaunchEvent, LaunchState};
 use protobuf::Message;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt::Debug;
@@ -76,7 +76,7 @@ pub fn frame_round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(msg
 
 const PID: i32 = 4242;
 
-fn states_awaiting_the_child() -> [LaunchState; 7] {
+fn states_awaiting_the_child() -> [LaunchState; 8] {
     [
         LaunchState::Cloned {
             pid: PID,
@@ -89,17 +89,30 @@ fn states_awaiting_the_child() -> [LaunchState; 7] {
         LaunchState::Announced {
             pid: PID,
             kind: Kind::Container,
-            spawned: false,
+            spawns: 0,
+            console: false,
+            hooks: Hooks::NotYet,
+        },
+        LaunchState::Announced {
+            pid: PID,
+            kind: Kind::Container,
+            spawns: 1,
+            console: true,
+            hooks: Hooks::Due,
         },
         LaunchState::Announced {
             pid: PID,
             kind: Kind::Exec,
-            spawned: false,
+            spawns: 0,
+            console: false,
+            hooks: Hooks::NotYet,
         },
         LaunchState::Announced {
             pid: PID,
             kind: Kind::Exec,
-            spawned: true,
+            spawns: 1,
+            console: false,
+            hooks: Hooks::NotYet,
         },
         LaunchState::Ready { pid: PID },
         LaunchState::Released { pid: PID },
@@ -292,6 +305,26 @@ pub const RPCS: &[Rpc] = &[
     Rpc {
         path: "/grpc.AgentService/UpdateContainer",
         body: update_container,
+    },
+    Rpc {
+        path: "/grpc.AgentService/UpdateInterface",
+        body: plain::<agent::UpdateInterfaceRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/UpdateRoutes",
+        body: plain::<agent::UpdateRoutesRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/ListInterfaces",
+        body: plain::<agent::ListInterfacesRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/ListRoutes",
+        body: plain::<agent::ListRoutesRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/AddARPNeighbors",
+        body: plain::<agent::AddARPNeighborsRequest>,
     },
 ];
 

@@ -63,10 +63,19 @@ async fn guest_details_come_from_sysfs() {
     assert!(!d.version.is_empty());
     assert!(d.supports_seccomp);
     assert!(!d.init_daemon, "the test agent is not pid 1");
-    assert!(
-        d.storage_handlers.is_empty(),
-        "no storage driver is served yet"
-    );
+    let drivers = [
+        "local",
+        "ephemeral",
+        "bind",
+        "9p",
+        "virtio-fs",
+        "blk",
+        "mmioblk",
+        "scsi",
+        "nvdimm",
+    ];
+    assert_eq!(d.storage_handlers, drivers, "the storage drivers served");
+    assert!(d.device_handlers.is_empty(), "no device handler yet");
 }
 
 fn ctx() -> ttrpc::context::Context {

@@ -105,6 +105,23 @@ mod tests {
             cgroup_procs: vec!["/sys/fs/cgroup/pids/zagent/c1/cgroup.procs".into()],
             oom_score_adj: Some(-1),
             console_size: Some((24, 80)),
+            uid_mappings: vec![IdMapping {
+                container_id: 0,
+                host_id: 100_000,
+                size: 65536,
+            }],
+            gid_mappings: vec![],
+            hooks: ChildHooks {
+                runtime_hooks_due: true,
+                create_container: vec![Hook {
+                    path: "/bin/hook".into(),
+                    args: vec!["hook".into()],
+                    env: vec!["K=V".into()],
+                    timeout_secs: Some(3),
+                }],
+                start_container: vec![],
+                state: HookState::default(),
+            },
             process: ProcessConfig {
                 args: vec!["sh".into()],
                 rlimits: vec![Rlimit {

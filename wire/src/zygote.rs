@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Bumped on every incompatible change of any message in this module.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The largest frame either side sends or accepts (checked before anything is decoded).
 pub const MAX_FRAME: usize = 192 * 1024;
@@ -62,6 +62,10 @@ pub enum ChildEvent {
     Spawned { pid: i32 },
     /// The process has a terminal: the pty master travels with this message.
     Console,
+    /// The jail reached the point of the runtime's hooks (`prestart`, `createRuntime`: mounts
+    /// and devices made, before pivot_root), and the config says there are some: the child
+    /// waits for `ToChild::Proceed` on the sync socket (EOF: give up).
+    HooksDue,
     /// The jail is built; the child now blocks on exec.fifo.
     Ready,
     /// A jail step (or the final execve) failed; the child exits right after sending this.
@@ -70,6 +74,46 @@ pub enum ChildEvent {
         errno: i32,
         message: String,
     },
+}
+
+/// Agent -> container child, on the child's sync socket: only in answer to `HooksDue`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToChild {
+    /// The runtime's hooks ran and succeeded: go on.
+    Proceed,
+}
+
+/// One OCI hook: `path` (absolute) run with `args` (args[0] included) and exactly `env`, the
+/// container's state JSON on its stdin, killed after `timeout_secs` when set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Hook {
+    pub path: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub timeout_secs: Option<u32>,
+}
+
+/// What a hook's state JSON is made of besides `status` and `pid` (runtime-spec "State").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HookState {
+    pub oci_version: String,
+    pub id: String,
+    /// The bundle: the rootfs's parent directory (the Kata protocol carries no bundle path).
+    pub bundle: PathBuf,
+    pub annotations: Vec<(String, String)>,
+}
+
+/// The hooks the child runs itself (in the container's namespaces), and whether it must stop
+/// for the agent's (`HooksDue`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ChildHooks {
+    /// The config has `prestart` or `createRuntime` hooks, which the agent runs.
+    pub runtime_hooks_due: bool,
+    /// Run before pivot_root, paths resolved on the host.
+    pub create_container: Vec<Hook>,
+    /// Run after the exec.fifo byte, right before the process, paths resolved in the container.
+    pub start_container: Vec<Hook>,
+    pub state: HookState,
 }
 
 /// Names of the fixed fd slots of a `Request::Launch`, in the order they travel.
@@ -107,8 +151,8 @@ impl ExecFds {
 pub struct ExecConfig {
     pub container_id: String,
     pub exec_id: String,
-    /// The container's namespaces, joined through the init pidfd (Pid by the zygote at clone
-    /// time; the rest by the child). Never User.
+    /// The container's namespaces, all joined at once through the init pidfd (the pid one only
+    /// for the child's children). User among them when the container has a user namespace.
     pub namespaces: Vec<NamespaceKind>,
     /// Files (absolute host paths: v1 `tasks`, v2 `cgroup.procs`) written "0" to join the
     /// container's cgroup, before the mount namespace is joined.
@@ -147,6 +191,21 @@ pub struct ContainerConfig {
     pub process: ProcessConfig,
     /// Initial terminal size (rows, columns) when `process.terminal`.
     pub console_size: Option<(u16, u16)>,
+    /// `linux.uidMappings` and `linux.gidMappings` of a new user namespace, written by the
+    /// child (still outside it) into the process it clones inside it. Empty otherwise.
+    pub uid_mappings: Vec<IdMapping>,
+    pub gid_mappings: Vec<IdMapping>,
+    /// The spec's hooks that concern the child (none: nothing to run, no stop).
+    pub hooks: ChildHooks,
+}
+
+/// One line of a user namespace's uid_map or gid_map: `size` ids from `container_id` inside
+/// map to `host_id` onwards outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct IdMapping {
+    pub container_id: u32,
+    pub host_id: u32,
+    pub size: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

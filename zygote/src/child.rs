@@ -6,7 +6,7 @@
 use crate::pool::NsSet;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use wire::channel;
-use wire::zygote::{ChildEvent, ContainerConfig, LaunchFds, NamespaceKind};
+use wire::zygote::{ChildEvent, ContainerConfig, LaunchFds, NamespaceKind, ToChild};
 
 /// Exit status of a child whose jail failed before exec.
 const JAIL_FAILED: i32 = 1;
@@ -33,7 +33,11 @@ pub fn run(launch: Launch<'_>, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>
         .collect();
     join.extend(launch.pooled.iter().flat_map(|set| set.joins()));
     let cfg = launch.cfg;
-    let mut prepared = match jail::init::prepare(cfg, &join) {
+    if jail::userns::in_use(cfg) {
+        join = enter_userns(cfg, join, sync);
+    }
+    let mut runtime_hooks = || wait_for_runtime_hooks(sync);
+    let mut prepared = match jail::init::prepare(cfg, &join, &mut runtime_hooks) {
         Ok(p) => p,
         Err(e) => fail(sync, e.step(), e.errno(), e.to_string()),
     };
@@ -49,7 +53,93 @@ pub fn run(launch: Launch<'_>, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>
     if !park(fds[LaunchFds::EXEC_FIFO].as_fd(), sync) {
         exit(JAIL_FAILED);
     }
+    if let Err(e) = jail::init::run_start_hooks(cfg) {
+        fail(sync, e.step(), e.errno(), e.to_string());
+    }
     exec(&prepared, sync)
+}
+
+/// A container with a user namespace: this child (cloned in the zygote's namespaces, still root
+/// on the host) takes the steps that need the host's privileges and joins the namespaces given
+/// by path but pid (`prepare_outside_userns`), then clones the process that builds the jail,
+/// born in the new user and pid namespaces, with its uid and gid maps written from out here
+/// before it takes a step. That process makes the other new namespaces itself, once it is
+/// root inside, so that the user namespace owns them (mounts, hostname, devpts... are then
+/// allowed in them) and what they start with (the IPC namespace's mqueue root) is root's. Returns, in that process only, what is left
+/// to join from inside: the pid namespace, if one is joined.
+fn enter_userns<'a>(
+    cfg: &ContainerConfig,
+    join: Vec<(NamespaceKind, BorrowedFd<'a>)>,
+    sync: BorrowedFd<'_>,
+) -> Vec<(NamespaceKind, BorrowedFd<'a>)> {
+    let (inside, outside): (Vec<_>, Vec<_>) = join
+        .into_iter()
+        .partition(|(kind, _)| *kind == NamespaceKind::Pid);
+    if let Err(e) = jail::init::prepare_outside_userns(cfg, &outside) {
+        fail(sync, e.step(), e.errno(), e.to_string());
+    }
+    // The user namespace and the pid one (whose first process this is) at clone time; the
+    // rest are unshared inside, once the process is root there (`init::prepare`).
+    let flags = crate::fork::namespace_flags(&cfg.namespaces)
+        & (libc::CLONE_NEWUSER | libc::CLONE_NEWPID) as u64;
+    let maps = |pid: nix::unistd::Pid| {
+        jail::userns::write_maps(std::path::Path::new("/proc"), pid.as_raw(), cfg)
+    };
+    spawn(sync, flags, maps);
+    inside
+}
+
+/// Clones the process that carries on (with `ns_flags`, CLONE_PARENT so that the agent is its
+/// parent), runs `before_release` on it from out here, sends its pidfd as `spawned` and exits;
+/// the new process waits for that exit (its pipe's EOF) before it takes a step or says anything
+/// on the sync socket, so the agent always learns of it first. Returns in the new process only.
+fn spawn(
+    sync: BorrowedFd<'_>,
+    ns_flags: u64,
+    before_release: impl FnOnce(nix::unistd::Pid) -> Result<(), jail::init::JailError>,
+) {
+    let (wait_rd, wait_wr) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(ends) => ends,
+        Err(errno) => fail(sync, "spawn", errno as i32, format!("pipe2: {errno}")),
+    };
+    match crate::fork::clone_in_place(ns_flags) {
+        Err(errno) => fail(sync, "spawn", errno as i32, format!("clone: {errno}")),
+        Ok(crate::fork::Forked::Parent { pid, pidfd }) => {
+            let kill = || nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            if let Err(e) = before_release(pid) {
+                let _ = kill();
+                fail(sync, e.step(), e.errno(), e.to_string());
+            }
+            let event = ChildEvent::Spawned { pid: pid.as_raw() };
+            if channel::send(sync, &event, &[pidfd.as_fd()]).is_err() {
+                // The agent cannot know of it: it must not run.
+                let _ = kill();
+                exit(JAIL_FAILED);
+            }
+            exit(0) // closes the pipe's write end, which releases the new process
+        }
+        Ok(crate::fork::Forked::Child) => {
+            drop(wait_wr);
+            let mut byte = [0u8; 1];
+            while let Err(nix::errno::Errno::EINTR) =
+                nix::unistd::read(wait_rd.as_raw_fd(), &mut byte)
+            {}
+        }
+    }
+}
+
+/// The jail's hooks point with runtime hooks: tell the agent (`HooksDue`) and wait for its
+/// `Proceed`, which it sends once `prestart` and `createRuntime` ran; anything else (its end
+/// closed: a hook failed, or the agent gave up) ends the launch.
+fn wait_for_runtime_hooks(sync: BorrowedFd<'_>) -> Result<(), jail::init::JailError> {
+    if channel::send(sync, &ChildEvent::HooksDue, &[]).is_err() {
+        exit(JAIL_FAILED);
+    }
+    let mut buf = channel::buffer();
+    match channel::recv::<ToChild>(sync, &mut buf, Some(0)) {
+        Ok((ToChild::Proceed, _)) => Ok(()),
+        Err(_) => exit(JAIL_FAILED), // the agent is gone or gave up on this launch
+    }
 }
 
 /// The last jail step of a child that joined a pid namespace it was not born in: clone the
@@ -61,31 +151,8 @@ pub fn run(launch: Launch<'_>, fds: Vec<OwnedFd>, zygote_channel: BorrowedFd<'_>
 /// it first. The new process keeps only stdio and `keep`: namespace fds and pidfds the child
 /// needed for joining are not carried into the container. Returns in the new process only.
 pub(crate) fn spawn_inside(sync: BorrowedFd<'_>, keep: &[RawFd]) {
-    let (wait_rd, wait_wr) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-        Ok(ends) => ends,
-        Err(errno) => fail(sync, "spawn", errno as i32, format!("pipe2: {errno}")),
-    };
-    match crate::fork::clone_in_place() {
-        Err(errno) => fail(sync, "spawn", errno as i32, format!("clone3: {errno}")),
-        Ok(crate::fork::Forked::Parent { pid, pidfd }) => {
-            let event = ChildEvent::Spawned { pid: pid.as_raw() };
-            if channel::send(sync, &event, &[pidfd.as_fd()]).is_err() {
-                // The agent cannot know of it: it must not run.
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                exit(JAIL_FAILED);
-            }
-            exit(0) // closes the pipe's write end, which releases the new process
-        }
-        Ok(crate::fork::Forked::Child) => {
-            drop(wait_wr);
-            let mut byte = [0u8; 1];
-            while let Err(nix::errno::Errno::EINTR) =
-                nix::unistd::read(wait_rd.as_raw_fd(), &mut byte)
-            {}
-            drop(wait_rd);
-            close_all_but(keep);
-        }
-    }
+    spawn(sync, 0, |_| Ok(()));
+    close_all_but(keep);
 }
 
 /// Closes every fd but 0, 1, 2 and `keep`. The `OwnedFd`s of what is closed here are never

@@ -81,13 +81,15 @@ pub fn clone_child(ns_flags: u64) -> Result<Forked, Errno> {
     }
 }
 
-/// Clones a child in all our own namespaces, with CLONE_PARENT and CLONE_PIDFD, through
-/// clone(2) rather than clone3: this runs under the container's seccomp filter when the
-/// process keeps the right to gain privileges, and filters such as Docker's answer clone3 with
-/// ENOSYS (to make libcs fall back) while they allow a clone without namespace flags.
-pub fn clone_in_place() -> Result<Forked, Errno> {
+/// Clones a child with CLONE_PARENT, CLONE_PIDFD and `ns_flags` (0: in all our own
+/// namespaces) through clone(2) rather than clone3: this runs under the container's seccomp
+/// filter when the process keeps the right to gain privileges, and filters such as Docker's
+/// answer clone3 with ENOSYS (to make libcs fall back) while they allow a clone without
+/// namespace flags.
+pub fn clone_in_place(ns_flags: u64) -> Result<Forked, Errno> {
     let mut pidfd: libc::c_int = -1;
-    let flags = (libc::CLONE_PARENT | libc::CLONE_PIDFD) as libc::c_ulong;
+    let flags =
+        (libc::CLONE_PARENT | libc::CLONE_PIDFD) as libc::c_ulong | ns_flags as libc::c_ulong;
     // SAFETY: no CLONE_VM and no stack: the child gets a copy of our address space and returns
     // here like fork(), which is sound because this process has one thread. With CLONE_PIDFD
     // the kernel writes the pidfd through the third argument (parent_tid), valid for the call;

@@ -157,8 +157,11 @@ impl Server {
         };
         // Only the mount and pid namespaces are new at clone time when the rest are pooled. A
         // joined pid namespace is entered by the child itself, last (see `child::spawn_inside`).
+        // With a user namespace every namespace is made by the child's own clone, once it has
+        // done what needs the host's privileges (see `child::enter_userns`).
         let flags = match &pooled {
             Some(_) => pool::CLONE_FLAGS,
+            None if jail::userns::in_use(cfg) => 0,
             None => fork::namespace_flags(&cfg.namespaces),
         };
         let closes = self.child_closes();

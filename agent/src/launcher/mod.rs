@@ -4,6 +4,8 @@
 //! same round trip, only the frame and its fds differ) and answers with the cloned pid and
 //! pidfd. Everything else (jail, RPCs, registry) is shared, so the two compare like with like.
 
+#[cfg(test)]
+pub mod fake;
 mod helper;
 pub mod reexec;
 pub mod zygote;

@@ -6,6 +6,7 @@
 
 mod admin;
 mod health;
+mod network;
 mod stats;
 mod stdio;
 
@@ -40,12 +41,24 @@ pub const SERVED: &[&str] = &[
     "ResumeContainer",
     "StatsContainer",
     "UpdateContainer",
+    "OnlineCPUMem",
+    "MemHotplugByProbe",
+    "SetGuestDateTime",
+    "ReseedRandomDev",
+    "CopyFile",
+    "GetVolumeStats",
+    "UpdateEphemeralMounts",
+    "UpdateInterface",
+    "UpdateRoutes",
+    "ListInterfaces",
+    "ListRoutes",
+    "AddARPNeighbors",
 ];
 
 pub struct AgentRpc {
     pub agent: Arc<Agent>,
-    /// The sandbox CreateSandbox recorded (its id), if any.
-    sandbox: Mutex<Option<String>>,
+    /// The sandbox CreateSandbox made, if any.
+    sandbox: Mutex<Option<crate::sandbox::Sandbox>>,
 }
 
 impl AgentRpc {
@@ -81,6 +94,55 @@ fn spec_of(req: &agent::CreateContainerRequest) -> Result<oci_spec::runtime::Spe
     Ok(wire::oci::spec_from_grpc(spec)?)
 }
 
+/// Runs `f` on the blocking pool (sysfs writes and waits, file copies, statfs).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AgentError> + Send + 'static,
+) -> Result<T, AgentError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AgentError::Task {
+            what: "blocking RPC",
+            source: e,
+        })?
+}
+
+/// What CreateContainer can carry that zagent does not do yet: refused, never dropped.
+fn refuse_unserved_fields(req: &agent::CreateContainerRequest) -> Result<(), AgentError> {
+    let unserved = [
+        (
+            !req.devices.is_empty(),
+            "devices (hot-plugged device handlers)",
+        ),
+        (!req.shared_mounts.is_empty(), "shared_mounts"),
+        (req.string_user.is_some(), "string_user"),
+        (
+            req.stdin_port != 0 || req.stdout_port != 0 || req.stderr_port != 0,
+            "stdio ports (passfd)",
+        ),
+    ];
+    match unserved.iter().find(|(set, _)| *set) {
+        Some((_, what)) => Err(AgentError::Unsupported(format!("CreateContainer {what}"))),
+        None => Ok(()),
+    }
+}
+
+/// Kata's `Storage` message as the storage driver takes it.
+fn storage_spec(s: &agent::Storage) -> crate::storage::StorageSpec {
+    // fs_group (a group to hand the files to) is not done: refused rather than dropped.
+    let driver_options = match s.fs_group.as_ref() {
+        Some(_) => vec!["fs_group".to_string()],
+        None => s.driver_options.clone(),
+    };
+    crate::storage::StorageSpec {
+        driver: s.driver.clone(),
+        driver_options,
+        source: s.source.clone(),
+        fstype: s.fstype.clone(),
+        options: s.options.clone(),
+        mount_point: s.mount_point.clone().into(),
+    }
+}
+
 /// UpdateContainer's resources as the limits to write. A request without resources changes
 /// nothing (Kata's agent answers it with success too).
 fn update_resources(
@@ -102,14 +164,7 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
         req: agent::CreateContainerRequest,
     ) -> ttrpc::Result<Empty> {
         tracing::debug!(id = req.container_id, "CreateContainer");
-        let r = match spec_of(&req) {
-            Ok(spec) => {
-                self.agent
-                    .create(req.container_id.clone(), req.exec_id.clone(), spec)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        let r = self.create_in_sandbox(&req).await;
         reply(
             "CreateContainer",
             &req.container_id,
@@ -284,6 +339,120 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
         reply("GetGuestDetails", "", crate::guest::details(sysfs, &req))
     }
 
+    async fn online_cpu_mem(
+        &self,
+        _: &TtrpcContext,
+        req: agent::OnlineCPUMemRequest,
+    ) -> ttrpc::Result<Empty> {
+        let sysfs = std::path::Path::new(crate::guest::SYSFS);
+        let r = blocking(move || crate::guest_ops::online_cpu_mem(sysfs, &req)).await;
+        reply("OnlineCPUMem", "", r.map(|_| Empty::new()))
+    }
+
+    async fn mem_hotplug_by_probe(
+        &self,
+        _: &TtrpcContext,
+        req: agent::MemHotplugByProbeRequest,
+    ) -> ttrpc::Result<Empty> {
+        let sysfs = std::path::Path::new(crate::guest::SYSFS);
+        let r = crate::guest_ops::mem_hotplug_by_probe(sysfs, &req.memHotplugProbeAddr);
+        reply("MemHotplugByProbe", "", r.map(|_| Empty::new()))
+    }
+
+    async fn set_guest_date_time(
+        &self,
+        _: &TtrpcContext,
+        req: agent::SetGuestDateTimeRequest,
+    ) -> ttrpc::Result<Empty> {
+        let r = crate::guest_ops::set_guest_date_time(req.Sec, req.Usec);
+        reply("SetGuestDateTime", "", r.map(|_| Empty::new()))
+    }
+
+    async fn reseed_random_dev(
+        &self,
+        _: &TtrpcContext,
+        req: agent::ReseedRandomDevRequest,
+    ) -> ttrpc::Result<Empty> {
+        let random = std::path::Path::new("/dev/random");
+        let r = crate::guest_ops::reseed_random_dev(random, &req.data);
+        reply("ReseedRandomDev", "", r.map(|_| Empty::new()))
+    }
+
+    async fn copy_file(
+        &self,
+        _: &TtrpcContext,
+        req: agent::CopyFileRequest,
+    ) -> ttrpc::Result<Empty> {
+        let base = self.agent.storages.root().join("shared/containers");
+        let r = blocking(move || crate::guest_ops::copy_file(&base, &req)).await;
+        reply("CopyFile", "", r.map(|_| Empty::new()))
+    }
+
+    async fn update_ephemeral_mounts(
+        &self,
+        _: &TtrpcContext,
+        req: agent::UpdateEphemeralMountsRequest,
+    ) -> ttrpc::Result<Empty> {
+        let specs: Vec<_> = req.storages.iter().map(storage_spec).collect();
+        let r = self.agent.storages.remount_ephemeral(&specs);
+        reply(
+            "UpdateEphemeralMounts",
+            "",
+            r.map(|_| Empty::new()).map_err(AgentError::from),
+        )
+    }
+
+    async fn get_volume_stats(
+        &self,
+        _: &TtrpcContext,
+        req: agent::VolumeStatsRequest,
+    ) -> ttrpc::Result<wire::csi::VolumeStatsResponse> {
+        let path = std::path::PathBuf::from(&req.volume_guest_path);
+        let r = blocking(move || crate::guest_ops::volume_stats(&path)).await;
+        reply("GetVolumeStats", &req.volume_guest_path, r)
+    }
+
+    async fn update_interface(
+        &self,
+        _: &TtrpcContext,
+        req: agent::UpdateInterfaceRequest,
+    ) -> ttrpc::Result<wire::types::Interface> {
+        reply("UpdateInterface", "", network::update_interface(&req).await)
+    }
+
+    async fn update_routes(
+        &self,
+        _: &TtrpcContext,
+        req: agent::UpdateRoutesRequest,
+    ) -> ttrpc::Result<agent::Routes> {
+        reply("UpdateRoutes", "", network::update_routes(&req).await)
+    }
+
+    async fn list_interfaces(
+        &self,
+        _: &TtrpcContext,
+        _: agent::ListInterfacesRequest,
+    ) -> ttrpc::Result<agent::Interfaces> {
+        reply("ListInterfaces", "", network::list_interfaces().await)
+    }
+
+    async fn list_routes(
+        &self,
+        _: &TtrpcContext,
+        _: agent::ListRoutesRequest,
+    ) -> ttrpc::Result<agent::Routes> {
+        reply("ListRoutes", "", network::list_routes().await)
+    }
+
+    async fn add_arp_neighbors(
+        &self,
+        _: &TtrpcContext,
+        req: agent::AddARPNeighborsRequest,
+    ) -> ttrpc::Result<Empty> {
+        let r = network::add_arp_neighbors(&req).await;
+        reply("AddARPNeighbors", "", r.map(|_| Empty::new()))
+    }
+
     async fn create_sandbox(
         &self,
         _: &TtrpcContext,
@@ -303,6 +472,7 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     ) -> ttrpc::Result<Empty> {
         let r = self.agent.remove_all().await;
         if r.is_ok() {
+            // Drops the sandbox's namespaces with it.
             *self.sandbox.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
         reply("DestroySandbox", "", r.map(|_| Empty::new()))
@@ -310,26 +480,64 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
 }
 
 impl AgentRpc {
-    /// CreateSandbox records the sandbox. It refuses what it cannot honour (storages, kernel
-    /// modules, a shared sandbox pid namespace) instead of pretending; it does not change the
-    /// machine's hostname or DNS, which on a shared test host would be wrong.
+    /// CreateSandbox makes the sandbox's shared IPC and UTS namespaces (the UTS one with its
+    /// hostname) and records whether its containers share a pid namespace. It refuses what it
+    /// cannot honour (storages, kernel modules) instead of pretending; it does not change the
+    /// machine's own hostname or DNS, which on a shared test host would be wrong.
     fn record_sandbox(&self, req: &agent::CreateSandboxRequest) -> Result<(), AgentError> {
-        if !req.storages.is_empty() {
-            return Err(AgentError::Unsupported("sandbox storages".into()));
-        }
         if !req.kernel_modules.is_empty() {
             return Err(AgentError::Unsupported("sandbox kernel modules".into()));
         }
-        if req.sandbox_pidns {
-            return Err(AgentError::Unsupported(
-                "a shared sandbox pid namespace".into(),
-            ));
-        }
         let mut sandbox = self.sandbox.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = sandbox.as_ref() {
-            return Err(AgentError::Exists(format!("sandbox {existing}")));
+            return Err(AgentError::Exists(format!("sandbox {}", existing.id)));
         }
-        *sandbox = Some(req.sandbox_id.clone());
+        if req.hostname.len() > 64 {
+            return Err(AgentError::InvalidArgument(format!(
+                "hostname {:?} is longer than 64 bytes",
+                req.hostname
+            )));
+        }
+        let specs: Vec<_> = req.storages.iter().map(storage_spec).collect();
+        let storages = self.agent.storages.acquire_all(&specs)?;
+        let shared = crate::sandbox::SharedNs::new(&req.hostname)?;
+        let mut made =
+            crate::sandbox::Sandbox::new(req.sandbox_id.clone(), req.sandbox_pidns, Some(shared));
+        made.storages = storages;
+        *sandbox = Some(made);
+        Ok(())
+    }
+
+    /// CreateContainer: inside a sandbox, the spec's namespaces are adjusted as Kata's agent
+    /// does (`sandbox`), and the first container gives the sandbox its pid namespace.
+    async fn create_in_sandbox(
+        &self,
+        req: &agent::CreateContainerRequest,
+    ) -> Result<(), AgentError> {
+        refuse_unserved_fields(req)?;
+        let mut spec = spec_of(req)?;
+        let in_sandbox = {
+            let sandbox = self.sandbox.lock().unwrap_or_else(|p| p.into_inner());
+            match sandbox.as_ref() {
+                Some(sb) => {
+                    sb.adjust(&mut spec, req.sandbox_pidns)?;
+                    true
+                }
+                None => false,
+            }
+        };
+        let id = req.container_id.clone();
+        let storages = req.storages.iter().map(storage_spec).collect();
+        self.agent
+            .create(id.clone(), req.exec_id.clone(), spec, storages)
+            .await?;
+        if in_sandbox {
+            let pid = self.agent.init_pid(&id).await?;
+            let mut sandbox = self.sandbox.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(sb) = sandbox.as_mut() {
+                sb.created(pid)?;
+            }
+        }
         Ok(())
     }
 }

@@ -22,10 +22,6 @@ pub(super) struct LinuxConfig {
 
 pub(super) fn convert(spec: &Spec) -> Result<LinuxConfig, ValidateError> {
     let linux = spec.linux().as_ref();
-    let non_empty = |m: &Option<Vec<_>>| m.as_ref().is_some_and(|m| !m.is_empty());
-    if linux.is_some_and(|l| non_empty(l.uid_mappings()) || non_empty(l.gid_mappings())) {
-        return Err(ValidateError::IdMappings);
-    }
     let (namespaces, join) = namespaces(linux)?;
     let has = |kind| namespaces.iter().any(|ns: &Namespace| ns.kind == kind);
     // pivot_root in the zygote's mount namespace would take the agent's root away; the child
@@ -78,7 +74,7 @@ fn namespaces(linux: Option<&Linux>) -> Result<Namespaces, ValidateError> {
             LinuxNamespaceType::Ipc => NamespaceKind::Ipc,
             LinuxNamespaceType::Uts => NamespaceKind::Uts,
             LinuxNamespaceType::Cgroup => NamespaceKind::Cgroup,
-            LinuxNamespaceType::User => return Err(ValidateError::UserNamespace),
+            LinuxNamespaceType::User => NamespaceKind::User,
             other => return Err(ValidateError::UnsupportedNamespace(other.to_string())),
         };
         if !seen.insert(kind) {
@@ -141,13 +137,14 @@ fn rootfs_propagation(value: Option<&str>) -> Result<u64, ValidateError> {
 /// The devices every OCI container gets (runtime-spec, "Default Devices"); /dev/ptmx, /dev/fd
 /// and the stdio links are the child's job.
 fn default_devices() -> Vec<Device> {
+    // runc's order: in a user namespace, where they are bind mounts, it shows in mountinfo.
     [
         ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
         ("random", 1, 8),
-        ("urandom", 1, 9),
+        ("full", 1, 7),
         ("tty", 5, 0),
+        ("zero", 1, 5),
+        ("urandom", 1, 9),
     ]
     .into_iter()
     .map(|(name, major, minor)| Device {

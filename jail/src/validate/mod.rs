@@ -6,12 +6,15 @@
 
 #[cfg(test)]
 mod fidelity_tests;
+mod hooks;
 mod linux;
 mod mounts;
 mod resources;
 #[cfg(test)]
 mod tests;
+mod userns;
 
+pub use hooks::{RuntimeHooks, MAX_PER_KIND as MAX_HOOKS_PER_KIND};
 pub use resources::{refuse_unified, update as update_resources, DEFAULT_CGROUP_PARENT};
 
 use oci_spec::runtime::{Process, Spec};
@@ -31,6 +34,8 @@ pub struct Validated {
     /// Namespaces to join, in the order of the `config.namespaces` entries with `join: true`
     /// (the order their fds travel in a launch request).
     pub join_namespaces: Vec<(NamespaceKind, PathBuf)>,
+    /// The hooks the agent runs (the child's are in `config.hooks`).
+    pub hooks: RuntimeHooks,
 }
 
 /// Why a spec was refused. Every variant is an invalid argument from the user's point of view.
@@ -79,8 +84,6 @@ pub enum ValidateError {
     },
     #[error("root.path {0:?} is not a directory")]
     RootNotDirectory(PathBuf),
-    #[error("user namespaces are not supported yet")]
-    UserNamespace,
     #[error("linux.namespaces: {0} namespaces are not supported")]
     UnsupportedNamespace(String),
     #[error("linux.namespaces: {0} is listed more than once")]
@@ -89,12 +92,12 @@ pub enum ValidateError {
     RelativeNamespacePath { kind: String, path: PathBuf },
     #[error("linux.namespaces has no mount namespace: the rootfs is set up inside one")]
     MountNamespaceRequired,
-    #[error("linux.uidMappings/gidMappings are not supported (no user namespace support yet)")]
-    IdMappings,
+    #[error("{field} {reason}")]
+    IdMapping { field: &'static str, reason: String },
     #[error("linux.seccomp: {0}")]
     Seccomp(#[from] crate::seccomp::SeccompError),
-    #[error("hooks are not supported")]
-    Hooks,
+    #[error("{field}: {reason}")]
+    Hook { field: String, reason: String },
     #[error("{0} is set but the container has no uts namespace")]
     UtsNamespaceRequired(&'static str),
     #[error("linux.rootfsPropagation {0:?} is not one of private, rprivate, slave, rslave, shared, rshared, unbindable, runbindable")]
@@ -167,15 +170,14 @@ pub fn validate_with(
     filters: &crate::seccomp::FilterCache,
 ) -> Result<Validated, ValidateError> {
     check_id(id)?;
-    if spec.hooks().as_ref().is_some_and(hooks_present) {
-        return Err(ValidateError::Hooks);
-    }
     let process = spec
         .process()
         .as_ref()
         .ok_or(ValidateError::MissingProcess)?;
     let (rootfs, readonly_root) = root(spec)?;
     let linux = linux::convert(spec)?;
+    let id_maps = userns::maps(spec.linux().as_ref(), &linux.namespaces)?;
+    let (child_hooks, runtime_hooks) = hooks::convert(id, spec, &rootfs)?;
     let (cgroup_path, resources) = resources::convert(id, spec.linux().as_ref())?;
     let config = ContainerConfig {
         id: id.to_owned(),
@@ -197,12 +199,17 @@ pub fn validate_with(
             ..process_config(process)?
         },
         console_size: console_size(process),
+        uid_mappings: id_maps.0.clone(),
+        gid_mappings: id_maps.1.clone(),
+        hooks: child_hooks,
     };
+    userns::check_process_ids(&id_maps, &config.process)?;
     Ok(Validated {
         config,
         cgroup_path,
         resources,
         join_namespaces: linux.join,
+        hooks: runtime_hooks,
     })
 }
 
@@ -216,20 +223,6 @@ pub fn check_id(id: &str) -> Result<(), ValidateError> {
         return Err(ValidateError::InvalidId(id.to_owned()));
     }
     Ok(())
-}
-
-#[allow(deprecated)] // `prestart` is deprecated in the spec but still honoured by runc: refuse it too.
-fn hooks_present(hooks: &oci_spec::runtime::Hooks) -> bool {
-    [
-        hooks.prestart(),
-        hooks.create_runtime(),
-        hooks.create_container(),
-        hooks.start_container(),
-        hooks.poststart(),
-        hooks.poststop(),
-    ]
-    .iter()
-    .any(|list| list.as_ref().is_some_and(|l| !l.is_empty()))
 }
 
 fn root(spec: &Spec) -> Result<(PathBuf, bool), ValidateError> {

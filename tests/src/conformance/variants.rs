@@ -141,6 +141,30 @@ fn fuse(s: &mut Value, extra: Value) {
 
 const MIB: u64 = 1 << 20;
 
+/// The host id that container id 0 maps to in the user namespace variants.
+const MAPPED_ROOT: u32 = 100_000;
+
+/// A new user namespace mapping 0..65536 to MAPPED_ROOT onwards, for uids and gids.
+fn userns(s: &mut Value) {
+    s["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": MAPPED_ROOT, "size": 65536}]);
+    s["linux"]["uidMappings"] = map.clone();
+    s["linux"]["gidMappings"] = map;
+}
+
+/// `chown -R` to the mapped root, as an image unpacked for a user namespace is.
+fn chown_mapped(path: &Path) {
+    let out = std::process::Command::new("chown")
+        .args(["-R", "-h", &format!("{MAPPED_ROOT}:{MAPPED_ROOT}")])
+        .arg(path)
+        .output()
+        .expect("run chown");
+    assert!(out.status.success(), "chown {}: {out:?}", path.display());
+}
+
 /// Every variant, in the order they are run and reported.
 pub fn variants() -> Vec<Variant> {
     vec![
@@ -443,15 +467,41 @@ pub fn variants() -> Vec<Variant> {
         v("netns-host", |s, _| drop_namespace(s, "network")),
         v("ipcns-host", |s, _| drop_namespace(s, "ipc")),
         v("cgroupns-host", |s, _| drop_namespace(s, "cgroup")),
-        v("userns", |s, _| {
-            s["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "user"}));
-            s["linux"]["uidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            s["linux"]["gidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        v("userns", |s, _| userns(s)),
+        v("userns-user-1000", |s, _| {
+            userns(s);
+            user(s, 1000, 1000);
+            s["process"]["user"]["additionalGids"] = json!([50]);
+        }),
+        v("userns-rootfs-mapped-rw", |s, bundle| {
+            userns(s);
+            chown_mapped(&bundle.join("rootfs"));
+            s["root"]["readonly"] = json!(false);
+        }),
+        v("userns-bind-mapped", |s, bundle| {
+            userns(s);
+            chown_mapped(&bundle.join("src"));
+            bind(s, bundle, "/tmp", &["rbind", "rw"]);
+        }),
+        // sysfs can only be mounted for a network namespace the user namespace owns.
+        refused("userns-netns-host", |s, _| {
+            userns(s);
+            drop_namespace(s, "network");
+        }),
+        v("userns-sysctl-hostname", |s, _| {
+            userns(s);
+            s["hostname"] = json!("mapped");
+            s["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.msgmax": "16384"});
+        }),
+        refused("userns-without-maps", |s, _| {
+            userns(s);
+            let linux = s["linux"].as_object_mut().unwrap();
+            linux.remove("uidMappings");
+            linux.remove("gidMappings");
+        }),
+        v("maps-without-userns", |s, _| {
+            userns(s);
+            drop_namespace(s, "user");
         }),
         // oom_score_adj.
         v("oom-500", |s, _| s["process"]["oomScoreAdj"] = json!(500)),

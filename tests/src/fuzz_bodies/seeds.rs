@@ -12,7 +12,7 @@ use oci_spec::runtime::{
 use protobuf::Message;
 use std::collections::HashMap;
 use wire::zygote::{ChildEvent, ExecConfig, Reply, Request, PROTOCOL_VERSION};
-use wire::{agent, codec, health, oci, zagent};
+use wire::{agent, codec, health, oci, types, zagent};
 
 /// One seed file: the target (corpus directory) it belongs to, its file name and its bytes.
 pub struct Seed {
@@ -511,5 +511,75 @@ fn rpc_payloads() -> Vec<(&'static str, Vec<u8>)> {
                 ..Default::default()
             }),
         ),
+        (
+            "/grpc.AgentService/UpdateInterface",
+            bytes(&agent::UpdateInterfaceRequest {
+                interface: Some(types::Interface {
+                    device: "eth0".into(),
+                    name: "eth0".into(),
+                    IPAddresses: vec![ip_address("10.0.0.5", "24"), ip_address("fd00::5", "64")],
+                    mtu: 1500,
+                    hwAddr: "02:00:00:00:00:01".into(),
+                    ..Default::default()
+                })
+                .into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/UpdateRoutes",
+            bytes(&agent::UpdateRoutesRequest {
+                routes: Some(agent::Routes {
+                    Routes: vec![
+                        types::Route {
+                            dest: "10.0.0.0/24".into(),
+                            device: "eth0".into(),
+                            scope: 253,
+                            ..Default::default()
+                        },
+                        types::Route {
+                            gateway: "10.0.0.1".into(),
+                            device: "eth0".into(),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                })
+                .into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/ListInterfaces",
+            bytes(&agent::ListInterfacesRequest::default()),
+        ),
+        (
+            "/grpc.AgentService/ListRoutes",
+            bytes(&agent::ListRoutesRequest::default()),
+        ),
+        (
+            "/grpc.AgentService/AddARPNeighbors",
+            bytes(&agent::AddARPNeighborsRequest {
+                neighbors: Some(agent::ARPNeighbors {
+                    ARPNeighbors: vec![types::ARPNeighbor {
+                        toIPAddress: Some(ip_address("10.0.0.9", "32")).into(),
+                        device: "eth0".into(),
+                        lladdr: "02:00:00:00:00:09".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .into(),
+                ..Default::default()
+            }),
+        ),
     ]
+}
+
+fn ip_address(address: &str, mask: &str) -> types::IPAddress {
+    types::IPAddress {
+        address: address.into(),
+        mask: mask.into(),
+        ..Default::default()
+    }
 }

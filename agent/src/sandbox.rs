@@ -1,0 +1,224 @@
+//! The Kata sandbox: what CreateSandbox sets up and what CreateContainer then changes in each
+//! spec, as Kata's agent does (its `update_container_namespaces`). A Kata shim strips the
+//! namespaces the VM provides from the specs it sends (the pid one, and the host paths of the
+//! others, which mean nothing in the guest). Inside a sandbox zagent therefore:
+//! - gives every container IPC and UTS namespaces shared by the whole sandbox (made at
+//!   CreateSandbox, the UTS one carrying the sandbox's hostname), in place of whatever the
+//!   spec's `ipc` and `uts` entries say: pods share both;
+//! - gives a container without a pid namespace a new one, or, when CreateSandbox or
+//!   CreateContainer asked for `sandbox_pidns`, the pid namespace of the sandbox's first
+//!   container (its infra container; a later container that asks for it before there is one
+//!   is FAILED_PRECONDITION, as in Kata).
+//!
+//! Outside a sandbox (zagent-ctl, runc-style use) specs run as they are.
+//! The shared namespaces are made by a short-lived thread of their own, which unshares them,
+//! sets the hostname in the new UTS namespace, opens both and ends: no thread of the agent is
+//! left in another namespace, and the fds keep the namespaces alive until DestroySandbox.
+
+use crate::error::AgentError;
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Spec};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+/// The sandbox CreateSandbox made.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub id: String,
+    /// Containers of the sandbox share the first container's pid namespace.
+    pub shared_pidns: bool,
+    /// The pid namespace of the first container's init, held open once there is one (a path
+    /// through its pid could name another process once that one is gone).
+    pidns: Option<OwnedFd>,
+    /// How many containers were created in the sandbox.
+    containers: usize,
+    shared: Option<SharedNs>,
+    /// CreateSandbox's storages, held for the sandbox's life.
+    pub storages: Vec<std::sync::Arc<crate::storage::Mounted>>,
+}
+
+/// The sandbox-wide IPC and UTS namespaces, held open.
+#[derive(Debug)]
+pub struct SharedNs {
+    ipc: OwnedFd,
+    uts: OwnedFd,
+}
+
+impl SharedNs {
+    /// Makes them on a thread of their own (see the module doc).
+    pub fn new(hostname: &str) -> Result<SharedNs, AgentError> {
+        let hostname = hostname.to_owned();
+        let made = std::thread::spawn(move || -> Result<SharedNs, nix::Error> {
+            use nix::sched::{unshare, CloneFlags};
+            unshare(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS)?;
+            if !hostname.is_empty() {
+                nix::unistd::sethostname(&hostname)?;
+            }
+            let open = |kind: &str| {
+                let path = format!("/proc/thread-self/ns/{kind}");
+                std::fs::File::open(path)
+                    .map(OwnedFd::from)
+                    .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+            };
+            Ok(SharedNs {
+                ipc: open("ipc")?,
+                uts: open("uts")?,
+            })
+        })
+        .join()
+        .map_err(|_| AgentError::TaskLost("sandbox namespaces"))?;
+        made.map_err(|errno| AgentError::io("sandbox IPC and UTS namespaces", errno.into()))
+    }
+
+    /// A path this process can open to reach `fd`'s namespace.
+    fn path(fd: &OwnedFd) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+    }
+}
+
+impl Sandbox {
+    pub fn new(id: String, shared_pidns: bool, shared: Option<SharedNs>) -> Sandbox {
+        Sandbox {
+            id,
+            shared_pidns,
+            pidns: None,
+            containers: 0,
+            shared,
+            storages: Vec::new(),
+        }
+    }
+
+    /// Kata's changes to the namespaces of a container created in this sandbox (module doc).
+    pub fn adjust(&self, spec: &mut Spec, sandbox_pidns: bool) -> Result<(), AgentError> {
+        let pid_path = if sandbox_pidns || self.shared_pidns {
+            match (&self.pidns, self.containers) {
+                (Some(fd), _) => Some(SharedNs::path(fd)),
+                (None, 0) => None, // this one is the first: its pid namespace becomes the sandbox's
+                (None, _) => {
+                    return Err(AgentError::State {
+                        id: self.id.clone(),
+                        state: "without a sandbox pid namespace",
+                        op: "share it (sandbox_pidns)",
+                    })
+                }
+            }
+        } else {
+            None
+        };
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+        for ns in namespaces.iter_mut() {
+            let shared = match (ns.typ(), &self.shared) {
+                (LinuxNamespaceType::Ipc, Some(s)) => Some(SharedNs::path(&s.ipc)),
+                (LinuxNamespaceType::Uts, Some(s)) => Some(SharedNs::path(&s.uts)),
+                _ => continue,
+            };
+            ns.set_path(shared);
+        }
+        let has_pid = namespaces
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::Pid);
+        if !has_pid {
+            let mut pid = LinuxNamespace::default();
+            pid.set_typ(LinuxNamespaceType::Pid);
+            pid.set_path(pid_path);
+            namespaces.push(pid);
+        } else if let Some(path) = pid_path {
+            let pid = namespaces
+                .iter_mut()
+                .find(|n| n.typ() == LinuxNamespaceType::Pid);
+            pid.expect("has_pid").set_path(Some(path));
+        }
+        linux.set_namespaces(Some(namespaces));
+        spec.set_linux(Some(linux));
+        Ok(())
+    }
+
+    /// Records a container created in the sandbox: the first one (its infra container) gives
+    /// the sandbox its pid namespace, whether or not it asked to share it, as in Kata, so that
+    /// a later container that asks finds one.
+    /// `init_pid` must still be the container's init (the caller holds its pidfd and has not
+    /// reaped it), so that the namespace opened is that container's.
+    pub fn created(&mut self, init_pid: i32) -> Result<(), AgentError> {
+        if self.containers == 0 {
+            let path = format!("/proc/{init_pid}/ns/pid");
+            let fd = std::fs::File::open(&path).map_err(|e| AgentError::io(path, e))?;
+            self.pidns = Some(fd.into());
+        }
+        self.containers += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(namespaces: serde_json::Value) -> Spec {
+        serde_json::from_value(json!({
+            "ociVersion": "1.0.2",
+            "root": { "path": "/r" },
+            "linux": { "namespaces": namespaces }
+        }))
+        .unwrap()
+    }
+
+    fn kinds(spec: &Spec) -> Vec<(String, Option<String>)> {
+        let ns = spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        ns.iter()
+            .map(|n| {
+                let path = n.path().as_ref().map(|p| p.display().to_string());
+                (n.typ().to_string(), path)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_container_without_a_pid_namespace_gets_a_new_one() {
+        let sb = Sandbox::new("s".into(), false, None);
+        let mut s = spec(json!([{ "type": "mount" }, { "type": "network", "path": "/x" }]));
+        sb.adjust(&mut s, false).unwrap();
+        assert_eq!(
+            kinds(&s),
+            [
+                ("mnt".into(), None),
+                ("net".into(), Some("/x".into())),
+                ("pid".into(), None)
+            ]
+        );
+    }
+
+    #[test]
+    fn sandbox_pidns_shares_the_first_container_s_and_needs_one() {
+        let mut sb = Sandbox::new("s".into(), true, None);
+        let mut first = spec(json!([{ "type": "mount" }]));
+        sb.adjust(&mut first, false).unwrap();
+        assert_eq!(kinds(&first)[1], ("pid".into(), None));
+        let me = std::process::id() as i32;
+        sb.created(me).unwrap();
+        let mut second = spec(json!([{ "type": "mount" }, { "type": "pid" }]));
+        sb.adjust(&mut second, false).unwrap();
+        let path = kinds(&second)[1].1.clone().expect("a pid namespace path");
+        let ns = |p: &str| std::fs::read_link(p).unwrap();
+        assert_eq!(ns(&path), ns("/proc/self/ns/pid"));
+
+        let mut late = Sandbox::new("s".into(), false, None);
+        late.created(me).unwrap();
+        let mut s = spec(json!([{ "type": "mount" }]));
+        late.adjust(&mut s, true).unwrap();
+        assert!(
+            kinds(&s)[1].1.is_some(),
+            "a later container that asks shares it"
+        );
+    }
+
+    #[test]
+    fn asking_for_a_sandbox_pidns_that_does_not_exist_is_refused() {
+        let mut sb = Sandbox::new("s".into(), false, None);
+        sb.containers = 1;
+        let e = sb
+            .adjust(&mut spec(json!([{ "type": "mount" }])), true)
+            .unwrap_err();
+        assert_eq!(e.code(), ttrpc::Code::FAILED_PRECONDITION);
+    }
+}
