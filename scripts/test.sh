@@ -18,5 +18,6 @@ cleanup() {
     rm -rf "$bench_out"
 }
 trap cleanup EXIT
+# Includes tests/tests/module_cycles.rs: no module import cycle in any crate.
 cargo test --workspace -- --include-ignored
 target/debug/zagent-bench --quick --launchers zygote,pool,reexec --out "$bench_out"

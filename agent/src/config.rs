@@ -24,11 +24,15 @@ pub struct AgentConfig {
     /// Where to listen: unix:///path or vsock://CID:PORT (vsock://-1:1024 is Kata's default).
     #[arg(long, default_value = "unix:///run/zagent/zagent.sock")]
     pub listen: String,
+    /// How container processes are made: by the zygote (a fork server started once), or by
+    /// re-exec'ing this binary for each one, as Kata's agent does (a baseline to compare).
     #[arg(long, value_enum, default_value_t = LauncherKind::Zygote)]
     pub launcher: LauncherKind,
     /// Per-container state (exec.fifo, the launch config) lives in DIR/<id>/.
     #[arg(long, default_value = "/run/zagent")]
     pub state_dir: PathBuf,
+    /// The log on stderr: text lines, or one JSON object per line. ZAGENT_LOG sets the level
+    /// (a tracing filter, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Kata storages (CreateSandbox, CreateContainer) may only be mounted below DIR.

@@ -6,10 +6,11 @@
 
 use crate::error::AgentError;
 use crate::io::Stdio;
-use crate::reaper::{Exit, PidFd};
+use crate::reaper::{Exit, PidFd, Watched};
 use jail::cgroups::Cgroup;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -38,9 +39,59 @@ pub struct Process {
     pub pidfd: PidFd,
     pub exit: watch::Receiver<Option<Exit>>,
     pub stdio: Stdio,
+    /// Whether its exit has been logged (see `log_exit`).
+    exit_logged: Arc<AtomicBool>,
 }
 
 impl Process {
+    pub fn new(exec_id: String, process: Watched, stdio: Stdio) -> Process {
+        Process {
+            exec_id,
+            pid: process.pid,
+            pidfd: process.pidfd,
+            exit: process.exit,
+            stdio,
+            exit_logged: Default::default(),
+        }
+    }
+
+    /// Logs the process's exit once, at INFO, when it comes (`init`: the container's own
+    /// process), from a task started once the process runs (start, exec). Remove logs it too,
+    /// before its own line, if that has not yet (both wake on the same exit), so the lines
+    /// of a container come as created, started, exited, removed.
+    pub fn log_exit(&self, id: &str, init: bool) {
+        let mut exit = self.exit.clone();
+        let line = ExitLine {
+            id: id.into(),
+            exec_id: self.exec_id.clone(),
+            pid: self.pid,
+            init,
+            logged: self.exit_logged.clone(),
+        };
+        tokio::spawn(async move {
+            // Err: the reaper is gone without a word (it logged why, or the agent is ending).
+            if let Ok(done) = exit.wait_for(Option::is_some).await {
+                let done = *done;
+                line.write(done);
+            }
+        });
+    }
+
+    /// The exit line now, if the process has exited and it was not logged yet.
+    pub fn log_exit_now(&self, id: &str, init: bool) {
+        let done = *self.exit.borrow();
+        if done.is_some() {
+            let line = ExitLine {
+                id: id.into(),
+                exec_id: self.exec_id.clone(),
+                pid: self.pid,
+                init,
+                logged: self.exit_logged.clone(),
+            };
+            line.write(done);
+        }
+    }
+
     /// Whether the process is done: exited, or beyond reaping (which the reaper logged).
     pub fn finished(&self) -> bool {
         self.exit.borrow().is_some()
@@ -67,6 +118,33 @@ impl Process {
                 source,
             }),
             None => Err(AgentError::TaskLost("reaper")),
+        }
+    }
+}
+
+/// What the exit line of one process says, and whether it was written.
+struct ExitLine {
+    id: String,
+    exec_id: String,
+    pid: i32,
+    init: bool,
+    logged: Arc<AtomicBool>,
+}
+
+impl ExitLine {
+    fn write(&self, exit: Option<Exit>) {
+        if self.logged.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (id, pid) = (&self.id, self.pid);
+        let what = if self.init { "container" } else { "exec" };
+        let exec_id = (!self.init).then_some(self.exec_id.as_str());
+        match exit {
+            Some(Ok(status)) => tracing::info!(id, exec_id, pid, status, "{what} exited"),
+            Some(Err(e)) => {
+                tracing::warn!(id, exec_id, pid, error = %e, "{what} exited, status unknown")
+            }
+            None => tracing::warn!(id, exec_id, pid, "{what} exited, status unknown"),
         }
     }
 }

@@ -56,8 +56,10 @@ impl Agent {
             }
         });
         let (reservation, container) = rx.await.map_err(|_| AgentError::TaskLost("create"))??;
+        let (id, pid) = (container.id.clone(), container.init.pid);
         // No await between here and the fill: the handler cannot be dropped in between.
         reservation.fill(container);
+        tracing::info!(id, pid, "container created");
         Ok(())
     }
 
@@ -134,13 +136,7 @@ impl Agent {
         let (launched, oom) = self.launch_watched(job, cgroup, id).await?;
         m.observe(Kind::Container, Stage::Clone, launched.took_clone);
         m.observe(Kind::Container, Stage::JailToReady, launched.took_ready);
-        let process = Process {
-            exec_id,
-            pid: launched.process.pid,
-            pidfd: launched.process.pidfd,
-            exit: launched.process.exit,
-            stdio: launched.stdio,
-        };
+        let process = Process::new(exec_id, launched.process, launched.stdio);
         let cgroup = undo.cgroup.take().expect("cgroup was created above");
         let namespaces = config.namespaces.iter().map(|n| n.kind).collect();
         let mut container = Container::new(id.into(), process, cgroup, state_dir, fifo, namespaces);

@@ -22,6 +22,9 @@ pub enum AgentError {
     Spec(#[from] OciConvertError),
     #[error("invalid spec: {0}")]
     Validate(#[from] ValidateError),
+    /// An exec's user spec names no user or group of the container.
+    #[error("invalid argument: {0}")]
+    User(#[from] jail::passwd::UserError),
     #[error("not supported yet: {0}")]
     Unsupported(String),
     #[error("container {0:?} already exists")]
@@ -125,9 +128,10 @@ impl AgentError {
 
     pub fn code(&self) -> Code {
         match self {
-            AgentError::InvalidArgument(_) | AgentError::Spec(_) | AgentError::Validate(_) => {
-                Code::INVALID_ARGUMENT
-            }
+            AgentError::InvalidArgument(_)
+            | AgentError::Spec(_)
+            | AgentError::Validate(_)
+            | AgentError::User(_) => Code::INVALID_ARGUMENT,
             AgentError::Cgroup(CgroupError::Unsupported { .. }) => Code::INVALID_ARGUMENT,
             // A limit the kernel refuses: EINVAL for a value out of range (e.g. a memory limit
             // above memory+swap), EBUSY for one below what is in use now.

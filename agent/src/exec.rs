@@ -44,6 +44,19 @@ impl Agent {
         process: &oci_spec::runtime::Process,
     ) -> Result<(), AgentError> {
         crate::registry::check_exec_id(exec_id)?;
+        let named;
+        let process = match crate::exec_user::spec(process) {
+            Some(spec) => {
+                let (pid, pidfd) = {
+                    let entry = self.registry.get(id)?;
+                    let c = entry.lock().await;
+                    (c.init.pid, c.init.pidfd.clone())
+                };
+                named = crate::exec_user::resolve(process, spec, pid, pidfd).await?;
+                &named
+            }
+            None => process,
+        };
         let pc = jail::validate::process_config(process)?;
         let oom_score_adj = jail::validate::oom_score_adj(process)?;
         if pc.terminal && !self.terminals {
@@ -99,6 +112,8 @@ impl Agent {
         let mut c = entry.lock().await;
         c.pending_execs.remove(exec_id);
         let process = result?;
+        tracing::info!(id, exec_id, pid = process.pid, "exec started");
+        process.log_exit(id, false);
         c.processes.insert(exec_id.into(), Arc::new(process));
         Ok(())
     }
@@ -117,12 +132,10 @@ impl Agent {
         let m = &self.metrics;
         m.observe(Kind::Exec, Stage::Clone, launched.took_clone);
         m.observe(Kind::Exec, Stage::JailToReady, launched.took_ready);
-        Ok(Process {
-            exec_id: config.exec_id,
-            pid: launched.process.pid,
-            pidfd: launched.process.pidfd,
-            exit: launched.process.exit,
-            stdio: launched.stdio,
-        })
+        Ok(Process::new(
+            config.exec_id,
+            launched.process,
+            launched.stdio,
+        ))
     }
 }

@@ -47,6 +47,8 @@ impl Agent {
                     crate::metrics::Stage::Start,
                 );
                 self.metrics.observe(kind, stage, t_start.elapsed());
+                tracing::info!(id, pid = c.init.pid, "container started");
+                c.init.log_exit(id, true);
                 if !c.hooks.poststart.is_empty() {
                     crate::hooks::run_poststart(&c.hooks, c.init.pid).await;
                 }
@@ -106,7 +108,11 @@ impl Agent {
         let entry = self.registry.get(id)?;
         let mut c = entry.lock().await;
         crate::teardown::container(&mut c).await?;
+        for p in c.processes.values() {
+            p.log_exit_now(id, std::sync::Arc::ptr_eq(p, &c.init));
+        }
         self.registry.remove(id);
+        tracing::info!(id, "container removed");
         Ok(())
     }
 

@@ -10,6 +10,7 @@ mod create;
 mod error;
 mod exec;
 mod exec_fifo;
+mod exec_user;
 mod guest;
 mod guest_ops;
 mod hooks;

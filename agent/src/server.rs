@@ -12,6 +12,11 @@ use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 
 pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
+    // Before anything is bound or started: a SIGTERM during start-up (once the socket exists,
+    // a supervisor may take the agent for up) waits until we serve, then shuts down cleanly,
+    // instead of killing the agent with its zygote and socket file left behind.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     // First, so that a refusal (an agent already serving, a path that is not a socket) comes
     // before anything is started. `_socket_file` removes our socket when run returns.
     let (listener, _socket_file) = crate::listen::bind(&cfg.listen)?;
@@ -70,15 +75,14 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         .register_service(services)
         .register_service(health)
         .register_service(admin);
-    // Before the first connection is served, so that a SIGTERM sent once we answer is handled.
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     server.start().await.context("starting the ttrpc server")?;
     tracing::info!(listen = cfg.listen, launcher = ?cfg.launcher, "zagent serving");
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
+    // Closed first: from the "shutting down" line on, a zygote that dies stays dead.
+    agent.launcher.close();
     tracing::info!("shutting down");
     // Waiting GetOOMEvent calls answer UNAVAILABLE before their connections close.
     agent.oom.close();

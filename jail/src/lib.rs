@@ -6,6 +6,7 @@
 
 pub mod cgroups;
 pub mod init;
+pub mod passwd;
 pub mod seccomp;
 pub mod validate;
 

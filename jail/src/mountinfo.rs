@@ -1,7 +1,9 @@
-//! Reading the mount table (`/proc/self/mountinfo`) and the process's cgroup membership
-//! (`/proc/self/cgroup`). Both are read only before pivot_root, from the host's /proc; they
-//! decide which mount is the rootfs's parent and which cgroup v1 hierarchies exist.
-//! The agent's restart recovery uses `parse` too, to find leftover mounts in a state dir.
+//! The one parser of the mount table (`/proc/self/mountinfo`) and of a process's cgroup
+//! membership (`/proc/self/cgroup`). The child reads both before pivot_root, from the host's
+//! /proc (which mount is the rootfs's parent; which cgroup hierarchies to mount in the
+//! container); the agent reads the mount table at start-up (`detect`, through
+//! `cgroups::Layout::detect`: which cgroup hierarchies exist) and at restart recovery (`parse`:
+//! the leftover mounts under a state dir).
 
 use std::path::{Path, PathBuf};
 

@@ -15,6 +15,8 @@ use wire::zagent_ttrpc::AdminClient;
 
 pub struct TestAgent {
     child: Option<Child>,
+    /// The file the agent logs into, when the harness chose it (in `dir`).
+    log: Option<PathBuf>,
     pub dir: tempfile::TempDir,
     pub addr: String,
     pub state_dir: PathBuf,
@@ -89,9 +91,11 @@ impl TestAgent {
         TestAgent::start_opts(launcher, &[]).await
     }
 
-    /// With extra agent arguments (e.g. the hidden test hooks).
+    /// With extra agent arguments (e.g. the hidden test hooks). The agent's log goes to a
+    /// file in the agent's temp dir and is printed only if the test fails (or with
+    /// ZAGENT_TEST_SHOW_LOG=1), so a passing run prints no agent's log.
     pub async fn start_opts(launcher: Launcher, extra: &[&str]) -> TestAgent {
-        TestAgent::start_stderr(launcher, extra, Stdio::inherit()).await
+        TestAgent::start_logged(launcher, None, extra, None, None).await
     }
 
     /// Like `start_opts`, with the agent's stderr (its log) sent to `stderr`, e.g. a file the
@@ -108,21 +112,23 @@ impl TestAgent {
         extra: &[&str],
         stderr: Stdio,
     ) -> TestAgent {
-        TestAgent::spawn(launcher, state_dir, extra, stderr, None).await
+        TestAgent::start_logged(launcher, state_dir, extra, Some(stderr), None).await
     }
 
     /// An agent in the named network namespace (`ip netns add NAME`), entered with `nsenter`
     /// so that only its network changes (its mounts and cgroups stay the host's), and nsenter
-    /// execs the agent: the child is the agent itself.
+    /// execs the agent: the child is the agent itself. Its log is shown if the test fails.
     pub async fn start_in_netns(launcher: Launcher, netns: &str) -> TestAgent {
-        TestAgent::spawn(launcher, None, &[], Stdio::inherit(), Some(netns)).await
+        TestAgent::start_logged(launcher, None, &[], None, Some(netns)).await
     }
 
-    async fn spawn(
+    /// The agent's log to `stderr`, or (None) to the harness's file, shown on failure; in the
+    /// network namespace `netns` when given.
+    async fn start_logged(
         launcher: Launcher,
         state_dir: Option<&Path>,
         extra: &[&str],
-        stderr: Stdio,
+        stderr: Option<Stdio>,
         netns: Option<&str>,
     ) -> TestAgent {
         crate::require_root();
@@ -133,6 +139,11 @@ impl TestAgent {
         let sock = dir.path().join("agent.sock");
         let state_dir = state_dir.map_or_else(|| dir.path().join("state"), Path::to_owned);
         let addr = format!("unix://{}", sock.display());
+        let log = dir.path().join("agent.log");
+        let stderr = match stderr {
+            Some(s) => s,
+            None => Stdio::from(std::fs::File::create(&log).expect("agent log file")),
+        };
         let mut cmd = match netns {
             None => Command::new(crate::bin("zagent")),
             Some(ns) => {
@@ -143,7 +154,7 @@ impl TestAgent {
                 c
             }
         };
-        let child = cmd
+        let mut child = cmd
             .args([
                 "--listen",
                 &addr,
@@ -169,14 +180,18 @@ impl TestAgent {
                     break c;
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "zagent did not come up on {addr}"
-            );
+            let exited = child.try_wait().expect("try_wait");
+            if exited.is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                let status = child.wait().expect("wait");
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("zagent did not come up on {addr} ({status}); its log:\n{text}");
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         TestAgent {
             child: Some(child),
+            log: log.exists().then_some(log),
             addr,
             state_dir,
             client: AgentServiceClient::new(client.clone()),
@@ -382,6 +397,16 @@ impl Drop for TestAgent {
     fn drop(&mut self) {
         if self.child.is_some() {
             self.stop();
+        }
+        let Some(log) = self.log.take() else {
+            return;
+        };
+        let show = std::thread::panicking()
+            || std::env::var_os("ZAGENT_TEST_SHOW_LOG").is_some_and(|v| v == "1");
+        if show {
+            // Through eprint!, so the test harness shows it with the failing test's output.
+            let text = std::fs::read_to_string(&log).unwrap_or_else(|e| format!("({e})"));
+            eprint!("---- log of the agent on {} ----\n{text}", self.addr);
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod conformance;
 pub mod fuzz_bodies;
 pub mod leftovers;
+pub mod modgraph;
 pub mod procs;
 pub mod rootfs_copy;
 pub mod soak;

@@ -59,6 +59,14 @@ pub fn threads(pid: i32) -> usize {
         .unwrap_or(0)
 }
 
+/// Bytes `pid` has written through write(2) and its kin (`wchar` of /proc/PID/io).
+pub fn wchar(pid: i32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The zygote: the agent's child whose command line is `zagent zygote`.
 pub fn zygote_of(agent: i32) -> Option<i32> {
     children(agent).into_iter().map(|c| c.0).find(|pid| {

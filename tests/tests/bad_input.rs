@@ -41,7 +41,20 @@ tests::both_launchers!(invalid_ids_are_invalid_argument);
 async fn invalid_ids_are_invalid_argument(l: Launcher) {
     let a = TestAgent::start_with(l).await;
     let spec = bundle::spec(&["true"]);
-    for id in ["", ".", "..", "a/b", "a\0b", &"x".repeat(257)] {
+    // Unique per test process where the id can carry it, so that a cgroup found below is
+    // ours: the cgroup parent `zagent` is shared by every agent on the machine.
+    let tag = unique_id("bad");
+    let long = format!("{tag}{}", "x".repeat(256 - tag.len()));
+    let ids = [
+        String::new(),
+        ".".into(),
+        "..".into(),
+        format!("{tag}/b"),
+        format!("{tag}\0b"),
+        format!("../{tag}"),
+        long,
+    ];
+    for id in &ids {
         let r = a.create(id, &spec).await;
         assert_eq!(
             code(&r),
@@ -50,7 +63,32 @@ async fn invalid_ids_are_invalid_argument(l: Launcher) {
             message(&r)
         );
     }
-    assert_clean(&a, "a").await;
+    // Nothing of any of them was made: the agent holds no container, its state dir is as
+    // empty as at start, and no cgroup carries a name one of the ids would have made.
+    let list = a
+        .admin
+        .list_containers(ttrpc::context::with_timeout(0), &Default::default())
+        .await
+        .unwrap();
+    assert!(list.containers.is_empty(), "{:?}", list.containers);
+    let entries: Vec<_> = std::fs::read_dir(&a.state_dir).unwrap().flatten().collect();
+    assert!(entries.is_empty(), "state dir entries: {entries:?}");
+    for id in &ids {
+        // "a\0b" as a path would stop at the NUL; the others are paths as they are.
+        let as_path = id.split('\0').next().unwrap_or_default();
+        if as_path.is_empty() || as_path == "." || as_path == ".." {
+            continue;
+        }
+        let made = tests::leftovers::cgroups_left(as_path);
+        assert!(made.is_empty(), "cgroups for {id:?}: {made:?}");
+        let first = as_path
+            .split('/')
+            .find(|c| !c.is_empty() && *c != "..")
+            .unwrap();
+        let made = tests::leftovers::cgroups_left(first);
+        assert!(made.is_empty(), "cgroups for {id:?}: {made:?}");
+    }
+    assert_clean(&a, &tag).await;
 }
 
 tests::both_launchers!(second_create_is_already_exists_and_the_first_is_untouched);

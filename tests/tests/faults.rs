@@ -26,6 +26,20 @@ async fn assert_nothing_left(a: &TestAgent, id: &str) {
     assert!(procs::mounts_under(bundle::rootfs()).is_empty());
 }
 
+/// Polls `cond` every 10 ms until it holds (true) or `limit` passes (false).
+async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Retries a create while the previous attempt with the same id is still being taken down.
 async fn create_eventually(a: &TestAgent, id: &str, spec: &oci_spec::runtime::Spec) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -52,7 +66,13 @@ async fn zygote_killed_between_clone_and_reply() {
     let spec = bundle::spec(&["true"]);
     let create = a.create(&id, &spec);
     let killer = async {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        // The zygote has cloned (the child, born with CLONE_PARENT, is the agent's) and now
+        // pauses before its reply: that is the moment to kill it.
+        let cloned = wait_until(Duration::from_secs(20), || {
+            procs::children(a.pid()).iter().any(|c| c.0 != zygote)
+        })
+        .await;
+        assert!(cloned, "the zygote never cloned the container child");
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(zygote),
             nix::sys::signal::Signal::SIGKILL,
@@ -119,16 +139,25 @@ async fn client_disconnect_during_create_takes_everything_back() {
         req.exec_id = id.clone();
         req.OCI = protobuf::MessageField::some(wire::oci::spec_to_grpc(&spec));
         let call = client.create_container(ttrpc::context::with_timeout(0), &req);
-        // Give up on the call (and drop the connection) while the zygote is still pausing.
-        assert!(tokio::time::timeout(Duration::from_millis(200), call)
-            .await
-            .is_err());
+        // Give up on the call (and drop the connection) once the create is under way: its
+        // state dir exists and the zygote has cloned the child (and pauses before replying).
+        let zygote = procs::zygote_of(a.pid()).expect("zygote");
+        let under_way = || {
+            a.state_dir.join(&id).exists() && procs::children(a.pid()).iter().any(|c| c.0 != zygote)
+        };
+        tokio::select! {
+            r = call => panic!("the create ended before the client left: {r:?}"),
+            seen = wait_until(Duration::from_secs(20), under_way) => {
+                assert!(seen, "the create never got under way");
+            }
+        }
     }
     // The launch finishes in the background (the zygote pauses 600 ms), then is taken back.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while (a.state_dir.join(&id).exists() || !cgroup_gone(&id)) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let gone = || !a.state_dir.join(&id).exists() && cgroup_gone(&id);
+    assert!(
+        wait_until(Duration::from_secs(15), gone).await,
+        "the abandoned create was not taken back"
+    );
     assert_nothing_left(&a, &id).await;
     assert_eq!(procs::fd_count(a.pid()), fds, "agent fds leaked");
     create_eventually(&a, &id, &spec).await;
@@ -144,14 +173,11 @@ async fn agent_killed_takes_the_zygote_and_parked_children_with_it() {
     a.create(&id, &bundle::spec(&["true"])).await.unwrap();
     let (_, parked, _) = a.info(&id).await.unwrap();
     a.kill9();
-    let deadline = Instant::now() + Duration::from_secs(5);
     let alive = |pid: i32| {
         Path::new(&format!("/proc/{pid}")).exists()
             && procs::status_field(pid, "State").is_some_and(|s| !s.starts_with('Z'))
     };
-    while (alive(zygote) || alive(parked)) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(Duration::from_secs(5), || !alive(zygote) && !alive(parked)).await;
     let (z, p) = (alive(zygote), alive(parked));
     // The agent's cgroup for the container is ours to clean now that the agent is gone.
     for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {

@@ -359,9 +359,21 @@ fn exec_process(args: &[&str]) -> oci_spec::runtime::Process {
     bundle::spec(args).process().clone().unwrap()
 }
 
-/// With a warm pool, each container still gets namespaces of its own, fresh and apart from the
-/// host's and from each other's, also once the pool was used up and refilled. (All are alive at
-/// once when compared: the kernel reuses a freed namespace's inode number.)
+/// The network namespaces the zygote holds in its warm pool: the `net:[inode]` links among its
+/// fds, less its own network namespace (of which it keeps an fd to step back into).
+fn pooled_nets(zygote: i32) -> std::collections::HashSet<std::path::PathBuf> {
+    let own = std::fs::read_link(format!("/proc/{zygote}/ns/net")).unwrap();
+    std::fs::read_dir(format!("/proc/{zygote}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with("net:") && *l != own)
+        .collect()
+}
+
+/// With a warm pool, each container gets namespaces of its own from the pool, fresh and apart
+/// from the host's and from each other's, also once the pool was used up and refilled. (All
+/// are alive at once when compared: the kernel reuses a freed namespace's inode number.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pooled_namespaces_are_fresh_and_never_shared() {
     let a = TestAgent::start_opts(Launcher::Zygote, &["--warm-pool", "2"]).await;
@@ -374,15 +386,35 @@ async fn pooled_namespaces_are_fresh_and_never_shared() {
         7 + 2 * 3,
         "the zygote's fds with a pool of 2"
     );
+    let first_pool = pooled_nets(zygote);
+    assert_eq!(first_pool.len(), 2, "{first_pool:?}");
     let mut seen = std::collections::HashSet::new();
     let mut ids = Vec::new();
+    let mut from_refills = 0;
     for i in 0..5 {
+        // A full pool again (after the first round: refilled) before each create, so the
+        // create takes a set the pool holds now, and no refill can slip in between.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let pool = loop {
+            let pool = pooled_nets(zygote);
+            if pool.len() == 2 {
+                break pool;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pool was not refilled after create {i}: {pool:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        };
         let id = unique_id("pool");
         let mut spec = bundle::spec(&["sleep", "100"]);
         spec.set_hostname(Some(format!("pooled-{i}")));
         a.create(&id, &spec).await.unwrap();
         a.start_container(&id).await.unwrap();
         let (_, pid, _) = a.info(&id).await.unwrap();
+        let net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+        assert!(pool.contains(&net), "create {i} did not take a pooled set");
+        from_refills += usize::from(!first_pool.contains(&net));
         for ns in ["net", "pid", "ipc", "uts", "mnt"] {
             let mine = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
             assert_ne!(
@@ -410,14 +442,13 @@ async fn pooled_namespaces_are_fresh_and_never_shared() {
             format!("pooled-{i}\n").as_bytes()
         );
         ids.push(id);
-        // Let the zygote see a quiet channel now and then, so it refills.
-        tokio::time::sleep(std::time::Duration::from_millis(if i % 2 == 0 {
-            20
-        } else {
-            0
-        }))
-        .await;
     }
+    // Two sets were there at the start, so at least three containers ran on sets that
+    // refills made (the pool hands out its newest set first, so usually four).
+    assert!(
+        from_refills >= 3,
+        "{from_refills} containers on refilled sets"
+    );
     for id in ids {
         a.remove(&id).await.unwrap();
     }

@@ -2,9 +2,9 @@
 //! large output delivered byte for byte under back-pressure, output kept after exit, stdout
 //! and stderr apart.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tests::agent::{code, message, Launcher, TestAgent};
-use tests::{bundle, unique_id};
+use tests::{bundle, procs, unique_id};
 use ttrpc::Code;
 
 tests::both_launchers!(stdin_round_trip_and_eof_after_close);
@@ -32,6 +32,47 @@ fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// The most a pipe can hold here without anyone asking for more (the default
+/// `fs.pipe-max-size`, which bounds what F_SETPIPE_SZ may give an unprivileged pipe).
+const PIPE_CAPACITY_MAX: u64 = 1 << 20;
+
+/// Waits until the child `comm` of `parent` sleeps writing to a pipe and stays there, and
+/// returns what it had written by then (`wchar` in /proc/PID/io). "Stays": its byte count
+/// holds still over several looks, each of which also finds it asleep in the pipe write;
+/// a writer whose output is drained goes on writing and never satisfies that.
+async fn blocked_writer(parent: i32, comm: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut still = 0;
+    let mut last = None;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{comm} never stayed blocked on the pipe"
+        );
+        let pid = procs::children(parent)
+            .into_iter()
+            .find(|c| c.2 == comm)
+            .map(|c| c.0);
+        let looked = pid.and_then(|pid| Some((pipe_wait(pid)?, procs::wchar(pid)?)));
+        match looked {
+            Some((true, wchar)) if last == Some(wchar) => still += 1,
+            Some((true, wchar)) => (still, last) = (0, Some(wchar)),
+            _ => (still, last) = (0, None),
+        }
+        if still == 5 {
+            return last.expect("a count was seen");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether `pid` sleeps in the kernel's pipe write (None once it is gone).
+fn pipe_wait(pid: i32) -> Option<bool> {
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
+    let state = procs::status_field(pid, "State")?;
+    Some(state.starts_with('S') && wchan.contains("pipe_write"))
+}
+
 tests::both_launchers!(sixteen_mib_arrive_byte_for_byte_under_back_pressure);
 async fn sixteen_mib_arrive_byte_for_byte_under_back_pressure(l: Launcher) {
     let a = TestAgent::start_with(l).await;
@@ -42,8 +83,14 @@ async fn sixteen_mib_arrive_byte_for_byte_under_back_pressure(l: Launcher) {
         .await
         .unwrap();
     a.start_container(&id).await.unwrap();
-    // Nobody reads for a while: the writer must block on the full pipe, not lose data.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nobody reads: the writer must end up blocked on the full pipe, not lose data, and the
+    // agent must not drain the pipe into a buffer of its own.
+    let (_, sh, _) = a.info(&id).await.unwrap();
+    let written = blocked_writer(sh, "head").await;
+    assert!(
+        written <= PIPE_CAPACITY_MAX,
+        "{written} bytes left the writer while nobody read: the agent buffers"
+    );
     assert_eq!(
         a.info(&id).await.unwrap().0,
         "running",

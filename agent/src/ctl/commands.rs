@@ -265,10 +265,9 @@ fn exec_process(
         p.set_console_size(crate::attach::local_size().and_then(|(r, c)| console_box(r, c)));
     }
     if let Some(user) = user {
-        let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+        // The agent resolves the spec in the container's own /etc/passwd and /etc/group.
         let mut u = p.user().clone();
-        u.set_uid(uid.parse().with_context(|| format!("uid {uid:?}"))?);
-        u.set_gid(gid.parse().with_context(|| format!("gid {gid:?}"))?);
+        u.set_username(Some(user.to_owned()));
         p.set_user(u);
     }
     let mut all_env = p.env().clone().unwrap_or_default();

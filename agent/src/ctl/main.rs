@@ -23,6 +23,7 @@ use std::process::ExitCode;
   zagent-ctl run --bundle /tmp/bb -- echo hello   create, start, stream, wait, remove
   zagent-ctl create --id c1 --bundle /tmp/bb && zagent-ctl start c1
   zagent-ctl exec -t c1 -- sh                     a shell in the running container
+  zagent-ctl exec --user nobody c1 -- id          as a user of the container's /etc/passwd
   zagent-ctl kill c1 KILL; zagent-ctl rm c1       (runc's names work too: delete, list)
   zagent-ctl stats c1; zagent-ctl update c1 --memory 128m; zagent-ctl pause c1
   zagent-ctl events                               OOM-killed containers, as they happen
@@ -104,7 +105,9 @@ pub enum Cmd {
         /// Give the process a terminal and attach ours.
         #[arg(long, short = 't')]
         tty: bool,
-        /// UID[:GID] (numbers; GID defaults to 0).
+        /// USER[:GROUP], each a name or a number, resolved in the container's /etc/passwd
+        /// and /etc/group as runc does: a name must exist there, a number need not; without
+        /// GROUP, the user's own group and its memberships (else group 0).
         #[arg(long, short = 'u')]
         user: Option<String>,
         /// K=V, repeatable; added to the default PATH and TERM.

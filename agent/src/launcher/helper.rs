@@ -14,7 +14,9 @@ pub struct Channel(AsyncFd<OwnedFd>);
 
 /// Execs `exe` (our sealed copy) as `zagent <role>`. The channel becomes the helper's stdin:
 /// inherited without touching CLOEXEC flags that a concurrent spawn could race with, and
-/// without an fd number in the environment.
+/// without an fd number in the environment. The helper leads a process group of its own, so
+/// that a Ctrl-C at the agent's terminal (SIGINT to the foreground group) stops the agent,
+/// which then shuts its helpers down, instead of killing them under it.
 pub fn spawn(
     exe: &OwnedFd,
     role: &str,
@@ -29,6 +31,7 @@ pub fn spawn(
         .stdin(Stdio::from(theirs))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
+        .process_group(0)
         .spawn()
         .map_err(LaunchError::Spawn)?;
     Ok((child, Channel::new(ours)?))

@@ -41,12 +41,17 @@ pub enum LaunchError {
     },
     #[error("unexpected zygote reply: {0}")]
     Protocol(String),
+    #[error("the agent is shutting down: no new zygote is started")]
+    Closed,
 }
 
 impl LaunchError {
     /// The launch could be retried once a new zygote is up.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, LaunchError::ZygoteDied | LaunchError::Spawn(_))
+        matches!(
+            self,
+            LaunchError::ZygoteDied | LaunchError::Spawn(_) | LaunchError::Closed
+        )
     }
 }
 
@@ -63,4 +68,8 @@ pub trait Launcher: Send + Sync {
     fn restarts(&self) -> u64 {
         0
     }
+
+    /// The agent is shutting down: launches under way finish, but whatever serves them is not
+    /// replaced any more when it dies (a Ctrl-C in a terminal reaches the zygote too).
+    fn close(&self) {}
 }

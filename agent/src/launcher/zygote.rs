@@ -1,11 +1,13 @@
 //! The zygote launcher: execs `zagent zygote` once from a sealed in-memory copy of our binary
 //! (so no container child ever sees the on-disk agent as /proc/self/exe), then sends it one
 //! Launch or Exec frame per process. Requests are serialised, since the zygote serves one at a
-//! time. If the zygote dies, the in-flight launch fails and a watcher re-execs a new one at once.
+//! time. If the zygote dies, the in-flight launch fails and a watcher re-execs a new one at once,
+//! unless the agent is shutting down.
 
 use super::helper::{self, Channel};
 use super::{LaunchError, LaunchRequest, Launched, Launcher};
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use wire::zygote::{Reply, Request, PROTOCOL_VERSION};
@@ -21,6 +23,8 @@ pub struct ZygoteLauncher {
     args: Vec<String>,
     conn: Mutex<Option<Conn>>,
     generations: std::sync::atomic::AtomicU64,
+    /// Set at shutdown: a zygote that dies from then on is not replaced.
+    closed: AtomicBool,
 }
 
 impl ZygoteLauncher {
@@ -34,6 +38,7 @@ impl ZygoteLauncher {
             args,
             conn: Mutex::new(None),
             generations: 0.into(),
+            closed: AtomicBool::new(false),
         });
         let mut conn = launcher.conn.lock().await;
         *conn = Some(launcher.spawn().await?);
@@ -77,15 +82,26 @@ fn watch(
     generation: u64,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(async move {
-        let status = child.wait().await;
+        let pid = child.id();
+        let status = match child.wait().await {
+            Ok(status) => status.to_string(),
+            Err(e) => format!("unknown ({e})"),
+        };
         let Some(launcher) = launcher.upgrade() else {
+            tracing::info!(pid, generation, status, "zygote exited");
             return;
         };
         let mut slot = launcher.conn.lock().await;
+        if launcher.closed.load(Ordering::SeqCst) {
+            tracing::info!(pid, generation, status, "zygote exited (shutting down)");
+            *slot = None;
+            return;
+        }
         if slot.as_ref().is_some_and(|c| c.generation != generation) {
+            tracing::info!(pid, generation, status, "replaced zygote exited");
             return; // a successor is already serving
         }
-        tracing::warn!(?status, "zygote exited; starting a new one");
+        tracing::warn!(pid, generation, status, "zygote exited; starting a new one");
         *slot = match launcher.spawn().await {
             Ok(conn) => Some(conn),
             Err(e) => {
@@ -116,6 +132,10 @@ impl Launcher for Arc<ZygoteLauncher> {
         let started = self.generations.load(std::sync::atomic::Ordering::Relaxed);
         started.saturating_sub(1)
     }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
 }
 
 impl ZygoteLauncher {
@@ -126,6 +146,9 @@ impl ZygoteLauncher {
         slot: &'a mut Option<Conn>,
     ) -> Result<&'a Conn, LaunchError> {
         if !slot.as_ref().is_some_and(|c| c.channel.alive()) {
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(LaunchError::Closed);
+            }
             *slot = Some(self.spawn().await?);
         }
         Ok(slot.as_ref().expect("connection was just set"))

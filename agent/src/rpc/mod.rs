@@ -1,7 +1,8 @@
 //! The ttrpc services. Each handler converts the request, calls one plain function on `Agent`
 //! and converts the result; errors are logged once here and mapped by `From<AgentError>`.
-//! RPCs not implemented here fall through to the generated defaults (an error, never a fake
-//! success).
+//! Only the RPCs in `SERVED` are registered (`server` removes the other generated methods), so
+//! every other AgentService RPC is UNIMPLEMENTED: never a fake success, and not the generated
+//! default's NOT_FOUND.
 
 mod admin;
 mod health;
@@ -426,7 +427,11 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     ) -> ttrpc::Result<Empty> {
         let specs: Vec<_> = req.storages.iter().map(storage_spec).collect();
         let r = self.agent.storages.remount_ephemeral(&specs);
-        reply("UpdateEphemeralMounts", "", r.map(|_| Empty::new()))
+        reply(
+            "UpdateEphemeralMounts",
+            "",
+            r.map(|_| Empty::new()).map_err(AgentError::from),
+        )
     }
 
     async fn get_volume_stats(

@@ -11,7 +11,6 @@
 mod drivers;
 mod options;
 
-use crate::error::AgentError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
@@ -119,9 +118,9 @@ impl Storages {
     }
 
     /// Mounts each of `specs` (or takes a share of it, if already mounted); all or nothing.
-    pub fn acquire_all(&self, specs: &[StorageSpec]) -> Result<Vec<Arc<Mounted>>, AgentError> {
+    pub fn acquire_all(&self, specs: &[StorageSpec]) -> Result<Vec<Arc<Mounted>>, StorageError> {
         if specs.len() > MAX_PER_REQUEST {
-            return Err(StorageError::TooMany(specs.len()).into());
+            return Err(StorageError::TooMany(specs.len()));
         }
         // On an error the handles taken so far drop here, which unmounts what was new.
         specs.iter().map(|s| self.acquire(s)).collect()
@@ -129,9 +128,9 @@ impl Storages {
 
     /// UpdateEphemeralMounts: each `ephemeral` storage, already mounted, remounted with its
     /// new options (Kata: an emptyDir's new size limit).
-    pub fn remount_ephemeral(&self, specs: &[StorageSpec]) -> Result<(), AgentError> {
+    pub fn remount_ephemeral(&self, specs: &[StorageSpec]) -> Result<(), StorageError> {
         if specs.len() > MAX_PER_REQUEST {
-            return Err(StorageError::TooMany(specs.len()).into());
+            return Err(StorageError::TooMany(specs.len()));
         }
         let mounts = self.mounts.lock().unwrap_or_else(|p| p.into_inner());
         for spec in specs {
@@ -142,11 +141,10 @@ impl Storages {
                 return Err(StorageError::Invalid {
                     mount_point: mp.clone(),
                     what: "only ephemeral storages can be updated".into(),
-                }
-                .into());
+                });
             }
             if live.is_none() {
-                return Err(StorageError::NotMounted(mp.clone()).into());
+                return Err(StorageError::NotMounted(mp.clone()));
             }
             let (flags, data) = options::parse(&spec.options);
             let data = (!data.is_empty()).then_some(data.as_str());
@@ -162,17 +160,16 @@ impl Storages {
         Ok(())
     }
 
-    fn acquire(&self, spec: &StorageSpec) -> Result<Arc<Mounted>, AgentError> {
+    fn acquire(&self, spec: &StorageSpec) -> Result<Arc<Mounted>, StorageError> {
         let mp = &spec.mount_point;
         if !mp.starts_with(&self.root) || !is_clean_absolute(mp) || mp == &self.root {
-            return Err(StorageError::MountPoint(mp.clone(), self.root.clone()).into());
+            return Err(StorageError::MountPoint(mp.clone(), self.root.clone()));
         }
         if let Some(opt) = spec.driver_options.first() {
             return Err(StorageError::Invalid {
                 mount_point: mp.clone(),
                 what: format!("driver option {opt:?} is not supported"),
-            }
-            .into());
+            });
         }
         let mut mounts = self.mounts.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = mounts.get(mp).and_then(Weak::upgrade) {
@@ -241,14 +238,14 @@ mod tests {
             mount_point: "/etc".into(),
             ..local(root.path(), "x")
         };
-        let e = s.acquire_all(&[outside]).unwrap_err();
+        let e = crate::error::AgentError::from(s.acquire_all(&[outside]).unwrap_err());
         assert_eq!(e.code(), ttrpc::Code::INVALID_ARGUMENT, "{e}");
         let climbing = StorageSpec {
             mount_point: root.path().join("a/../../etc"),
             ..local(root.path(), "x")
         };
         assert_eq!(
-            s.acquire_all(&[climbing]).unwrap_err().code(),
+            crate::error::AgentError::from(s.acquire_all(&[climbing]).unwrap_err()).code(),
             ttrpc::Code::INVALID_ARGUMENT
         );
         let unknown = StorageSpec {

@@ -3,6 +3,7 @@
 //! StartContainer, WaitProcess, RemoveContainer), timed per RPC round trip. Any RPC error or
 //! non-zero exit here is a zagent failure and fails the bench.
 
+use super::clock::T0;
 use super::model::StepSample;
 use anyhow::{bail, Context, Result};
 use protobuf::MessageField;
@@ -278,14 +279,9 @@ fn ns(since: Instant) -> u64 {
 impl Client {
     /// CreateContainer, StartContainer, WaitProcess (must be 0), RemoveContainer, each timed.
     /// On a failure after create the container is removed (best effort) before the error.
-    pub async fn lifecycle(
-        &self,
-        id: &str,
-        spec: &wire::oci::Spec,
-        t0: Instant,
-    ) -> Result<StepSample> {
+    pub async fn lifecycle(&self, id: &str, spec: &wire::oci::Spec, t0: T0) -> Result<StepSample> {
         let r = requests(id, spec);
-        let at_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let at_ms = t0.elapsed_ms();
         let begin = Instant::now();
         self.agent
             .create_container(ctx(), &r.create)
@@ -304,6 +300,7 @@ impl Client {
             remove_ns: Some(remove_ns),
             total_ns: ns(begin),
             at_ms,
+            mono_ns: None,
         })
     }
 

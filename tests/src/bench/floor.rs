@@ -108,8 +108,10 @@ fn prepare(rootfs: &Path, procs: &[PathBuf]) -> Result<Prepared> {
 fn run(p: &Prepared, n: usize) -> Result<Vec<StepSample>> {
     (0..n)
         .map(|_| {
+            let mono_ns = super::clock::mono_ns();
             one(p).map(|ns| StepSample {
                 total_ns: ns,
+                mono_ns: Some(mono_ns),
                 ..Default::default()
             })
         })

@@ -6,6 +6,7 @@
 //! `window MS` instead of a count: iterations back to back until MS milliseconds have passed
 //! (the last one started finishes), for the throughput phase.
 
+use super::clock::T0;
 use super::model::StepSample;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -87,12 +88,11 @@ impl Helper {
         })
     }
 
-    /// Runs `n` iterations in the helper. `at_ms` of the samples is set from `t0` (the
-    /// helper does not know when the bench started): the batch start plus the samples before.
-    pub fn batch(&mut self, n: usize, t0: Instant) -> Result<Vec<StepSample>> {
-        let at_ms = t0.elapsed().as_secs_f64() * 1e3;
+    /// Runs `n` iterations in the helper; each sample comes stamped with when it began (on
+    /// CLOCK_MONOTONIC), placed on the run's time line from `t0`.
+    pub fn batch(&mut self, n: usize, t0: T0) -> Result<Vec<StepSample>> {
         self.send(&n.to_string())?;
-        self.receive(at_ms)
+        self.receive(t0)
     }
 
     /// Asks for iterations back to back for `window` without waiting for the answer (several
@@ -108,9 +108,9 @@ impl Helper {
             .with_context(|| format!("{} helper gone", self.name))
     }
 
-    /// Reads the answer to the last request; the samples' `at_ms` run on from `at_ms` (ms
-    /// since the bench started, when the request was sent).
-    pub fn receive(&mut self, mut at_ms: f64) -> Result<Vec<StepSample>> {
+    /// Reads the answer to the last request; every sample must carry the time it began,
+    /// which becomes its `at_ms` on the run's time line from `t0`.
+    pub fn receive(&mut self, t0: T0) -> Result<Vec<StepSample>> {
         let mut line = String::new();
         if self.stdout.read_line(&mut line)? == 0 {
             bail!("{} helper exited without an answer", self.name);
@@ -120,8 +120,10 @@ impl Helper {
         {
             Reply::Samples(mut samples) => {
                 for s in &mut samples {
-                    s.at_ms = at_ms;
-                    at_ms += s.total_ns as f64 / 1e6;
+                    let began = s.mono_ns.take().with_context(|| {
+                        format!("{} helper sent a sample without its time", self.name)
+                    })?;
+                    s.at_ms = t0.ms_at(began);
                 }
                 Ok(samples)
             }

@@ -4,27 +4,15 @@
 //! in the container before its jail is complete; their price is measured here. Launchers take
 //! turns in batches, like the latency phase.
 
+use super::ctx::Ctx;
 use super::driver::{next_id, Client};
-use super::model::Report;
-use super::setup::Ctx;
+use super::model::{JoinResult, Report};
 use super::stats::summarize;
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 use ttrpc::context;
 use wire::agent as pb;
-
-#[derive(Clone, Debug, Serialize)]
-pub struct JoinResult {
-    pub side: String,
-    /// ExecProcess round trip (returns once the process exec'd), ns.
-    pub exec_ns: Vec<u64>,
-    /// ExecProcess + WaitProcess, ns.
-    pub exec_wait_ns: Vec<u64>,
-    /// CreateContainer of a container sharing the running one's pid namespace, ns.
-    pub shared_create_ns: Vec<u64>,
-}
 
 fn ctx() -> context::Context {
     context::with_timeout(Duration::from_secs(60).as_nanos() as i64)

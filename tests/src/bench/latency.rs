@@ -5,11 +5,11 @@
 //! floor failing is recorded on that side, which then sits out the rest of the phase.
 
 use super::check_cancelled;
+use super::ctx::Ctx;
 use super::driver::{next_id, Client};
 use super::helper::Helper;
 use super::model::{SideKind, SideLatency, StepSample};
 use super::progress::{self, Phase};
-use super::setup::Ctx;
 use anyhow::Result;
 use std::time::Duration;
 

@@ -4,12 +4,12 @@
 //! memory level, PSS). Launchers take turns everywhere, so drift hits them alike.
 
 use super::check_cancelled;
+use super::ctx::Ctx;
 use super::driver::next_id;
 use super::helper::Helper;
 use super::memory::{self, Baseline};
 use super::model::{MemoryResult, ParkingCurve, ScalingResult, ThroughputRun};
 use super::progress::{self, Phase};
-use super::setup::Ctx;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -75,7 +75,6 @@ impl<'a> RuntimeLoad<'a> {
         for h in &mut self.helpers[fresh..] {
             h.batch(0, ctx.t0)?;
         }
-        let at_ms = ctx.t0.elapsed().as_secs_f64() * 1e3;
         let start = Instant::now();
         let mut first_err = None;
         let mut sent = 0;
@@ -88,7 +87,7 @@ impl<'a> RuntimeLoad<'a> {
         }
         let mut samples = Vec::new();
         for h in &mut self.helpers[..sent] {
-            match h.receive(at_ms) {
+            match h.receive(ctx.t0) {
                 Ok(v) => samples.extend(v),
                 Err(e) => {
                     first_err.get_or_insert(e.context(format!("{} helper", h.name)));

@@ -5,6 +5,8 @@
 //! is kept (JSON), summarised on the terminal and plotted (SVG). This module owns the
 //! options, the plan and the order of the phases; the phases live in their own modules.
 
+mod clock;
+mod ctx;
 pub mod driver;
 pub mod floor;
 pub mod helper;
@@ -12,6 +14,7 @@ pub mod join;
 mod latency;
 mod load;
 pub mod memory;
+mod meta;
 pub mod model;
 mod plot;
 mod progress;

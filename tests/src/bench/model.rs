@@ -13,9 +13,14 @@ pub struct StepSample {
     pub wait_ns: Option<u64>,
     pub remove_ns: Option<u64>,
     pub total_ns: u64,
-    /// When the sample was taken, in ms since the bench started (for drift analysis).
+    /// When the sample began, in ms since the bench started (for drift analysis), as
+    /// measured: by the bench for the agents, stamped by the helper for the floor and runtimes.
     #[serde(default)]
     pub at_ms: f64,
+    /// A helper's stamp of when the sample began (CLOCK_MONOTONIC ns), turned into `at_ms` by
+    /// the bench on receipt; not in the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mono_ns: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +158,31 @@ pub struct ParkingCurve {
     pub create_ns: Vec<u64>,
 }
 
+/// The joining phase of one launcher: an exec into a running container, and a create that
+/// shares its pid namespace.
+#[derive(Clone, Debug, Serialize)]
+pub struct JoinResult {
+    pub side: String,
+    /// ExecProcess round trip (returns once the process exec'd), ns.
+    pub exec_ns: Vec<u64>,
+    /// ExecProcess + WaitProcess, ns.
+    pub exec_wait_ns: Vec<u64>,
+    /// CreateContainer of a container sharing the running one's pid namespace, ns.
+    pub shared_create_ns: Vec<u64>,
+}
+
+/// The seccomp phase of one launcher: lifecycles without a profile and with Docker's.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeccompResult {
+    pub side: String,
+    /// Without a profile: CreateContainer round trip and whole lifecycle, ns.
+    pub plain_create_ns: Vec<u64>,
+    pub plain_total_ns: Vec<u64>,
+    /// With Docker's default profile.
+    pub docker_create_ns: Vec<u64>,
+    pub docker_total_ns: Vec<u64>,
+}
+
 /// What the run was on and how it was configured.
 #[derive(Clone, Debug, Serialize)]
 pub struct Meta {
@@ -168,7 +198,13 @@ pub struct Meta {
     pub cgroups: String,
     pub zagent: String,
     pub zagent_version: String,
+    /// The source the bench (and so, built together, zagent) came from: `git describe`-like
+    /// commit, "+ uncommitted changes" when the tree differed, or why it is unknown.
+    pub git_commit: String,
+    /// The runtimes measured, with their versions.
     pub runtimes: Vec<(String, String)>,
+    /// The runtimes not measured, with why (not installed, or left out by the mode).
+    pub runtimes_not_measured: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -179,9 +215,9 @@ pub struct Report {
     pub latency: Vec<SideLatency>,
     pub throughput: Vec<ThroughputRun>,
     /// ExecProcess and pid-namespace-sharing create latency per launcher.
-    pub join: Vec<super::join::JoinResult>,
+    pub join: Vec<JoinResult>,
     /// Lifecycles without and with Docker's seccomp profile per launcher.
-    pub seccomp: Vec<super::seccomp::SeccompResult>,
+    pub seccomp: Vec<SeccompResult>,
     pub memory: Vec<MemoryResult>,
     pub scaling: Vec<ScalingResult>,
     pub parking: Vec<ParkingCurve>,
@@ -191,4 +227,19 @@ pub struct Report {
     pub error: Option<String>,
     /// Set when a signal stopped the run early (the results are partial).
     pub interrupted: bool,
+}
+
+impl Report {
+    /// The sides of the throughput phase: the launchers, then runc/crun when they have windows.
+    pub fn throughput_sides(&self) -> Vec<String> {
+        self.latency
+            .iter()
+            .filter(|l| {
+                l.kind == SideKind::Launcher
+                    || (l.kind == SideKind::Runtime
+                        && self.throughput.iter().any(|t| t.side == l.side))
+            })
+            .map(|l| l.side.clone())
+            .collect()
+    }
 }

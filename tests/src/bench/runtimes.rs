@@ -28,6 +28,42 @@ pub struct RuntimeArgs {
     pub prefix: String,
 }
 
+/// The runtimes the bench compares with, when they are installed.
+pub const RUNTIMES: [&str; 2] = ["runc", "crun"];
+
+/// Which runtimes a run measures and which it does not.
+pub struct Chosen {
+    /// By name and path.
+    pub run: Vec<(String, PathBuf)>,
+    /// By name, with why not: the mode left them out, or they are not installed.
+    pub not_measured: Vec<(String, String)>,
+}
+
+/// The runtimes this run measures: those installed, when the plan wants them (else none, and
+/// the reason names the option that left them out).
+pub fn choose(plan: &super::Plan) -> Chosen {
+    if !plan.runtimes {
+        let why = match plan.mode {
+            "quick" => "left out by --quick; add --runtimes",
+            _ => "left out by --no-runtimes",
+        };
+        return Chosen {
+            run: vec![],
+            not_measured: RUNTIMES
+                .iter()
+                .map(|n| (n.to_string(), why.into()))
+                .collect(),
+        };
+    }
+    let run = installed(&RUNTIMES);
+    let not_measured = RUNTIMES
+        .iter()
+        .filter(|n| !run.iter().any(|(f, _)| f == *n))
+        .map(|n| (n.to_string(), "not installed".to_string()))
+        .collect();
+    Chosen { run, not_measured }
+}
+
 /// The runtimes installed here, by name and path.
 pub fn installed(names: &[&str]) -> Vec<(String, PathBuf)> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -142,6 +178,7 @@ fn lifecycle(args: &RuntimeArgs, id: &str, stderr: &mut File) -> Result<StepSamp
     let pid_file = args.root.join(format!("{id}.pid"));
     let bundle = args.bundle.to_string_lossy();
     let pid_arg = pid_file.to_string_lossy();
+    let mono_ns = super::clock::mono_ns();
     let begin = Instant::now();
     call(
         args,
@@ -163,6 +200,7 @@ fn lifecycle(args: &RuntimeArgs, id: &str, stderr: &mut File) -> Result<StepSamp
         remove_ns: Some(remove_ns),
         total_ns: begin.elapsed().as_nanos() as u64,
         at_ms: 0.0,
+        mono_ns: Some(mono_ns),
     })
 }
 

@@ -4,31 +4,18 @@
 //! The agent compiles a profile once and keeps the filter, so what this measures is carrying
 //! the program to the child and loading it there (and the first compile, in the warm-up).
 
+use super::ctx::Ctx;
 use super::driver::{next_id, Client};
-use super::model::{Report, StepSample};
-use super::setup::Ctx;
+use super::model::{Report, SeccompResult, StepSample};
 use super::stats::summarize;
 use anyhow::{Context, Result};
-use serde::Serialize;
 use std::fmt::Write;
-use std::time::Instant;
 
 /// Docker's default profile as Docker hands it to runc for an x86_64 container.
 const DOCKER_DEFAULT: &str = include_str!("../../data/seccomp/docker-default-x86_64.oci.json");
 
 /// Lifecycles per kind and side before the measured ones (the first compiles the profile).
 pub const WARMUP: usize = 3;
-
-#[derive(Clone, Debug, Serialize)]
-pub struct SeccompResult {
-    pub side: String,
-    /// Without a profile: CreateContainer round trip and whole lifecycle, ns.
-    pub plain_create_ns: Vec<u64>,
-    pub plain_total_ns: Vec<u64>,
-    /// With Docker's default profile.
-    pub docker_create_ns: Vec<u64>,
-    pub docker_total_ns: Vec<u64>,
-}
 
 /// The bench's spec with Docker's default profile in `linux.seccomp`.
 fn with_docker_profile(spec: &wire::oci::Spec) -> Result<wire::oci::Spec> {
@@ -114,12 +101,11 @@ async fn pair(
     docker: &wire::oci::Spec,
     label: &str,
 ) -> Result<(StepSample, StepSample)> {
-    let t0 = Instant::now();
     let plain = client
-        .lifecycle(&next_id(&format!("{label}-noseccomp")), &ctx.spec, t0)
+        .lifecycle(&next_id(&format!("{label}-noseccomp")), &ctx.spec, ctx.t0)
         .await?;
     let with = client
-        .lifecycle(&next_id(&format!("{label}-seccomp")), docker, t0)
+        .lifecycle(&next_id(&format!("{label}-seccomp")), docker, ctx.t0)
         .await?;
     Ok((plain, with))
 }

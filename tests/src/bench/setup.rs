@@ -2,39 +2,17 @@
 //! attach to) the agents and the helpers, run the phases, then stop everything and check that
 //! nothing is left behind (cgroups, mounts, processes), whatever path the run took.
 
+use super::clock::T0;
+use super::ctx::Ctx;
 use super::driver::{detach, Agent, Client};
 use super::helper::Helper;
 use super::latency::{self, Driver, Side};
 use super::model::{Report, SideKind};
-use super::{load, report, runtimes, Options, Plan};
+use super::{load, meta, report, runtimes, Options, Plan};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::Instant;
-
-/// What every phase needs.
-pub struct Ctx {
-    pub t0: Instant,
-    pub plan: Plan,
-    pub spec: Arc<wire::oci::Spec>,
-    pub agents: Vec<Agent>,
-    /// One connection per agent for the sequential phases.
-    pub clients: Vec<Client>,
-}
-
-impl Ctx {
-    fn new(t0: Instant, plan: &Plan, spec: wire::oci::Spec) -> Ctx {
-        Ctx {
-            t0,
-            plan: plan.clone(),
-            spec: Arc::new(spec),
-            agents: vec![],
-            clients: vec![],
-        }
-    }
-}
 
 struct Paths {
     exe: PathBuf,
@@ -62,7 +40,7 @@ pub async fn run(opts: Options) -> Result<()> {
         bail!("zagent-bench needs root (namespaces, mounts, cgroups)");
     }
     let plan = Plan::new(&opts);
-    let t0 = Instant::now();
+    let t0 = T0::now();
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating {}", opts.out.display()))?;
     let work = tempfile::Builder::new().prefix("zagent-bench").tempdir()?;
@@ -77,11 +55,14 @@ pub async fn run(opts: Options) -> Result<()> {
         exe,
     };
     let spec = make_bundle(&paths)?;
-    let mut report = report::new_report(&plan, &paths.zagent);
-    let outcome = measure(&opts, &paths, Ctx::new(t0, &plan, spec), &mut report).await;
+    let chosen = runtimes::choose(&plan);
+    let names: Vec<String> = chosen.run.iter().map(|(n, _)| n.clone()).collect();
+    let mut report = meta::new_report(&plan, &paths.zagent, &names, &chosen.not_measured);
+    let ctx = Ctx::new(t0, &plan, spec);
+    let outcome = measure(&opts, &paths, ctx, &chosen.run, &mut report).await;
     report.warnings.extend(leftovers(&paths.work));
     drop(work);
-    report.meta.wall_s = t0.elapsed().as_secs_f64();
+    report.meta.wall_s = t0.elapsed_ms() / 1e3;
     if let Err(e) = &outcome {
         report.interrupted = super::is_interrupted(e);
         report.error = Some(format!("{e:#}"));
@@ -162,23 +143,18 @@ async fn start_agents(opts: &Options, p: &Paths) -> Result<Vec<Agent>> {
     Ok(agents)
 }
 
-/// The helper sides of the latency phase: runc and crun (when installed and planned), then
-/// the floor. A helper that does not start is a warning, never a failure of the bench.
-fn start_helpers(plan: &Plan, p: &Paths, report: &mut Report) -> Vec<Side> {
+/// The helper sides of the latency phase: the runtimes this run measures (`runtimes::choose`),
+/// then the floor. A helper that does not start is a warning, never a failure of the bench.
+fn start_helpers(runtimes: &[(String, PathBuf)], p: &Paths, report: &mut Report) -> Vec<Side> {
     let mut sides = Vec::new();
-    let wanted = if plan.runtimes {
-        runtimes::installed(&["runc", "crun"])
-    } else {
-        vec![]
-    };
-    for (name, path) in wanted {
+    for (name, path) in runtimes {
         report
             .meta
             .runtimes
-            .push((name.clone(), runtimes::version(&path)));
-        let cmd = runtime_command(p, &path, &format!("{name}-root"), &name);
-        match spawn_helper(&name, cmd, &p.out) {
-            Ok(h) => sides.push(Side::new(&name, SideKind::Runtime, Driver::Helper(h))),
+            .push((name.clone(), runtimes::version(path)));
+        let cmd = runtime_command(p, path, &format!("{name}-root"), name);
+        match spawn_helper(name, cmd, &p.out) {
+            Ok(h) => sides.push(Side::new(name, SideKind::Runtime, Driver::Helper(h))),
             Err(e) => report.warnings.push(format!("{name}: {e:#}")),
         }
     }
@@ -245,13 +221,19 @@ fn spawn_helper(name: &str, mut cmd: Command, out: &Path) -> Result<Helper> {
 
 /// Everything between the bundle and the leftover check; the agents are stopped on every
 /// path before it returns.
-async fn measure(opts: &Options, p: &Paths, mut ctx: Ctx, report: &mut Report) -> Result<()> {
+async fn measure(
+    opts: &Options,
+    p: &Paths,
+    mut ctx: Ctx,
+    runtimes: &[(String, PathBuf)],
+    report: &mut Report,
+) -> Result<()> {
     ctx.agents = start_agents(opts, p).await?;
     report.meta.zagent_version = zagent_version(&p.zagent);
     for a in &ctx.agents {
         ctx.clients.push(a.connect().await?);
     }
-    let result = phases(&ctx, p, report).await;
+    let result = phases(&ctx, p, runtimes, report).await;
     if result.is_err() && !opts.addrs.is_empty() {
         for client in &ctx.clients {
             remove_ours(client).await;
@@ -265,14 +247,19 @@ async fn measure(opts: &Options, p: &Paths, mut ctx: Ctx, report: &mut Report) -
     result
 }
 
-async fn phases(ctx: &Ctx, p: &Paths, report: &mut Report) -> Result<()> {
+async fn phases(
+    ctx: &Ctx,
+    p: &Paths,
+    runtimes: &[(String, PathBuf)],
+    report: &mut Report,
+) -> Result<()> {
     let mut sides: Vec<Side> = ctx
         .agents
         .iter()
         .zip(&ctx.clients)
         .map(|(a, c)| Side::new(&a.label, SideKind::Launcher, Driver::Agent(c.clone())))
         .collect();
-    sides.extend(start_helpers(&ctx.plan, p, report));
+    sides.extend(start_helpers(runtimes, p, report));
     let result = latency::run(ctx, &mut sides, &mut report.warnings).await;
     let mut loads = runtime_loads(p, &sides);
     for side in sides {
