@@ -136,7 +136,7 @@ impl TestAgent {
             .expect("spawn zagent");
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = loop {
-            if let Ok(c) = ttrpc::r#async::Client::connect(&addr).await {
+            if let Ok(c) = wire::connect::connect(&addr).await {
                 let h = HealthClient::new(c.clone());
                 if h.check(ctx(), &Default::default()).await.is_ok() {
                     break c;

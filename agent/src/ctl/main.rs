@@ -25,8 +25,9 @@ use std::process::ExitCode;
   zagent-ctl kill c1 KILL; zagent-ctl rm c1       (runc's names work too: delete, list)"
 )]
 struct Cli {
-    /// The agent's address: unix:///PATH, vsock://CID:PORT, or a socket path (for the verbs
-    /// that talk to an agent; spec and bundle do not).
+    /// The agent's address: unix:///PATH, vsock://CID:PORT, hvsock://PATH:PORT (a guest's
+    /// agent behind its VMM's hybrid-vsock socket, as `scripts/guest.sh up` leaves in DIR/addr),
+    /// or a socket path (for the verbs that talk to an agent; spec and bundle do not).
     #[arg(long, default_value = "unix:///run/zagent/zagent.sock", global = true)]
     addr: String,
     #[command(subcommand)]

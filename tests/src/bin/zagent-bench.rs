@@ -22,7 +22,8 @@ struct Cli {
     /// warm pool of 4 namespace sets, zagent's default), reexec.
     #[arg(long, value_delimiter = ',', default_value = "zygote,pool,reexec")]
     launchers: Vec<String>,
-    /// Use a running agent instead of starting one (repeatable), e.g. zygote=unix:///run/zagent/zagent.sock.
+    /// Use a running agent instead of starting one (repeatable), e.g. zygote=unix:///run/zagent/zagent.sock
+    /// or guest=hvsock:///tmp/g/vm.vsock:1024 (a guest from `scripts/guest.sh up`).
     #[arg(long = "addr", value_name = "NAME=ADDR")]
     addrs: Vec<String>,
     /// Also run runc/crun (when installed) in --quick mode.
