@@ -124,6 +124,15 @@ pub enum Cmd {
     Bundle {
         /// The bundle dir to make (config.json and rootfs/).
         dir: PathBuf,
+        /// root.path as written in config.json (default `rootfs`), e.g. /bundle/rootfs for a
+        /// bundle that will sit at /bundle in a guest.
+        #[arg(long)]
+        root_path: Option<PathBuf>,
+        /// No linux.resources.devices rules (runc's default denies every device but the
+        /// always-allowed ones): on a cgroup v2 only host zagent refuses device rules, since
+        /// enforcing them takes an eBPF program it does not load yet.
+        #[arg(long)]
+        no_device_rules: bool,
     },
 }
 
