@@ -159,6 +159,42 @@ impl TestAgent {
         }
     }
 
+    /// A client of an agent someone else runs at `addr` (e.g. a guest's, over hvsock); waits
+    /// up to 20 s for Health.Check. Dropping it stops nothing.
+    pub async fn attach(addr: &str) -> TestAgent {
+        let dir = tempfile::Builder::new()
+            .prefix("zagent-attach")
+            .tempdir()
+            .expect("tempdir");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let err = match wire::connect::connect(addr).await {
+                Ok(c) => match HealthClient::new(c.clone())
+                    .check(ctx(), &Default::default())
+                    .await
+                {
+                    Ok(_) => break c,
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                Instant::now() < deadline,
+                "no agent answers on {addr}: {err}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        TestAgent {
+            child: None,
+            state_dir: PathBuf::from("/run/zagent"),
+            addr: addr.to_owned(),
+            client: AgentServiceClient::new(client.clone()),
+            health: HealthClient::new(client.clone()),
+            admin: AdminClient::new(client),
+            dir,
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child
             .as_ref()

@@ -1,0 +1,162 @@
+//! The guest tier (root): a real VM (QEMU, Debian's kernel, cgroup v2 only) with zagent as its
+//! PID 1, driven from the host over hybrid vsock as Kata's shim drives its agent. One boot for
+//! the whole file (one test): the lifecycle, then the cgroup v2 limits, kill-all and removal,
+//! each read back from the guest's own cgroupfs by a watcher container that sees the guest's
+//! whole cgroup tree. A guest that cannot boot fails the test, with the console's tail.
+
+use oci_spec::runtime::{
+    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, MountBuilder, Spec,
+};
+use std::time::{Duration, Instant};
+use tests::agent::TestAgent;
+use tests::guest::Guest;
+
+/// Without a cgroup namespace, with the cgroup2 tree mounted read-only at /sys/fs/cgroup: the
+/// container sees the guest's root cgroup and every container's.
+fn watcher(guest: &Guest) -> Spec {
+    let mut spec = guest.spec(&["sleep", "1000"]);
+    let mut linux = spec.linux().clone().unwrap();
+    let nss = linux.namespaces().clone().unwrap();
+    let nss = nss
+        .into_iter()
+        .filter(|n| n.typ() != LinuxNamespaceType::Cgroup);
+    linux.set_namespaces(Some(nss.collect()));
+    spec.set_linux(Some(linux));
+    let mut mounts = spec.mounts().clone().unwrap();
+    mounts.push(
+        MountBuilder::default()
+            .destination("/sys/fs/cgroup")
+            .typ("cgroup")
+            .source("cgroup")
+            .options(
+                ["nosuid", "noexec", "nodev", "ro"]
+                    .map(String::from)
+                    .to_vec(),
+            )
+            .build()
+            .unwrap(),
+    );
+    spec.set_mounts(Some(mounts));
+    spec
+}
+
+/// `sh -c script` run in the watcher (the bundle's process, other args); its stdout.
+async fn look(guest: &Guest, a: &TestAgent, watcher: &str, script: &str) -> String {
+    let exec_id = tests::unique_id("look");
+    let process = guest.spec(&["sh", "-c", script]).process().clone().unwrap();
+    a.exec(watcher, &exec_id, &process)
+        .await
+        .expect("exec in the watcher");
+    let out = a.read_all_exec(watcher, &exec_id, false).await.unwrap();
+    let status = a.wait_exec(watcher, &exec_id).await.unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(status, 0, "{script}: {out}");
+    out
+}
+
+/// Polls `script` in the watcher until its output is `want` (5 s).
+async fn look_until(guest: &Guest, a: &TestAgent, watcher: &str, script: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = look(guest, a, watcher, script).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{script}: {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn limited(guest: &Guest) -> Spec {
+    let mut spec = guest.spec(&["sh", "-c", "sleep 100 & sleep 100 & wait"]);
+    let resources = LinuxResourcesBuilder::default()
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(64i64 << 20)
+                .build()
+                .unwrap(),
+        )
+        .pids(LinuxPidsBuilder::default().limit(16i64).build().unwrap())
+        .cpu(
+            LinuxCpuBuilder::default()
+                .quota(50_000i64)
+                .period(100_000u64)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let mut linux = spec.linux().clone().unwrap();
+    linux.set_resources(Some(resources));
+    // No pid namespace: only the cgroup can kill the two sleeps once sh is gone.
+    let nss = linux.namespaces().clone().unwrap();
+    let nss = nss
+        .into_iter()
+        .filter(|n| n.typ() != LinuxNamespaceType::Pid);
+    linux.set_namespaces(Some(nss.collect()));
+    spec.set_linux(Some(linux));
+    spec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_runs_containers_over_hvsock_with_real_cgroup_v2() {
+    let started = Instant::now();
+    let guest = Guest::boot();
+    eprintln!("guest up in {:?} at {}", started.elapsed(), guest.addr);
+    let a = guest.agent().await;
+
+    let (status, out, err) = a.run("hello", &guest.spec(&["echo", "hello"])).await;
+    assert_eq!((status, out.as_str(), err.as_str()), (0, "hello\n", ""));
+
+    let w = "watcher";
+    a.create(w, &watcher(&guest))
+        .await
+        .expect("create the watcher");
+    a.start_container(w).await.expect("start the watcher");
+    let controllers = look(&guest, &a, w, "cat /sys/fs/cgroup/cgroup.controllers").await;
+    for c in ["cpu", "memory", "pids"] {
+        assert!(
+            controllers.split_whitespace().any(|x| x == c),
+            "{controllers}"
+        );
+    }
+
+    let id = "limited";
+    a.create(id, &limited(&guest)).await.expect("create");
+    a.start_container(id).await.expect("start");
+    let cg = format!("/sys/fs/cgroup/zagent/{id}");
+    let limits = look(
+        &guest,
+        &a,
+        w,
+        &format!("cd {cg} && cat memory.max pids.max cpu.max"),
+    )
+    .await;
+    assert_eq!(limits, format!("{}\n16\n50000 100000\n", 64 << 20));
+    // sh and its two sleeps, all in the container's cgroup.
+    look_until(&guest, &a, w, &format!("wc -l < {cg}/cgroup.procs"), "3\n").await;
+
+    a.signal(id, libc::SIGKILL as u32).await.unwrap();
+    assert_eq!(a.wait(id).await.unwrap(), 137);
+    look_until(&guest, &a, w, &format!("cat {cg}/cgroup.procs"), "").await;
+    a.remove(id).await.expect("remove");
+    look_until(
+        &guest,
+        &a,
+        w,
+        &format!("test -e {cg} && echo left || echo gone"),
+        "gone\n",
+    )
+    .await;
+
+    a.signal(w, libc::SIGKILL as u32).await.unwrap();
+    a.wait(w).await.unwrap();
+    a.remove(w).await.expect("remove the watcher");
+    let console = guest.console();
+    assert!(!console.contains("panic"), "guest console:\n{console}");
+    eprintln!("guest test done in {:?}", started.elapsed());
+}
