@@ -6,6 +6,7 @@
 #                                                 agent's address (hvsock://DIR/vm.vsock:1024)
 #   scripts/guest.sh down DIR                     stop it and remove all that `up` made
 #   scripts/guest.sh demo [--kvm]                 up, run containers in the guest, down
+#   scripts/guest.sh deps                         install what the others need (CI, first)
 #
 # The guest: Debian's kernel (its uncompressed vmlinux, booted through PVH) under QEMU TCG
 # `-M microvm` (--kvm where nested virtualisation works), an initramfs with busybox, zagent
@@ -17,6 +18,10 @@
 # vhost-device-vsock (rust-vmm), attached as vhost-user-vsock-device; its Unix socket
 # DIR/vm.vsock takes Kata's `CONNECT <port>` handshake.
 #
+# Environment: GUEST_LOG (agent.log, default info), GUEST_APPEND (more kernel command line),
+# GUEST_BOOT_TIMEOUT (seconds, default 90), GUEST_TSC_KHZ (default: the host's cpu MHz),
+# GUEST_KVM_CPU (--kvm's -cpu, default host; on this nested host `host` makes QEMU fail to set
+# MSR 0x10a, and `host,-arch-capabilities` starts a guest that hangs in early boot).
 # Binaries: $ZAGENT_BIN (default $CARGO_TARGET_DIR/debug or target/debug); built when missing.
 # Tools installed when missing: qemu-system-x86, linux-image-amd64, busybox-static (apt), and
 # vhost-device-vsock (cargo install, cached in $CARGO_TARGET_DIR/guest-tools).
@@ -45,7 +50,9 @@ install_deps() {
     fi
     if [ ! -x "$tools/bin/vhost-device-vsock" ]; then
         echo "guest.sh: cargo install vhost-device-vsock $VHOST_VERSION into $tools" >&2
-        cargo install --locked --quiet vhost-device-vsock --version "$VHOST_VERSION" --root "$tools"
+        # In a temp dir of its own: not in (nor locking) the target dir a running build holds.
+        env -u CARGO_TARGET_DIR cargo install --locked --quiet vhost-device-vsock \
+            --version "$VHOST_VERSION" --root "$tools"
     fi
 }
 
@@ -192,21 +199,24 @@ cmd_up() {
     [ -S "$dir/vhost.sock" ] || { cat "$dir/vhost.log" >&2; cmd_down "$dir"; die "vhost-device-vsock did not start"; }
 
     local machine=microvm,memory-backend=mem accel_args=(-accel tcg)
-    [ "$accel" = kvm ] && accel_args=(-accel kvm -cpu host)
+    [ "$accel" = kvm ] && accel_args=(-accel kvm -cpu "${GUEST_KVM_CPU:-host}")
     qemu-system-x86_64 -M "$machine" "${accel_args[@]}" -smp 2 -m "${mem}M" \
         -object "memory-backend-memfd,id=mem,size=${mem}M,share=on" \
         -nodefaults -no-user-config -display none -no-reboot \
         -serial "file:$dir/console.log" \
         -kernel "$kernel" -initrd "$dir/initramfs.cpio" \
-        -append "console=ttyS0 tsc_early_khz=$khz panic=-1 quiet agent.server_addr=vsock://-1:$PORT agent.log=${GUEST_LOG:-info}" \
+        -append "console=ttyS0 tsc_early_khz=$khz pci=off panic=-1 quiet agent.server_addr=vsock://-1:$PORT agent.log=${GUEST_LOG:-info} ${GUEST_APPEND:-}" \
         -chardev "socket,id=vsock,path=$dir/vhost.sock" \
         -device vhost-user-vsock-device,chardev=vsock \
         -daemonize -pidfile "$dir/qemu.pid" >"$dir/qemu.log" 2>&1 \
         || { cat "$dir/qemu.log" >&2; cmd_down "$dir"; die "qemu did not start"; }
 
+    # QEMU removes its pidfile when it exits (a guest that powered off): read it once.
     local addr="hvsock://$dir/vm.vsock:$PORT" deadline=$((SECONDS + ${GUEST_BOOT_TIMEOUT:-90}))
+    local qemu_pid
+    qemu_pid=$(cat "$dir/qemu.pid")
     until "$bin/zagent-ctl" --addr "$addr" check >/dev/null 2>&1; do
-        if ! [ -d "/proc/$(cat "$dir/qemu.pid")" ] || [ $SECONDS -ge $deadline ]; then
+        if ! kill -0 "$qemu_pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
             echo "guest.sh: the guest's agent did not answer on $addr; console:" >&2
             tail -30 "$dir/console.log" >&2 || true
             cmd_down "$dir"
@@ -247,5 +257,6 @@ case ${1:-} in
     up) shift; cmd_up "$@" ;;
     down) shift; cmd_down "$@" ;;
     demo) shift; cmd_demo "$@" ;;
-    *) die "usage: guest.sh up DIR [--kvm] [--mem MIB] | down DIR | demo [--kvm]" ;;
+    deps) install_deps ;;
+    *) die "usage: guest.sh up DIR [--kvm] [--mem MIB] | down DIR | demo [--kvm] | deps" ;;
 esac

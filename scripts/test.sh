@@ -18,5 +18,7 @@ cleanup() {
     rm -rf "$bench_out"
 }
 trap cleanup EXIT
+# The guest tier boots a VM (tests/tests/guest.rs): its tools are installed before the tests.
+bash scripts/guest.sh deps
 cargo test --workspace -- --include-ignored
 target/debug/zagent-bench --quick --launchers zygote,pool,reexec --out "$bench_out"
