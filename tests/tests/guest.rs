@@ -1,8 +1,10 @@
 //! The guest tier (root): a real VM (QEMU, Debian's kernel, cgroup v2 only) with zagent as its
 //! PID 1, driven from the host over hybrid vsock as Kata's shim drives its agent. One boot for
-//! the whole file (one test): the lifecycle, then the cgroup v2 limits, kill-all and removal,
-//! each read back from the guest's own cgroupfs by a watcher container that sees the guest's
-//! whole cgroup tree. A guest that cannot boot fails the test, with the console's tail.
+//! the whole file (one test): the lifecycle; exec with stdin and stdout and with a terminal;
+//! the cgroup v2 limits, kill-all and removal, each read back from the guest's own cgroupfs by
+//! a watcher container that sees the guest's whole cgroup tree and its processes; the zygote
+//! killed in the guest; the host's connection dropped and made again. A guest that cannot
+//! boot fails the test, with the console's tail.
 
 use oci_spec::runtime::{
     LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder,
@@ -12,15 +14,16 @@ use std::time::{Duration, Instant};
 use tests::agent::TestAgent;
 use tests::guest::Guest;
 
-/// Without a cgroup namespace, with the cgroup2 tree mounted read-only at /sys/fs/cgroup: the
-/// container sees the guest's root cgroup and every container's.
+/// Without a cgroup or pid namespace, with the cgroup2 tree mounted read-only at
+/// /sys/fs/cgroup: the container sees the guest's root cgroup and every container's, and every
+/// process of the guest (it holds CAP_KILL, as runc's default spec gives).
 fn watcher(guest: &Guest) -> Spec {
     let mut spec = guest.spec(&["sleep", "1000"]);
     let mut linux = spec.linux().clone().unwrap();
     let nss = linux.namespaces().clone().unwrap();
     let nss = nss
         .into_iter()
-        .filter(|n| n.typ() != LinuxNamespaceType::Cgroup);
+        .filter(|n| ![LinuxNamespaceType::Cgroup, LinuxNamespaceType::Pid].contains(&n.typ()));
     linux.set_namespaces(Some(nss.collect()));
     spec.set_linux(Some(linux));
     let mut mounts = spec.mounts().clone().unwrap();
@@ -102,6 +105,44 @@ fn limited(guest: &Guest) -> Spec {
     spec
 }
 
+/// An exec's stdin reaches it and its stdout comes back; an exec with a terminal has a pts.
+async fn exec_stdio_and_terminal(guest: &Guest, a: &TestAgent, w: &str) {
+    let cat = guest.spec(&["cat"]).process().clone().unwrap();
+    a.exec(w, "cat", &cat).await.expect("exec cat");
+    a.write_stdin(w, "cat", b"through vsock\n").await.unwrap();
+    a.close_stdin(w, "cat").await.unwrap();
+    let out = a.read_all_exec(w, "cat", false).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out), "through vsock\n");
+    assert_eq!(a.wait_exec(w, "cat").await.unwrap(), 0);
+    let mut tty = guest.spec(&["tty"]).process().clone().unwrap();
+    tty.set_terminal(Some(true));
+    a.exec(w, "tty", &tty).await.expect("exec with a terminal");
+    let out = a.read_all_exec(w, "tty", false).await.unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("/dev/pts/"), "{out:?}");
+    assert_eq!(a.wait_exec(w, "tty").await.unwrap(), 0);
+}
+
+/// The guest's zygote, killed from the watcher: the agent starts another, and creates work.
+async fn zygote_killed(guest: &Guest, a: &TestAgent, w: &str) {
+    let find = "for p in /proc/[0-9]*; do \
+        [ \"$(cat $p/comm 2>/dev/null)\" = zagent-zygote ] && echo ${p#/proc/}; done; true";
+    let before = look(guest, a, w, find).await;
+    let pid = before.trim();
+    assert!(
+        pid.parse::<u32>().is_ok(),
+        "one zygote in the guest: {before:?}"
+    );
+    look(guest, a, w, &format!("kill -9 {pid}")).await;
+    let (status, out, _) = a.run("after-zygote", &guest.spec(&["echo", "again"])).await;
+    assert_eq!((status, out.as_str()), (0, "again\n"));
+    let after = look(guest, a, w, find).await;
+    assert!(
+        !after.trim().is_empty() && after.trim() != pid,
+        "a new zygote: {after:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_runs_containers_over_hvsock_with_real_cgroup_v2() {
     let started = Instant::now();
@@ -124,6 +165,9 @@ async fn a_guest_runs_containers_over_hvsock_with_real_cgroup_v2() {
             "{controllers}"
         );
     }
+
+    exec_stdio_and_terminal(&guest, &a, w).await;
+    zygote_killed(&guest, &a, w).await;
 
     let id = "limited";
     a.create(id, &limited(&guest)).await.expect("create");
@@ -153,9 +197,16 @@ async fn a_guest_runs_containers_over_hvsock_with_real_cgroup_v2() {
     )
     .await;
 
+    // The host's side goes away and comes back, as a restarted shim: the agent kept serving
+    // and kept its containers.
+    drop(a);
+    let a = guest.agent().await;
+    let state = a.info(w).await.expect("the watcher after reconnecting").0;
+    assert_eq!(state, "running");
     a.signal(w, libc::SIGKILL as u32).await.unwrap();
-    a.wait(w).await.unwrap();
+    assert_eq!(a.wait(w).await.unwrap(), 137);
     a.remove(w).await.expect("remove the watcher");
+    assert!(a.info(w).await.is_none());
     let console = guest.console();
     assert!(!console.contains("panic"), "guest console:\n{console}");
     eprintln!("guest test done in {:?}", started.elapsed());
