@@ -105,6 +105,7 @@ pub fn run() -> ! {
 
 fn serve() -> Result<(), InitError> {
     mount_api_filesystems(Path::new("/"))?;
+    raise_nofile(Path::new("/proc/sys/fs/nr_open"))?;
     // Blocked before the fork, so that no signal is lost between the fork and the wait; the
     // child unblocks them before exec.
     let signals = supervised_signals();
@@ -136,6 +137,20 @@ fn mount_api_filesystems(root: &Path) -> Result<(), InitError> {
         }
     }
     Ok(())
+}
+
+/// The kernel starts PID 1 with 1024 open files (4096 hard): the agent holds several fds per
+/// container (stdio, sync socket, exec.fifo, pidfd) and hit EMFILE at 178 parked containers.
+/// Both limits go to the kernel's ceiling (`nr_open`), inherited by the agent; a container's
+/// own limit comes from its spec's rlimits, as under runc.
+fn raise_nofile(nr_open: &Path) -> Result<(), InitError> {
+    use nix::sys::resource::{setrlimit, Resource};
+    let ceiling = std::fs::read_to_string(nr_open)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(1 << 20);
+    setrlimit(Resource::RLIMIT_NOFILE, ceiling, ceiling)
+        .map_err(|e| InitError::Sys("raising RLIMIT_NOFILE", e))
 }
 
 fn supervised_signals() -> SigSet {
