@@ -21,37 +21,50 @@ fn script() -> PathBuf {
 }
 
 impl Guest {
-    /// Boots a guest (TCG; `ZAGENT_GUEST_KVM=1` for KVM) and waits until its agent answers.
+    /// Boots a guest (TCG; `ZAGENT_GUEST_KVM=1` for KVM) of 512 MiB with this build's
+    /// binaries, and waits until its agent answers; panics with the script's words if not.
     pub fn boot() -> Guest {
         crate::require_root();
+        let bins = crate::bin("zagent");
+        let bins = bins.parent().expect("target dir");
+        Guest::try_boot(bins, 512, "").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Boots a guest of `mem_mib` MiB with the zagent and zagent-ctl in `bins` and `append` on
+    /// the kernel command line (e.g. `agent.launcher=reexec`).
+    pub fn try_boot(bins: &Path, mem_mib: u32, append: &str) -> Result<Guest, String> {
         let parent = tempfile::Builder::new()
             .prefix("zagent-guest-test")
             .tempdir()
-            .expect("tempdir");
+            .map_err(|e| format!("tempdir: {e}"))?;
         let dir = parent.path().join("g");
-        let bins = crate::bin("zagent");
-        let bins = bins.parent().expect("target dir");
         let mut cmd = Command::new("bash");
         cmd.arg(script())
             .arg("up")
             .arg(&dir)
-            .env("ZAGENT_BIN", bins);
+            .args(["--mem", &mem_mib.to_string()])
+            .env("ZAGENT_BIN", bins)
+            .env("GUEST_APPEND", append);
         if std::env::var_os("ZAGENT_GUEST_KVM").is_some() {
             cmd.arg("--kvm");
         }
-        let out = cmd.output().expect("run scripts/guest.sh up");
-        assert!(
-            out.status.success(),
-            "the guest did not boot ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let addr = std::fs::read_to_string(dir.join("addr")).expect("DIR/addr after up");
-        Guest {
+        let out = cmd
+            .output()
+            .map_err(|e| format!("running scripts/guest.sh up: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "the guest did not boot ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let addr = std::fs::read_to_string(dir.join("addr"))
+            .map_err(|e| format!("DIR/addr after up: {e}"))?;
+        Ok(Guest {
             dir,
             _parent: parent,
             addr: addr.trim().to_owned(),
-        }
+        })
     }
 
     /// A client of the guest's agent (the TestAgent's agent process is not ours: dropping it

@@ -7,6 +7,7 @@
 
 pub mod driver;
 pub mod floor;
+pub mod guest;
 pub mod helper;
 pub mod join;
 mod latency;
