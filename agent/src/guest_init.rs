@@ -163,8 +163,16 @@ fn supervised_signals() -> SigSet {
 
 /// Forks and execs this binary as the agent, reading its options from /proc/cmdline.
 fn spawn_agent(signals: &SigSet) -> Result<Pid, InitError> {
-    // Everything the child needs is allocated before the fork.
-    let exe = CString::new("/proc/self/exe").expect("no NUL");
+    // Everything the child needs is allocated before the fork. The binary by its path, not
+    // /proc/self/exe: the agent's name (comm, what the OOM killer and ps show) is then
+    // `zagent`, not `exe`.
+    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| {
+        InitError::Sys(
+            "reading /proc/self/exe",
+            Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        )
+    })?;
+    let exe = CString::new(exe.into_os_string().into_encoded_bytes()).expect("no NUL in a path");
     let argv = ["zagent", "--kernel-cmdline", crate::cmdline::PROC_CMDLINE]
         .map(|a| CString::new(a).expect("no NUL"));
     // SAFETY: PID 1 is single-threaded here (no runtime, no thread was started), so the child
