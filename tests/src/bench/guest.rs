@@ -15,7 +15,8 @@ use std::time::Instant;
 /// Parking stops when the guest has less than this available: under it the OOM killer may
 /// pick the agent, which would end the count with the guest rather than with a refusal.
 const MARGIN_KIB: u64 = 24 << 10;
-/// MemAvailable is read after every this many creates.
+/// MemAvailable is read after every this many creates, and after each one once it is under
+/// four margins.
 const EVERY: usize = 5;
 /// A bound on the run, whatever the guest's size.
 const MAX_PARKED: usize = 5000;
@@ -77,7 +78,7 @@ pub async fn measure(bins: &Path, mem_mib: u32, launcher: &str) -> Result<Densit
     let base_used = total - avail;
     let spec = guest.spec(&["true"]);
     let mut times = Vec::new();
-    let mut used = base_used;
+    let (mut used, mut last_avail, mut measured) = (base_used, avail, 0);
     let stop = loop {
         if times.len() == MAX_PARKED {
             break format!("{MAX_PARKED} parked (the bench's bound)");
@@ -93,9 +94,9 @@ pub async fn measure(bins: &Path, mem_mib: u32, launcher: &str) -> Result<Densit
             break format!("create failed: {}{oom}", crate::agent::message(&created));
         }
         times.push(t.elapsed().as_secs_f64() * 1e3);
-        if times.len() % EVERY == 0 {
+        if times.len() % EVERY == 0 || last_avail < 4 * MARGIN_KIB {
             let (_, avail) = meminfo(&a, &guest, probe).await?;
-            used = total - avail;
+            (used, last_avail, measured) = (total - avail, avail, times.len());
             if avail < MARGIN_KIB {
                 break format!("MemAvailable {} MiB", avail >> 10);
             }
@@ -106,7 +107,6 @@ pub async fn measure(bins: &Path, mem_mib: u32, launcher: &str) -> Result<Densit
     }
     let tenth = times.len() / 10;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let measured = times.len() - times.len() % EVERY;
     Ok(Density {
         launcher: launcher.into(),
         mem_mib,
