@@ -19,5 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 # Includes tests/tests/module_cycles.rs: no module import cycle in any crate.
+# The guest tier boots a VM (tests/tests/guest.rs): its tools are installed before the tests.
+bash scripts/guest.sh deps
 cargo test --workspace -- --include-ignored
 target/debug/zagent-bench --quick --launchers zygote,pool,reexec --out "$bench_out"

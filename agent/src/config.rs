@@ -38,6 +38,14 @@ pub struct AgentConfig {
     /// Kata storages (CreateSandbox, CreateContainer) may only be mounted below DIR.
     #[arg(long, default_value = "/run/kata-containers")]
     pub storage_root: PathBuf,
+    /// A tracing filter (`debug`, `info,ttrpc=warn`...); overrides ZAGENT_LOG.
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Read Kata's agent options (agent.server_addr, agent.log; zagent's agent.launcher and
+    /// agent.warm_pool) from this file as the kernel command line; they override the flags.
+    /// `zagent` as a guest's PID 1 passes /proc/cmdline.
+    #[arg(long, value_name = "PATH")]
+    pub kernel_cmdline: Option<PathBuf>,
     /// Sets of fresh network/IPC/UTS namespaces the zygote keeps ready, so that a create does
     /// not make them on its critical path (0: make them at clone time).
     #[arg(long, default_value_t = 4)]

@@ -1,8 +1,10 @@
 //! `zagent`: the agent daemon. `zagent zygote` (exec'd by the agent itself) is dispatched
-//! first, before any thread or runtime exists, so the zygote stays single-threaded.
+//! first, before any thread or runtime exists, so the zygote stays single-threaded. Started as
+//! PID 1 (a guest's init), it becomes the guest's init (`guest_init`), which runs the agent.
 
 mod agent;
 mod child_sync;
+mod cmdline;
 mod config;
 mod conn_limit;
 mod container;
@@ -12,6 +14,7 @@ mod exec;
 mod exec_fifo;
 mod exec_user;
 mod guest;
+mod guest_init;
 mod guest_ops;
 mod hooks;
 mod io;
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
             Some(zygote::Options::parse(&rest).and_then(|opts| zygote::serve(0, opts)))
         }
         Some("init") => Some(zygote::serve_one(0)),
+        None if std::process::id() == 1 => guest_init::run(),
         _ => None,
     };
     if let Some(result) = helper {
@@ -62,13 +66,30 @@ fn main() -> ExitCode {
             }
         };
     }
-    let cfg = config::AgentConfig::parse();
+    let mut cfg = config::AgentConfig::parse();
+    if let Some(path) = cfg.kernel_cmdline.clone() {
+        match cmdline::read(&path) {
+            Ok(opts) => {
+                cfg.apply(&opts);
+                if !opts.ignored.is_empty() {
+                    eprintln!(
+                        "zagent: ignoring Kata options zagent does not have: {}",
+                        opts.ignored.join(" ")
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("zagent: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     // Without root every create would fail later at its first cgroup write (EACCES): say so now.
     if !nix::unistd::geteuid().is_root() {
         eprintln!("zagent: must run as root (it makes namespaces, mounts and cgroups)");
         return ExitCode::FAILURE;
     }
-    init_logging(cfg.log_format);
+    init_logging(cfg.log_format, cfg.log_level.as_deref());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,10 +109,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: config::LogFormat) {
-    use tracing_subscriber::{filter::filter_fn, prelude::*};
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ZAGENT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn init_logging(format: config::LogFormat, level: Option<&str>) {
+    use tracing_subscriber::{filter::filter_fn, prelude::*, EnvFilter};
+    let filter = match level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_env("ZAGENT_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+    };
     // Colour codes only for a person at a terminal, never into a log file or journal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer()

@@ -174,7 +174,7 @@ impl TestAgent {
             .expect("spawn zagent");
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = loop {
-            if let Ok(c) = ttrpc::r#async::Client::connect(&addr).await {
+            if let Ok(c) = wire::connect::connect(&addr).await {
                 let h = HealthClient::new(c.clone());
                 if h.check(ctx(), &Default::default()).await.is_ok() {
                     break c;
@@ -194,6 +194,43 @@ impl TestAgent {
             log: log.exists().then_some(log),
             addr,
             state_dir,
+            client: AgentServiceClient::new(client.clone()),
+            health: HealthClient::new(client.clone()),
+            admin: AdminClient::new(client),
+            dir,
+        }
+    }
+
+    /// A client of an agent someone else runs at `addr` (e.g. a guest's, over hvsock); waits
+    /// up to 20 s for Health.Check. Dropping it stops nothing.
+    pub async fn attach(addr: &str) -> TestAgent {
+        let dir = tempfile::Builder::new()
+            .prefix("zagent-attach")
+            .tempdir()
+            .expect("tempdir");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let err = match wire::connect::connect(addr).await {
+                Ok(c) => match HealthClient::new(c.clone())
+                    .check(ctx(), &Default::default())
+                    .await
+                {
+                    Ok(_) => break c,
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                Instant::now() < deadline,
+                "no agent answers on {addr}: {err}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        TestAgent {
+            child: None,
+            log: None,
+            state_dir: PathBuf::from("/run/zagent"),
+            addr: addr.to_owned(),
             client: AgentServiceClient::new(client.clone()),
             health: HealthClient::new(client.clone()),
             admin: AdminClient::new(client),

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bundle;
 pub mod conformance;
 pub mod fuzz_bodies;
+pub mod guest;
 pub mod leftovers;
 pub mod modgraph;
 pub mod procs;

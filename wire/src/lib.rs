@@ -19,3 +19,6 @@ pub use generated::{agent, agent_ttrpc, csi, health, health_ttrpc, types, zagent
 
 #[cfg(feature = "ttrpc")]
 pub mod oci;
+
+#[cfg(feature = "ttrpc")]
+pub mod connect;

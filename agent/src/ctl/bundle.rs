@@ -44,7 +44,13 @@ fn is_static_elf(path: &Path) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-pub fn make_bundle(dir: &Path) -> anyhow::Result<()> {
+/// The bundle at `dir`; `root_path` replaces config.json's root.path (`rootfs`), and
+/// `no_device_rules` leaves linux.resources.devices out.
+pub fn make_bundle(
+    dir: &Path,
+    root_path: Option<&Path>,
+    no_device_rules: bool,
+) -> anyhow::Result<()> {
     let busybox = find_static_busybox()?;
     let rootfs = dir.join("rootfs");
     if rootfs.exists() {
@@ -68,7 +74,21 @@ pub fn make_bundle(dir: &Path) -> anyhow::Result<()> {
         "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
     )?;
     std::fs::write(rootfs.join("etc/hostname"), "zagent\n")?;
-    let spec = crate::spec::default_spec()?;
+    let mut spec = crate::spec::default_spec()?;
+    if let (Some(path), Some(mut root)) = (root_path, spec.root().clone()) {
+        root.set_path(path.to_owned());
+        spec.set_root(Some(root));
+    }
+    if no_device_rules {
+        if let Some(mut linux) = spec.linux().clone() {
+            let resources = linux.resources().clone().map(|mut r| {
+                r.set_devices(None);
+                r
+            });
+            linux.set_resources(resources);
+            spec.set_linux(Some(linux));
+        }
+    }
     crate::spec::write_config(&spec, &dir.join("config.json"))?;
     Ok(())
 }

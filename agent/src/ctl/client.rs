@@ -42,20 +42,27 @@ pub fn ctx() -> Context {
     context::with_timeout(0)
 }
 
-/// The address as ttrpc takes it: `unix://PATH` and `vsock://CID:PORT` as given, a bare path as
+/// The address as `wire::connect` takes it: `unix://PATH`, `vsock://CID:PORT` and
+/// `hvsock://PATH:PORT` (a guest behind a hybrid-vsock VMM socket) as given, a bare path as
 /// `unix://` of it (made absolute), any other scheme refused (ttrpc would try `tcp://` and fail
 /// obscurely; the agent never listens on TCP).
 pub fn normalize_addr(addr: &str) -> anyhow::Result<String> {
-    if addr.starts_with("unix://") || addr.starts_with("vsock://") {
+    if ["unix://", "vsock://", "hvsock://"]
+        .iter()
+        .any(|s| addr.starts_with(s))
+    {
         return Ok(addr.to_owned());
     }
     if let Some((scheme, _)) = addr.split_once("://") {
         anyhow::bail!(
-            "--addr {addr}: unsupported scheme {scheme:?} (zagent listens on unix:///PATH or vsock://CID:PORT)"
+            "--addr {addr}: unsupported scheme {scheme:?} (zagent is reached at unix:///PATH, \
+             vsock://CID:PORT or hvsock://PATH:PORT)"
         );
     }
     if addr.is_empty() {
-        anyhow::bail!("--addr is empty (give unix:///PATH, vsock://CID:PORT or a socket path)");
+        anyhow::bail!(
+            "--addr is empty (give unix:///PATH, vsock://CID:PORT, hvsock://PATH:PORT or a socket path)"
+        );
     }
     let path = std::path::Path::new(addr);
     let path = if path.is_absolute() {
@@ -68,11 +75,12 @@ pub fn normalize_addr(addr: &str) -> anyhow::Result<String> {
 
 pub async fn connect(addr: &str) -> anyhow::Result<Clients> {
     let addr = normalize_addr(addr)?;
-    let c = ttrpc::r#async::Client::connect(&addr).await.map_err(|e| {
-        anyhow::anyhow!(
-            "connecting to {addr}: {e} (is zagent running and listening there? \
+    let c = wire::connect::connect(&addr).await.map_err(|e| match e {
+        wire::connect::ConnectError::Ttrpc { .. } => anyhow::anyhow!(
+            "{e} (is zagent running and listening there? \
              `zagent --listen {addr}` starts one; --addr chooses another)"
-        )
+        ),
+        e => anyhow::anyhow!("{e}"),
     })?;
     Ok(Clients {
         agent: AgentServiceClient::new(c.clone()),
@@ -90,6 +98,10 @@ mod tests {
         let ok = |a: &str| normalize_addr(a).unwrap();
         assert_eq!(ok("unix:///run/z.sock"), "unix:///run/z.sock");
         assert_eq!(ok("vsock://3:1024"), "vsock://3:1024");
+        assert_eq!(
+            ok("hvsock:///run/vm.sock:1024"),
+            "hvsock:///run/vm.sock:1024"
+        );
         assert_eq!(ok("/run/z.sock"), "unix:///run/z.sock");
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(

@@ -18,8 +18,12 @@ pub async fn dispatch(addr: &str, cmd: Cmd) -> anyhow::Result<u8> {
             crate::spec::write_config(&crate::spec::default_spec()?, &path)?;
             return Ok(0);
         }
-        Cmd::Bundle { dir } => {
-            crate::bundle::make_bundle(&dir)?;
+        Cmd::Bundle {
+            dir,
+            root_path,
+            no_device_rules,
+        } => {
+            crate::bundle::make_bundle(&dir, root_path.as_deref(), no_device_rules)?;
             println!("{}", dir.display());
             return Ok(0);
         }

@@ -30,8 +30,9 @@ use std::process::ExitCode;
   zagent-ctl metrics                              the agent's Prometheus metrics"
 )]
 struct Cli {
-    /// The agent's address: unix:///PATH, vsock://CID:PORT, or a socket path (for the verbs
-    /// that talk to an agent; spec and bundle do not).
+    /// The agent's address: unix:///PATH, vsock://CID:PORT, hvsock://PATH:PORT (a guest's
+    /// agent behind its VMM's hybrid-vsock socket, as `scripts/guest.sh up` leaves in DIR/addr),
+    /// or a socket path (for the verbs that talk to an agent; spec and bundle do not).
     #[arg(long, default_value = "unix:///run/zagent/zagent.sock", global = true)]
     addr: String,
     #[command(subcommand)]
@@ -188,6 +189,15 @@ Events that happened while nobody listened are printed first (the agent keeps up
     Bundle {
         /// The bundle dir to make (config.json and rootfs/).
         dir: PathBuf,
+        /// root.path as written in config.json (default `rootfs`), e.g. /bundle/rootfs for a
+        /// bundle that will sit at /bundle in a guest.
+        #[arg(long)]
+        root_path: Option<PathBuf>,
+        /// No linux.resources.devices rules (runc's default denies every device but the
+        /// always-allowed ones): on a cgroup v2 only host zagent refuses device rules, since
+        /// enforcing them takes an eBPF program it does not load yet.
+        #[arg(long)]
+        no_device_rules: bool,
     },
 }
 

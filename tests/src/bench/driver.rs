@@ -119,7 +119,7 @@ impl Agent {
     async fn wait_healthy(&mut self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(c) = ttrpc::r#async::Client::connect(&self.addr).await {
+            if let Ok(c) = wire::connect::connect(&self.addr).await {
                 if HealthClient::new(c)
                     .check(ctx(), &Default::default())
                     .await
@@ -171,7 +171,7 @@ impl Agent {
     }
 
     pub async fn connect(&self) -> Result<Client> {
-        let c = ttrpc::r#async::Client::connect(&self.addr)
+        let c = wire::connect::connect(&self.addr)
             .await
             .with_context(|| format!("connecting to {}", self.addr))?;
         Ok(Client {

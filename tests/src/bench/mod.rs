@@ -9,6 +9,7 @@ mod clock;
 mod ctx;
 pub mod driver;
 pub mod floor;
+pub mod guest;
 pub mod helper;
 pub mod join;
 mod latency;

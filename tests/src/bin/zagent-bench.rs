@@ -22,7 +22,8 @@ struct Cli {
     /// warm pool of 4 namespace sets, zagent's default), reexec.
     #[arg(long, value_delimiter = ',', default_value = "zygote,pool,reexec")]
     launchers: Vec<String>,
-    /// Use a running agent instead of starting one (repeatable), e.g. zygote=unix:///run/zagent/zagent.sock.
+    /// Use a running agent instead of starting one (repeatable), e.g. zygote=unix:///run/zagent/zagent.sock
+    /// or guest=hvsock:///tmp/g/vm.vsock:1024 (a guest from `scripts/guest.sh up`).
     #[arg(long = "addr", value_name = "NAME=ADDR")]
     addrs: Vec<String>,
     /// Also run runc/crun (when installed) in --quick mode.
@@ -43,6 +44,11 @@ struct Cli {
     /// Measured sequential lifecycles per side (default: 500, or 30 with --quick).
     #[arg(long)]
     samples: Option<usize>,
+    /// Density in a guest VM instead (repeatable sizes, MiB): for each of --launchers, boot a
+    /// guest of that size (scripts/guest.sh) and park containers until a create fails or the
+    /// guest's MemAvailable runs low; the table goes to OUT/guest-density.md.
+    #[arg(long, value_name = "MIB", value_delimiter = ',')]
+    guest: Vec<u32>,
 }
 
 #[derive(Subcommand)]
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
             root,
             prefix,
         }),
+        None if !cli.guest.is_empty() => guest_density(&cli),
         None => bench::run(bench::Options {
             quick: cli.quick,
             launchers: cli.launchers,
@@ -118,4 +125,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--guest`: one guest per (size, launcher), one after another.
+fn guest_density(cli: &Cli) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let zagent = match &cli.zagent {
+        Some(z) => z.clone(),
+        None => std::env::current_exe()?.with_file_name("zagent"),
+    };
+    let bins = zagent.parent().context("the zagent binary's dir")?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let mut rows = Vec::new();
+    for &mem in &cli.guest {
+        for launcher in &cli.launchers {
+            eprintln!("zagent-bench: {mem} MiB guest, {launcher}");
+            let row = rt.block_on(bench::guest::measure(bins, mem, launcher))?;
+            eprintln!("  {} parked, stopped by {}", row.parked, row.stop);
+            rows.push(row);
+        }
+    }
+    let table = bench::guest::table(&rows);
+    print!("{table}");
+    std::fs::create_dir_all(&cli.out)?;
+    std::fs::write(cli.out.join("guest-density.md"), table)?;
+    Ok(())
 }

@@ -74,7 +74,7 @@ pub struct Rpc {
 
 impl Rpc {
     pub async fn connect(addr: &str) -> anyhow::Result<Rpc> {
-        let c = ttrpc::r#async::Client::connect(addr).await?;
+        let c = wire::connect::connect(addr).await?;
         Ok(Rpc {
             agent: AgentServiceClient::new(c.clone()),
             admin: AdminClient::new(c),
