@@ -130,6 +130,11 @@ impl Sandbox {
         }
         linux.set_namespaces(Some(namespaces));
         spec.set_linux(Some(linux));
+        if self.shared.is_some() {
+            // The sandbox's UTS namespace carries the sandbox's hostname; a container that
+            // joins it does not rename the pod (Kata's agent sets a hostname only in a new one).
+            spec.set_hostname(None);
+        }
         Ok(())
     }
 

@@ -122,6 +122,11 @@ impl TestAgent {
         TestAgent::start_logged(launcher, None, &[], None, Some(netns)).await
     }
 
+    /// `start_in_netns` with extra agent arguments.
+    pub async fn start_in_netns_with(launcher: Launcher, netns: &str, extra: &[&str]) -> TestAgent {
+        TestAgent::start_logged(launcher, None, extra, None, Some(netns)).await
+    }
+
     /// The agent's log to `stderr`, or (None) to the harness's file, shown on failure; in the
     /// network namespace `netns` when given.
     async fn start_logged(
