@@ -161,6 +161,9 @@ fn supervised_signals() -> SigSet {
     set
 }
 
+/// The agent's oom_score_adj in a guest (see `spawn_agent`).
+const AGENT_OOM_SCORE_ADJ: &str = "-997";
+
 /// Forks and execs this binary as the agent, reading its options from /proc/cmdline.
 fn spawn_agent(signals: &SigSet) -> Result<Pid, InitError> {
     // Everything the child needs is allocated before the fork. The binary by its path, not
@@ -180,6 +183,11 @@ fn spawn_agent(signals: &SigSet) -> Result<Pid, InitError> {
     match unsafe { nix::unistd::fork() }.map_err(|e| InitError::Sys("fork", e))? {
         ForkResult::Child => {
             let _ = signals.thread_unblock();
+            // The agent (and the zygote it starts) is the guest's last OOM victim, never
+            // immune: every container and exec process gets its spec's score written by the
+            // jail (0 when unset), so none inherits this one; without it, a dense guest's OOM
+            // killer took the agent first (oom_score_adj 0, the largest RSS).
+            let _ = std::fs::write("/proc/self/oom_score_adj", AGENT_OOM_SCORE_ADJ);
             let e = nix::unistd::execv(&exe, &argv).unwrap_err();
             eprintln!("zagent (pid 1): exec of the agent: {e}");
             // SAFETY: _exit is async-signal-safe and skips the parent's atexit handlers.
