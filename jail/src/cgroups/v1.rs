@@ -136,7 +136,11 @@ fn fill_cpusets(created: &[PathBuf], leaf: &Path, res: &Resources) -> Result<(),
         ] {
             let value = match own {
                 Some(value) if is_leaf => value.clone(),
-                _ if inherited => continue,
+                // The flag may have been set (by a second agent making the parent) only after
+                // `dir` was made, which then copied nothing: an empty value is filled after all.
+                _ if inherited && read(&dir.join(file)).map_or(true, |v| !v.trim().is_empty()) => {
+                    continue
+                }
                 _ => match dir.parent() {
                     Some(parent) => filled(parent, file)?,
                     None => continue,
