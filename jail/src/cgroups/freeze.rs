@@ -81,28 +81,11 @@ fn events_frozen(file: &Path) -> Result<bool, CgroupError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Hierarchy, Layout, Resources};
+    use super::super::{Layout, Resources};
     use super::*;
     use std::fs;
 
-    fn v1(controllers: &[&str]) -> (tempfile::TempDir, Cgroup) {
-        let tmp = tempfile::tempdir().unwrap();
-        let hierarchies = controllers
-            .iter()
-            .map(|c| {
-                let mount = tmp.path().join(c);
-                fs::create_dir_all(&mount).unwrap();
-                Hierarchy {
-                    mount,
-                    controllers: vec![c.to_string()],
-                }
-            })
-            .collect();
-        let cg = Layout::V1(hierarchies)
-            .create(Path::new("c1"), &Resources::default())
-            .unwrap();
-        (tmp, cg)
-    }
+    use super::super::fake_tree::v1_cgroup as v1;
 
     #[test]
     fn v1_freezes_through_freezer_state_and_thaws() {

@@ -4,24 +4,7 @@
 use super::*;
 use std::fs;
 
-fn layout(tmp: &tempfile::TempDir, controllers: &[&str]) -> Layout {
-    let hierarchies = controllers
-        .iter()
-        .map(|c| {
-            let mount = tmp.path().join(c);
-            fs::create_dir_all(&mount).unwrap();
-            if *c == "cpuset" {
-                fs::write(mount.join("cpuset.cpus"), "0-1").unwrap();
-                fs::write(mount.join("cpuset.mems"), "0").unwrap();
-            }
-            Hierarchy {
-                mount,
-                controllers: vec![c.to_string()],
-            }
-        })
-        .collect();
-    Layout::V1(hierarchies)
-}
+use super::fake_tree::v1_layout as layout;
 
 /// An existing leaf as an orchestrator would leave it: nothing in it, cpuset values empty.
 fn existing(tmp: &tempfile::TempDir, controller: &str, rel: &str) -> PathBuf {

@@ -24,6 +24,8 @@ mod v1;
 mod v2;
 
 #[cfg(test)]
+mod fake_tree;
+#[cfg(test)]
 mod join_tests;
 #[cfg(test)]
 mod root_test;

@@ -212,28 +212,11 @@ impl std::fmt::Debug for OomWatch {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Hierarchy, Layout, Resources};
+    use super::super::{Layout, Resources};
     use super::*;
     use std::fs;
 
-    fn v1_cgroup(controllers: &[&str]) -> (tempfile::TempDir, super::super::Cgroup) {
-        let tmp = tempfile::tempdir().unwrap();
-        let hierarchies = controllers
-            .iter()
-            .map(|c| {
-                let mount = tmp.path().join(c);
-                fs::create_dir_all(&mount).unwrap();
-                Hierarchy {
-                    mount,
-                    controllers: vec![c.to_string()],
-                }
-            })
-            .collect();
-        let cg = Layout::V1(hierarchies)
-            .create(Path::new("c1"), &Resources::default())
-            .unwrap();
-        (tmp, cg)
-    }
+    use super::super::fake_tree::v1_cgroup;
 
     fn v2_cgroup() -> (tempfile::TempDir, super::super::Cgroup) {
         let tmp = tempfile::tempdir().unwrap();

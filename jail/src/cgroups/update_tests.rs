@@ -5,29 +5,7 @@
 use super::*;
 use std::fs;
 
-fn v1(controllers: &[&str]) -> (tempfile::TempDir, Cgroup) {
-    let tmp = tempfile::tempdir().unwrap();
-    let hierarchies = controllers
-        .iter()
-        .map(|c| {
-            let mount = tmp.path().join(c);
-            fs::create_dir_all(&mount).unwrap();
-            if *c == "cpuset" {
-                // A new cpuset copies its parent's values.
-                fs::write(mount.join("cpuset.cpus"), "0-1").unwrap();
-                fs::write(mount.join("cpuset.mems"), "0").unwrap();
-            }
-            Hierarchy {
-                mount,
-                controllers: vec![c.to_string()],
-            }
-        })
-        .collect();
-    let cg = Layout::V1(hierarchies)
-        .create(Path::new("c1"), &Resources::default())
-        .unwrap();
-    (tmp, cg)
-}
+use super::fake_tree::v1_cgroup as v1;
 
 fn text(path: PathBuf) -> String {
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
