@@ -7,7 +7,7 @@
 //! Capabilities travel as 64-bit masks (bit n = capability n), so capabilities this crate's
 //! `caps` dependency does not know by name are still applied; `caps` only names them in errors.
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use crate::sys;
 use nix::errno::Errno;
 use wire::zygote::Capabilities;
@@ -21,7 +21,7 @@ pub fn cap_name(n: u32) -> String {
 }
 
 fn err(what: String) -> impl FnOnce(Errno) -> JailError {
-    move |errno| JailError::Capabilities { what, errno }
+    move |errno| JailError::new(Step::Capabilities, what, errno)
 }
 
 /// Drops every capability the kernel knows that is not in `bounding`.
@@ -72,7 +72,8 @@ pub fn apply(c: &Capabilities) -> Result<(), JailError> {
 /// (same uid, no CAP_SYS_PTRACE) while it joins them holding agent state. execve of a normal
 /// binary makes the process dumpable again.
 pub fn set_non_dumpable() -> Result<(), JailError> {
-    nix::sys::prctl::set_dumpable(false).map_err(|errno| JailError::Dumpable { errno })
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(Step::Dumpable.err("make the process non-dumpable"))
 }
 
 /// Step "no-new-privs".
@@ -80,7 +81,7 @@ pub fn set_no_new_privs(enabled: bool) -> Result<(), JailError> {
     if !enabled {
         return Ok(());
     }
-    nix::sys::prctl::set_no_new_privs().map_err(|errno| JailError::NoNewPrivs { errno })
+    nix::sys::prctl::set_no_new_privs().map_err(Step::NoNewPrivs.err("set no_new_privs"))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! path is never replaced: the same device is kept, anything else is EEXIST. When /dev is a bind mount of a
 //! host directory nothing here runs: we must not write into the host's /dev.
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use crate::mounts::{self, Root};
 use crate::{paths, sys};
 use nix::errno::Errno;
@@ -32,15 +32,18 @@ pub fn setup(root: &Root, cfg: &ContainerConfig) -> Result<(), JailError> {
         } else {
             make_node(root, d)
         };
-        made.map_err(|(op, errno)| JailError::Devices {
-            what: format!(
-                "{op} {} ({:?} {}:{})",
-                d.path.display(),
-                d.kind,
-                d.major,
-                d.minor
-            ),
-            errno,
+        made.map_err(|(op, errno)| {
+            JailError::new(
+                Step::Devices,
+                format!(
+                    "{op} {} ({:?} {}:{})",
+                    d.path.display(),
+                    d.kind,
+                    d.major,
+                    d.minor
+                ),
+                errno,
+            )
         })?;
     }
     links(root)
@@ -120,7 +123,7 @@ fn bind_node(root: &Root, d: &Device) -> OpResult {
 /// The /dev symlinks every container gets; an existing entry is left alone, except /dev/ptmx,
 /// which must lead to this container's devpts instance and so replaces any non-directory.
 fn links(root: &Root) -> Result<(), JailError> {
-    let err = |what: String, errno| JailError::Devices { what, errno };
+    let err = |what: String, errno| JailError::new(Step::Devices, what, errno);
     let dev = paths::mkdir_all(root.fd.as_fd(), Path::new("dev"))
         .map_err(|e| err("resolve /dev".into(), e))?;
     let mut wanted = vec![

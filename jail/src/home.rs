@@ -4,7 +4,7 @@
 //! joined mount namespace of an exec), by `passwd::read_in` (never through a magic link, only a
 //! regular file).
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use crate::passwd;
 use crate::sys;
 use nix::fcntl::OFlag;
@@ -17,10 +17,7 @@ const DEFAULT_HOME: &str = "/";
 /// The home of `uid` from the current root's /etc/passwd, "/" when there is no such file or
 /// entry.
 pub fn home_of(uid: u32) -> Result<String, JailError> {
-    let err = |errno| JailError::Identity {
-        what: "read /etc/passwd for HOME".into(),
-        errno,
-    };
+    let err = |errno| JailError::new(Step::Identity, "read /etc/passwd for HOME", errno);
     let root = sys::open(Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(err)?;
     let Some(text) = passwd::read_in(root.as_fd(), Path::new("etc/passwd")).map_err(err)? else {
         return Ok(DEFAULT_HOME.into());

@@ -5,7 +5,7 @@
 //! and stderr go to a pipe whose first 4 KiB end up in the error, and it is killed once its
 //! timeout passes. The agent runs the runtime's hooks with the same state (`state_json`).
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use std::ffi::CString;
@@ -42,9 +42,12 @@ pub fn state_json(state: &HookState, status: &str, pid: Option<i32>) -> String {
 /// `kind` names them in errors ("createContainer", ...).
 pub fn run_all(kind: &str, hooks: &[Hook], state: &str) -> Result<(), JailError> {
     for (i, hook) in hooks.iter().enumerate() {
-        run_one(hook, state).map_err(|(errno, why)| JailError::Hook {
-            what: format!("{kind}[{i}] {}: {why}", hook.path.display()),
-            errno,
+        run_one(hook, state).map_err(|(errno, why)| {
+            JailError::new(
+                Step::Hook,
+                format!("{kind}[{i}] {}: {why}", hook.path.display()),
+                errno,
+            )
         })?;
     }
     Ok(())

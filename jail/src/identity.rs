@@ -2,7 +2,7 @@
 //! "identity", with `capabilities` around it) and its working directory (step "cwd", after the
 //! uid change so that the container user's own permissions decide whether it may enter it).
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use crate::sys;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -19,17 +19,18 @@ const DEFAULT_UMASK: u32 = 0o022;
 pub fn set_umask(umask: Option<u32>) -> Result<(), JailError> {
     let value = umask.unwrap_or(DEFAULT_UMASK);
     if value & !0o777 != 0 {
-        return Err(JailError::Umask {
-            value,
-            errno: Errno::EINVAL,
-        });
+        return Err(JailError::new(
+            Step::Umask,
+            format!("umask {:#o}", value),
+            Errno::EINVAL,
+        ));
     }
     nix::sys::stat::umask(Mode::from_bits_truncate(value as libc::mode_t));
     Ok(())
 }
 
 fn err(what: String) -> impl FnOnce(Errno) -> JailError {
-    move |errno| JailError::Identity { what, errno }
+    move |errno| JailError::new(Step::Identity, what, errno)
 }
 
 /// setgroups (an empty list clears the zygote's), setresgid, setresuid. Stdio is handed to the
@@ -79,9 +80,12 @@ fn chown_stdio(uid: u32) -> Result<(), JailError> {
 /// image lacks still starts. Resolved inside the root without magic links, like the chdir. An
 /// exec never creates its cwd (runc's exec does not either).
 pub fn create_cwd(cwd: &Path) -> Result<(), JailError> {
-    let err = |errno| JailError::Cwd {
-        path: cwd.to_path_buf(),
-        errno,
+    let err = |errno| {
+        JailError::new(
+            Step::Cwd,
+            format!("chdir to cwd {}", (cwd.to_path_buf()).display()),
+            errno,
+        )
     };
     let root = sys::open(Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(err)?;
     crate::paths::mkdir_all(root.as_fd(), &crate::paths::clean(cwd)).map_err(err)?;
@@ -91,9 +95,12 @@ pub fn create_cwd(cwd: &Path) -> Result<(), JailError> {
 /// Step "cwd". Resolved without magic links, so that a cwd like /proc/self/fd/N cannot hand the
 /// process a directory outside the container through an inherited fd.
 pub fn change_dir(cwd: &Path) -> Result<(), JailError> {
-    let err = |errno| JailError::Cwd {
-        path: cwd.to_path_buf(),
-        errno,
+    let err = |errno| {
+        JailError::new(
+            Step::Cwd,
+            format!("chdir to cwd {}", (cwd.to_path_buf()).display()),
+            errno,
+        )
     };
     let root = sys::open(Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(err)?;
     let rel = crate::paths::clean(cwd);

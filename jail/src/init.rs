@@ -100,7 +100,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 use wire::zygote::{ContainerConfig, ExecConfig, NamespaceKind, ProcessConfig};
 
-pub use crate::error::JailError;
+pub use crate::error::{JailError, Step};
 pub use crate::process::Prepared;
 
 /// Builds the jail in the documented order. `join` holds the fds of the namespaces to join
@@ -279,7 +279,7 @@ pub fn loopback_up() -> Result<(), nix::errno::Errno> {
 /// the zygote and the agent with kill(0, sig), which reaches a process group across pid
 /// namespaces.
 pub fn finish(prepared: &Prepared) -> Result<(), JailError> {
-    nix::unistd::setsid().map_err(|errno| JailError::Session { errno })?;
+    nix::unistd::setsid().map_err(Step::Session.err("setsid"))?;
     if prepared.has_terminal() {
         terminal::make_controlling()?;
     }

@@ -6,7 +6,7 @@
 //! For an exec, every namespace of the running container is joined at once through its init's
 //! pidfd (`join_container`).
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use crate::mounts::io_errno;
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
@@ -24,9 +24,12 @@ pub fn join_cgroups(procs: &[PathBuf]) -> Result<(), JailError> {
                 .open(path)?
                 .write_all(b"0")
         };
-        write().map_err(|e| JailError::Cgroup {
-            path: path.clone(),
-            errno: io_errno(&e),
+        write().map_err(|e| {
+            JailError::new(
+                Step::Cgroup,
+                format!("write \"0\" to {}", path.display()),
+                io_errno(&e),
+            )
         })?;
     }
     Ok(())
@@ -77,19 +80,16 @@ pub fn enter(
 ) -> Result<(), JailError> {
     if !has(cfg, NamespaceKind::Mount) {
         // pivot_root in the zygote's mount namespace would take the agent's root away.
-        return Err(JailError::Namespaces {
-            what: "a mount namespace is required".into(),
-            errno: Errno::EINVAL,
-        });
+        return Err(JailError::new(
+            Step::Namespaces,
+            "a mount namespace is required",
+            Errno::EINVAL,
+        ));
     }
     join_all(join)?;
     if is_new(cfg, NamespaceKind::Cgroup) {
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|errno| {
-            JailError::Namespaces {
-                what: "unshare cgroup namespace".into(),
-                errno,
-            }
-        })?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|errno| JailError::new(Step::Namespaces, "unshare cgroup namespace", errno))?;
     }
     Ok(())
 }
@@ -106,9 +106,12 @@ pub fn unshare_in_userns(cfg: &ContainerConfig) -> Result<(), JailError> {
     if flags.is_empty() {
         return Ok(());
     }
-    nix::sched::unshare(flags).map_err(|errno| JailError::Namespaces {
-        what: format!("unshare {flags:?} in the user namespace"),
-        errno,
+    nix::sched::unshare(flags).map_err(|errno| {
+        JailError::new(
+            Step::Namespaces,
+            format!("unshare {flags:?} in the user namespace"),
+            errno,
+        )
     })
 }
 
@@ -120,9 +123,8 @@ pub fn join_all(join: &[(NamespaceKind, BorrowedFd<'_>)]) -> Result<(), JailErro
     let mut ordered: Vec<_> = join.to_vec();
     ordered.sort_by_key(|(kind, _)| rank(*kind));
     for (kind, fd) in ordered {
-        nix::sched::setns(fd, clone_flag(kind)).map_err(|errno| JailError::Namespaces {
-            what: format!("setns {}", kind.name()),
-            errno,
+        nix::sched::setns(fd, clone_flag(kind)).map_err(|errno| {
+            JailError::new(Step::Namespaces, format!("setns {}", kind.name()), errno)
         })?;
     }
     Ok(())
@@ -133,10 +135,7 @@ pub fn join_all(join: &[(NamespaceKind, BorrowedFd<'_>)]) -> Result<(), JailErro
 /// user namespace first, which setns on a pidfd does by itself). A container without a mount
 /// namespace is refused: the process would run on the agent's own root.
 pub fn exec_join_flags(kinds: &[NamespaceKind]) -> Result<CloneFlags, JailError> {
-    let err = |what: &str| JailError::Namespaces {
-        what: what.into(),
-        errno: Errno::EINVAL,
-    };
+    let err = |what: &str| JailError::new(Step::Namespaces, what, Errno::EINVAL);
     if !kinds.contains(&NamespaceKind::Mount) {
         return Err(err("the container has no mount namespace to join"));
     }
@@ -156,11 +155,10 @@ pub fn join_container(
     let flags = exec_join_flags(kinds)?;
     let names: Vec<&str> = kinds.iter().map(|&k| k.name()).collect();
     let what = format!("setns {} through the init pidfd", names.join(","));
-    nix::sched::setns(init_pidfd, flags).map_err(|errno| JailError::Namespaces { what, errno })?;
-    nix::unistd::chdir("/").map_err(|errno| JailError::Namespaces {
-        what: "chdir to the container's /".into(),
-        errno,
-    })
+    nix::sched::setns(init_pidfd, flags)
+        .map_err(|errno| JailError::new(Step::Namespaces, what, errno))?;
+    nix::unistd::chdir("/")
+        .map_err(|errno| JailError::new(Step::Namespaces, "chdir to the container's /", errno))
 }
 
 #[cfg(test)]

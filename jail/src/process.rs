@@ -4,7 +4,7 @@
 //! itself. The environment is exactly the configured one, except that HOME is added when it
 //! has none (or only an empty one), as runc does (`home`).
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use crate::sys;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag};
@@ -39,7 +39,7 @@ pub struct Prepared {
 }
 
 fn exec_err(what: String) -> impl FnOnce(Errno) -> JailError {
-    move |errno| JailError::Exec { what, errno }
+    move |errno| JailError::new(Step::Exec, what, errno)
 }
 
 impl Prepared {

@@ -1,17 +1,21 @@
 //! Step "rlimits": the process's resource limits, set on the child itself so that the
 //! container's process inherits them through execve.
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use crate::sys;
 use wire::zygote::Rlimit;
 
 pub fn apply(limits: &[Rlimit]) -> Result<(), JailError> {
     for l in limits {
-        sys::setrlimit(l.resource, l.soft, l.hard).map_err(|errno| JailError::Rlimits {
-            resource: l.resource,
-            soft: l.soft,
-            hard: l.hard,
-            errno,
+        sys::setrlimit(l.resource, l.soft, l.hard).map_err(|errno| {
+            JailError::new(
+                Step::Rlimits,
+                format!(
+                    "set rlimit {} to soft {} hard {}",
+                    l.resource, l.soft, l.hard
+                ),
+                errno,
+            )
         })?;
     }
     Ok(())

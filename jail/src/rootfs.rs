@@ -4,7 +4,7 @@
 //! ("readonly-paths") and the read-only root ("readonly-root"). After the pivot,
 //! paths are plain paths: "/" is the container's root, so symlinks cannot lead out of it.
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use crate::mounts::{self, Root};
 use crate::{mountinfo, sys};
 use nix::errno::Errno;
@@ -24,18 +24,26 @@ pub fn set_propagation(propagation: u64, rootfs: &Path) -> Result<(), JailError>
         0 => MsFlags::MS_REC | MsFlags::MS_SLAVE,
         p => mounts::flags(p),
     };
-    let err = |what: String| move |errno| JailError::Propagation { what, errno };
+    let err = |what: String| {
+        move |errno| JailError::new(Step::Propagation, format!("make / {what}"), errno)
+    };
     nix::mount::mount(NONE, "/", NONE, flags, NONE).map_err(err(format!("{flags:?}")))?;
     if !flags.contains(MsFlags::MS_SHARED) {
         return Ok(());
     }
-    let real = rootfs.canonicalize().map_err(|e| JailError::Propagation {
-        what: format!("shared: resolve rootfs {}", rootfs.display()),
-        errno: mounts::io_errno(&e),
+    let real = rootfs.canonicalize().map_err(|e| {
+        JailError::new(
+            Step::Propagation,
+            format!("make / shared: resolve rootfs {}", rootfs.display()),
+            mounts::io_errno(&e),
+        )
     })?;
-    let table = mountinfo::read().map_err(|e| JailError::Propagation {
-        what: "shared: read /proc/self/mountinfo".into(),
-        errno: mounts::io_errno(&e),
+    let table = mountinfo::read().map_err(|e| {
+        JailError::new(
+            Step::Propagation,
+            "make / shared: read /proc/self/mountinfo",
+            mounts::io_errno(&e),
+        )
     })?;
     let Some(parent) = mountinfo::containing(&table, &real).filter(|m| m.is_shared()) else {
         return Ok(());
@@ -50,9 +58,12 @@ pub fn set_propagation(propagation: u64, rootfs: &Path) -> Result<(), JailError>
 /// Step "rootfs-bind": bind the rootfs onto itself so that it is a mount point pivot_root
 /// accepts, then open it (after the bind, so that the fd is on the new mount).
 pub fn bind_rootfs(rootfs: &Path) -> Result<Root, JailError> {
-    let err = |errno| JailError::RootfsBind {
-        rootfs: rootfs.to_path_buf(),
-        errno,
+    let err = |errno| {
+        JailError::new(
+            Step::RootfsBind,
+            format!("bind rootfs {} onto itself", rootfs.display()),
+            errno,
+        )
     };
     nix::mount::mount(
         Some(rootfs),
@@ -76,7 +87,7 @@ pub fn bind_rootfs(rootfs: &Path) -> Result<Root, JailError> {
 pub fn pivot(root: Root) -> Result<(), JailError> {
     let err = |what: &str| {
         let what = format!("{what} (rootfs {})", root.real.display());
-        move |errno| JailError::PivotRoot { what, errno }
+        move |errno| JailError::new(Step::PivotRoot, what, errno)
     };
     let old_root = sys::open(Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY)
         .map_err(err("open the old root"))?;
@@ -101,9 +112,12 @@ pub fn set_root_propagation(propagation: u64) -> Result<(), JailError> {
     if flags.is_empty() {
         return Ok(());
     }
-    nix::mount::mount(NONE, "/", NONE, flags, NONE).map_err(|errno| JailError::Propagation {
-        what: format!("{flags:?} on the new /"),
-        errno,
+    nix::mount::mount(NONE, "/", NONE, flags, NONE).map_err(|errno| {
+        JailError::new(
+            Step::Propagation,
+            format!("make / {flags:?} on the new /"),
+            errno,
+        )
     })
 }
 
@@ -113,10 +127,7 @@ pub fn set_root_propagation(propagation: u64) -> Result<(), JailError> {
 /// root read-only too.
 pub fn mask(paths: &[PathBuf]) -> Result<(), JailError> {
     for p in paths {
-        let err = |errno| JailError::MaskedPaths {
-            path: p.clone(),
-            errno,
-        };
+        let err = |errno| JailError::new(Step::MaskedPaths, format!("mask {}", p.display()), errno);
         let meta = match std::fs::metadata(p) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -136,9 +147,12 @@ pub fn mask(paths: &[PathBuf]) -> Result<(), JailError> {
 /// other flags.
 pub fn make_readonly(paths: &[PathBuf]) -> Result<(), JailError> {
     for p in paths {
-        let err = |errno| JailError::ReadonlyPaths {
-            path: p.clone(),
-            errno,
+        let err = |errno| {
+            JailError::new(
+                Step::ReadonlyPaths,
+                format!("make {} read-only", p.display()),
+                errno,
+            )
         };
         let rec_bind = MsFlags::MS_BIND | MsFlags::MS_REC;
         match nix::mount::mount(Some(p.as_path()), p, NONE, rec_bind, NONE) {
@@ -154,7 +168,7 @@ pub fn make_readonly(paths: &[PathBuf]) -> Result<(), JailError> {
 /// Step "readonly-root": "/" read-only.
 pub fn make_root_readonly() -> Result<(), JailError> {
     remount_readonly(Path::new("/"), MsFlags::empty())
-        .map_err(|errno| JailError::ReadonlyRoot { errno })
+        .map_err(Step::ReadonlyRoot.err("remount / read-only"))
 }
 
 /// A bind remount adds MS_RDONLY but would otherwise clear nosuid/nodev/noexec and the atime

@@ -4,12 +4,12 @@
 //! CAP_SYS_NICE, which the identity step may drop) and before a seccomp filter loaded without
 //! no_new_privs could forbid the calls: runc 1.2's order.
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use crate::sys;
 use wire::zygote::ProcessConfig;
 
 pub fn apply(p: &ProcessConfig) -> Result<(), JailError> {
-    let err = |what: String| move |errno| JailError::Scheduling { what, errno };
+    let err = |what: String| move |errno| JailError::new(Step::Scheduling, what, errno);
     if let Some(persona) = p.personality {
         sys::set_personality(persona).map_err(err(format!("set personality {persona:#x}")))?;
     }

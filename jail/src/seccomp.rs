@@ -12,7 +12,7 @@
 //! EPERM. Refused: SCMP_ACT_NOTIFY and `listenerPath` (no seccomp agent), unknown actions,
 //! architectures and flags, an argument index above 5.
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use libseccomp::ScmpSyscall;
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
 use nix::errno::Errno;
@@ -265,9 +265,12 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<u64>, SeccompError> {
 
 /// Step "seccomp": installs the program. Needs no_new_privs or CAP_SYS_ADMIN.
 pub fn load(filter: &SeccompFilter) -> Result<(), JailError> {
-    let err = |errno| JailError::Seccomp {
-        what: format!("load a {}-instruction filter", filter.program.len()),
-        errno,
+    let err = |errno| {
+        JailError::new(
+            Step::Seccomp,
+            format!("load a {}-instruction filter", filter.program.len()),
+            errno,
+        )
     };
     let prog = libc::sock_fprog {
         len: u16::try_from(filter.program.len()).map_err(|_| err(Errno::E2BIG))?,

@@ -4,7 +4,7 @@
 //! opened only after checking that /proc really is a procfs, so that a rootfs that shadows /proc
 //! cannot redirect the writes.
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use crate::namespaces;
 use crate::sys;
 use nix::errno::Errno;
@@ -18,7 +18,7 @@ use wire::zygote::{ContainerConfig, NamespaceKind};
 /// Step "hostname". Only in the container's own (new or joined) UTS namespace: otherwise this would
 /// rename the host.
 pub fn set_names(cfg: &ContainerConfig) -> Result<(), JailError> {
-    let err = |what: String| move |errno| JailError::Hostname { what, errno };
+    let err = |what: String| move |errno| JailError::new(Step::Hostname, what, errno);
     let names = [("hostname", &cfg.hostname), ("domainname", &cfg.domainname)];
     for (which, value) in names {
         let Some(value) = value else { continue };
@@ -43,7 +43,7 @@ pub fn bring_up_loopback(cfg: &ContainerConfig) -> Result<(), JailError> {
     if !namespaces::is_new(cfg, NamespaceKind::Network) {
         return Ok(());
     }
-    sys::set_link_up("lo").map_err(|errno| JailError::Loopback { errno })
+    sys::set_link_up("lo").map_err(Step::Loopback.err("bring the loopback interface up"))
 }
 
 /// An fd of /proc (the container's, after the pivot) that is verified to be a procfs.
@@ -82,7 +82,7 @@ pub fn set_sysctls(sysctls: &[(String, String)]) -> Result<(), JailError> {
     }
     let err = |key: &str, value: &str| {
         let (key, value) = (key.to_string(), value.to_string());
-        move |errno| JailError::Sysctl { key, value, errno }
+        move |errno| JailError::new(Step::Sysctl, format!("set {} to {:?}", key, value), errno)
     };
     let (first_key, first_value) = &sysctls[0];
     let dir = proc_dir("/proc/sys").map_err(err(first_key, first_value))?;
@@ -95,7 +95,13 @@ pub fn set_sysctls(sysctls: &[(String, String)]) -> Result<(), JailError> {
 /// Step "oom-score-adj".
 pub fn set_oom_score_adj(value: Option<i32>) -> Result<(), JailError> {
     let Some(value) = value else { return Ok(()) };
-    let err = |errno| JailError::OomScoreAdj { value, errno };
+    let err = |errno| {
+        JailError::new(
+            Step::OomScoreAdj,
+            format!("write {} to /proc/self/oom_score_adj", value),
+            errno,
+        )
+    };
     let dir = proc_dir("/proc/self").map_err(err)?;
     write_under(&dir, Path::new("oom_score_adj"), &value.to_string()).map_err(err)
 }

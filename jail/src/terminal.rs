@@ -18,7 +18,7 @@
 //!    child that joins a pid namespace clones that process after the jail is built, and a
 //!    session whose leader exits loses its controlling terminal.
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use crate::sys;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
@@ -34,7 +34,7 @@ const PTMX_MINOR: u64 = 2;
 
 fn err(what: impl Into<String>) -> impl FnOnce(Errno) -> JailError {
     let what = what.into();
-    move |errno| JailError::Terminal { what, errno }
+    move |errno| JailError::new(Step::Terminal, what, errno)
 }
 
 /// Where the pty ends up besides stdio.

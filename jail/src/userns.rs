@@ -6,7 +6,7 @@
 //! setgroups is left allowed, as runc leaves it when it runs as root: only an unprivileged
 //! writer must deny it before writing a gid map.
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use nix::errno::Errno;
 use std::io::Write;
 use std::path::Path;
@@ -44,9 +44,12 @@ pub fn write_maps(proc: &Path, pid: i32, cfg: &ContainerConfig) -> Result<(), Ja
                 .open(&path)?
                 .write_all(map_text(maps).as_bytes())
         };
-        write().map_err(|e| JailError::UserNamespace {
-            what: format!("write {}", path.display()),
-            errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        write().map_err(|e| {
+            JailError::new(
+                Step::UserNamespace,
+                format!("write {}", path.display()),
+                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            )
         })?;
     }
     Ok(())
@@ -60,7 +63,7 @@ pub fn write_maps(proc: &Path, pid: i32, cfg: &ContainerConfig) -> Result<(), Ja
 pub fn become_root() -> Result<(), JailError> {
     let err = |what: &str| {
         let what = what.to_owned();
-        move |errno| JailError::UserNamespace { what, errno }
+        move |errno| JailError::new(Step::UserNamespace, what, errno)
     };
     let root_gid = nix::unistd::Gid::from_raw(0);
     nix::unistd::setresgid(root_gid, root_gid, root_gid)

@@ -8,7 +8,7 @@
 
 mod cgroup;
 
-use crate::error::JailError;
+use crate::error::{JailError, Step};
 use crate::{paths, sys};
 use nix::errno::Errno;
 use nix::mount::MsFlags;
@@ -40,9 +40,8 @@ pub struct MountContext {
 /// Mounts every `cfg.mounts` entry in order.
 pub fn mount_all(root: &Root, mounts: &[Mount], ctx: MountContext) -> Result<(), JailError> {
     for m in mounts {
-        mount_one(root, m, ctx).map_err(|(op, errno)| JailError::Mount {
-            what: describe(op, m, &root.real),
-            errno,
+        mount_one(root, m, ctx).map_err(|(op, errno)| {
+            JailError::new(Step::Mount, describe(op, m, &root.real), errno)
         })?;
     }
     Ok(())
@@ -322,10 +321,11 @@ mod tests {
             describe("mount", &p, Path::new("/r")),
             "mount /proc (proc) at /r/proc"
         );
-        let e = JailError::Mount {
-            what: describe("mount", &p, Path::new("/r")),
-            errno: Errno::ENOENT,
-        };
+        let e = JailError::new(
+            Step::Mount,
+            describe("mount", &p, Path::new("/r")),
+            Errno::ENOENT,
+        );
         assert_eq!(e.to_string(), "mount /proc (proc) at /r/proc: ENOENT");
     }
 
