@@ -2,7 +2,9 @@
 //! child's `ready` report, `prepare_exec` joins a running container for ExecProcess, and `exec`
 //! starts the process after the exec.fifo byte (or right away, for an exec). This module owns
 //! the order of the steps; each step lives in its own module. A failing step stops everything
-//! and comes back as a `JailError` naming the step and the errno.
+//! and comes back as a `JailError` naming the step and the errno. Each step's kernel work goes
+//! through the `Steps` seam (`steps.rs`), so that `order_tests` checks the order below, and
+//! what a failure stops, without root.
 //!
 //! `prepare`, the steps in order (the name is `JailError::step`):
 //!  0. "oom-score-adj": the config's value (0 when the spec has none, so the zygote's is never
@@ -92,10 +94,9 @@
 //! "seccomp" with no_new_privs (right before execve, so none of our code runs under the filter),
 //! execve with exactly the configured environment.
 
-use crate::terminal::{self, Console};
-use crate::{
-    capabilities, devices, hooks, identity, mounts, namespaces, rlimits, rootfs, system, userns,
-};
+use crate::steps::{Kernel, Steps};
+use crate::terminal::Console;
+use crate::{hooks, mounts, namespaces, userns};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 use wire::zygote::{ContainerConfig, ExecConfig, NamespaceKind, ProcessConfig};
@@ -104,8 +105,8 @@ pub use crate::error::{JailError, Step};
 pub use crate::process::Prepared;
 
 /// Builds the jail in the documented order. `join` holds the fds of the namespaces to join
-/// (same order as the config's `join: true` entries, plus the warm pool's). Must run in the freshly cloned child, as root, with
-/// stdio already in place on 0, 1 and 2.
+/// (same order as the config's `join: true` entries, plus the warm pool's). Must run in the
+/// freshly cloned child, as root, with stdio already in place on 0, 1 and 2.
 /// `runtime_hooks` is called at the hooks' point when the config has `prestart` or
 /// `createRuntime` hooks: it hands over to the agent, which runs them, and returns once it may
 /// go on.
@@ -114,19 +115,29 @@ pub fn prepare(
     join: &[(NamespaceKind, BorrowedFd<'_>)],
     runtime_hooks: &mut dyn FnMut() -> Result<(), JailError>,
 ) -> Result<Prepared, JailError> {
+    prepare_with(&mut Kernel, cfg, join, runtime_hooks)
+}
+
+/// `prepare`'s order, over any `Steps` (the kernel's, or a test's recording double).
+pub(crate) fn prepare_with<S: Steps>(
+    s: &mut S,
+    cfg: &ContainerConfig,
+    join: &[(NamespaceKind, BorrowedFd<'_>)],
+    runtime_hooks: &mut dyn FnMut() -> Result<(), JailError>,
+) -> Result<Prepared, JailError> {
     let mut prepared = Prepared::new(&cfg.process)?;
     let userns = userns::in_use(cfg);
     if userns {
-        userns::become_root()?;
-        namespaces::unshare_in_userns(cfg)?;
+        s.become_root_in_userns()?;
+        s.unshare_in_userns(cfg)?;
     } else {
-        system::set_oom_score_adj(cfg.oom_score_adj)?;
-        namespaces::join_cgroups(&cfg.cgroup_procs)?;
+        s.oom_score_adj(cfg.oom_score_adj)?;
+        s.join_cgroups(&cfg.cgroup_procs)?;
     }
-    namespaces::enter(cfg, join)?;
-    system::bring_up_loopback(cfg)?;
-    rootfs::set_propagation(cfg.rootfs_propagation, &cfg.rootfs)?;
-    let root = rootfs::bind_rootfs(&cfg.rootfs)?;
+    s.enter_namespaces(cfg, join)?;
+    s.loopback(cfg)?;
+    s.propagation(cfg.rootfs_propagation, &cfg.rootfs)?;
+    let root = s.bind_rootfs(&cfg.rootfs)?;
     let ctx = mounts::MountContext {
         cgroupns: namespaces::has(cfg, NamespaceKind::Cgroup),
         joined_pid_ns: join
@@ -134,31 +145,32 @@ pub fn prepare(
             .find(|(kind, _)| *kind == NamespaceKind::Pid)
             .map(|(_, fd)| fd.as_raw_fd()),
     };
-    mounts::mount_all(&root, &cfg.mounts, ctx)?;
-    devices::setup(&root, cfg)?;
-    run_create_hooks(cfg, runtime_hooks)?;
-    rootfs::pivot(root)?;
-    rootfs::set_root_propagation(cfg.rootfs_propagation)?;
-    identity::create_cwd(&cfg.process.cwd)?;
+    s.mount_all(&root, &cfg.mounts, ctx)?;
+    s.devices(&root, cfg)?;
+    run_create_hooks(s, cfg, runtime_hooks)?;
+    s.pivot(root)?;
+    s.root_propagation(cfg.rootfs_propagation)?;
+    s.create_cwd(&cfg.process.cwd)?;
     if cfg.process.terminal {
-        let master = terminal::setup(cfg.console_size, Console::BindDevConsole)?;
+        let master = s.terminal(cfg.console_size, Console::BindDevConsole)?;
         prepared.set_console(master);
     }
     if cfg.readonly_root {
-        rootfs::make_root_readonly()?;
+        s.readonly_root()?;
     }
-    system::set_names(cfg)?;
-    system::set_sysctls(&cfg.sysctl)?;
-    rootfs::make_readonly(&cfg.readonly_paths)?;
-    rootfs::mask(&cfg.masked_paths)?;
-    become_process(&cfg.process, &mut prepared, !userns)?;
+    s.names(cfg)?;
+    s.sysctls(&cfg.sysctl)?;
+    s.readonly_paths(&cfg.readonly_paths)?;
+    s.masked_paths(&cfg.masked_paths)?;
+    become_process(s, &cfg.process, &mut prepared, !userns)?;
     Ok(prepared)
 }
 
 /// Step "hooks" of a create: the runtime's (`prestart`, `createRuntime`, by the agent through
 /// `runtime_hooks`), then `createContainer`, run from here: in the container's namespaces,
 /// before pivot_root, so that their paths resolve on the host (runc's order).
-fn run_create_hooks(
+fn run_create_hooks<S: Steps>(
+    s: &mut S,
     cfg: &ContainerConfig,
     runtime_hooks: &mut dyn FnMut() -> Result<(), JailError>,
 ) -> Result<(), JailError> {
@@ -168,7 +180,7 @@ fn run_create_hooks(
     let hooks = &cfg.hooks.create_container;
     if !hooks.is_empty() {
         let state = hooks::state_json(&cfg.hooks.state, "creating", Some(own_pid()));
-        hooks::run_all("createContainer", hooks, &state)?;
+        s.run_hooks("createContainer", hooks, &state)?;
     }
     Ok(())
 }
@@ -181,7 +193,7 @@ pub fn run_start_hooks(cfg: &ContainerConfig) -> Result<(), JailError> {
         return Ok(());
     }
     let state = hooks::state_json(&cfg.hooks.state, "created", Some(own_pid()));
-    hooks::run_all("startContainer", hooks, &state)
+    Kernel.run_hooks("startContainer", hooks, &state)
 }
 
 /// Our pid as the hooks see it (they run in our pid namespace).
@@ -199,36 +211,52 @@ pub fn prepare_outside_userns(
     cfg: &ContainerConfig,
     join: &[(NamespaceKind, BorrowedFd<'_>)],
 ) -> Result<(), JailError> {
-    system::set_oom_score_adj(cfg.oom_score_adj)?;
-    namespaces::join_cgroups(&cfg.cgroup_procs)?;
-    rlimits::apply(&cfg.process.rlimits)?;
-    namespaces::join_all(join)
+    prepare_outside_userns_with(&mut Kernel, cfg, join)
+}
+
+pub(crate) fn prepare_outside_userns_with<S: Steps>(
+    s: &mut S,
+    cfg: &ContainerConfig,
+    join: &[(NamespaceKind, BorrowedFd<'_>)],
+) -> Result<(), JailError> {
+    s.oom_score_adj(cfg.oom_score_adj)?;
+    s.join_cgroups(&cfg.cgroup_procs)?;
+    s.rlimits(&cfg.process.rlimits)?;
+    s.join_namespaces(join)
 }
 
 /// Joins the running container in the documented order. Must run in a single-threaded child
 /// that the zygote cloned in its own pid namespace, as root in the initial user
 /// namespace, with stdio already on 0, 1 and 2. `init_pidfd` is a pidfd of the container's init.
 pub fn prepare_exec(cfg: &ExecConfig, init_pidfd: BorrowedFd<'_>) -> Result<Prepared, JailError> {
-    capabilities::set_non_dumpable()?;
-    system::set_oom_score_adj(cfg.oom_score_adj)?;
+    prepare_exec_with(&mut Kernel, cfg, init_pidfd)
+}
+
+pub(crate) fn prepare_exec_with<S: Steps>(
+    s: &mut S,
+    cfg: &ExecConfig,
+    init_pidfd: BorrowedFd<'_>,
+) -> Result<Prepared, JailError> {
+    s.non_dumpable()?;
+    s.oom_score_adj(cfg.oom_score_adj)?;
     let mut prepared = Prepared::new(&cfg.process)?;
     prepared.set_pause_before_exec(Duration::from_millis(cfg.test_pause_before_exec_ms.into()));
-    namespaces::join_cgroups(&cfg.cgroup_procs)?;
+    s.join_cgroups(&cfg.cgroup_procs)?;
     // Inside a user namespace the hard limits could no longer be raised (see
     // `prepare_outside_userns`): set them first.
     let userns = cfg.namespaces.contains(&NamespaceKind::User);
     if userns {
-        rlimits::apply(&cfg.process.rlimits)?;
+        s.rlimits(&cfg.process.rlimits)?;
     }
-    namespaces::join_container(&cfg.namespaces, init_pidfd)?;
+    s.join_container(&cfg.namespaces, init_pidfd)?;
     if userns {
-        userns::become_root()?;
+        s.become_root_in_userns()?;
     }
     if cfg.process.terminal {
-        let master = terminal::setup(cfg.console_size, Console::StdioOnly)?;
+        let master = s.terminal(cfg.console_size, Console::StdioOnly)?;
         prepared.set_console(master);
     }
-    become_process(&cfg.process, &mut prepared, !userns)?;
+    become_process(s, &cfg.process, &mut prepared, !userns)?;
     Ok(prepared)
 }
 
@@ -236,33 +264,35 @@ pub fn prepare_exec(cfg: &ExecConfig, init_pidfd: BorrowedFd<'_>) -> Result<Prep
 /// "umask", "capabilities" + "identity", "cwd", "no-new-privs"; before all of them, HOME from
 /// the container's /etc/passwd when the environment has none (step "identity").
 /// `rlimits`: false when they were set before entering a user namespace.
-fn become_process(
+fn become_process<S: Steps>(
+    s: &mut S,
     p: &ProcessConfig,
     prepared: &mut Prepared,
     rlimits: bool,
 ) -> Result<(), JailError> {
     // First: a seccomp profile loaded below may forbid the open, and rlimits may be tight.
     if prepared.lacks_home() {
-        prepared.set_home(&crate::home::home_of(p.uid)?)?;
+        let home = s.home_of(p.uid)?;
+        prepared.set_home(&home)?;
     }
     if rlimits {
-        rlimits::apply(&p.rlimits)?;
+        s.rlimits(&p.rlimits)?;
     }
-    crate::scheduling::apply(p)?;
-    identity::set_umask(p.umask)?;
+    s.scheduling(p)?;
+    s.umask(p.umask)?;
     if let (Some(filter), false) = (&p.seccomp, p.no_new_privileges) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: now, while we have it
         // (runc does the same). With no_new_privs it is loaded right before execve instead.
-        crate::seccomp::load(filter)?;
+        s.seccomp(filter)?;
     }
     let caps = &p.capabilities;
-    capabilities::drop_bounding(caps.bounding)?;
-    capabilities::keep_across_setuid(true)?;
-    identity::switch_user(p)?;
-    capabilities::keep_across_setuid(false)?;
-    capabilities::apply(caps)?;
-    identity::change_dir(&p.cwd)?;
-    capabilities::set_no_new_privs(p.no_new_privileges)
+    s.drop_bounding(caps.bounding)?;
+    s.keep_caps(true)?;
+    s.switch_user(p)?;
+    s.keep_caps(false)?;
+    s.capabilities(caps)?;
+    s.change_dir(&p.cwd)?;
+    s.no_new_privs(p.no_new_privileges)
 }
 
 /// `lo` up in the calling process's network namespace: for the zygote's warm pool, which brings
@@ -279,9 +309,13 @@ pub fn loopback_up() -> Result<(), nix::errno::Errno> {
 /// the zygote and the agent with kill(0, sig), which reaches a process group across pid
 /// namespaces.
 pub fn finish(prepared: &Prepared) -> Result<(), JailError> {
-    nix::unistd::setsid().map_err(Step::Session.err("setsid"))?;
+    finish_with(&mut Kernel, prepared)
+}
+
+pub(crate) fn finish_with<S: Steps>(s: &mut S, prepared: &Prepared) -> Result<(), JailError> {
+    s.session()?;
     if prepared.has_terminal() {
-        terminal::make_controlling()?;
+        s.controlling_terminal()?;
     }
     Ok(())
 }
@@ -295,5 +329,7 @@ pub fn exec(prepared: &Prepared) -> JailError {
 
 #[cfg(test)]
 mod exec_tests;
+#[cfg(test)]
+mod order_tests;
 #[cfg(test)]
 mod tests;

@@ -25,6 +25,7 @@ mod process;
 mod rlimits;
 mod rootfs;
 mod scheduling;
+mod steps;
 mod sys;
 mod system;
 mod terminal;
