@@ -49,7 +49,8 @@ fn unescape(field: &str) -> PathBuf {
     PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
-fn parse_line(line: &str) -> Option<MountEntry> {
+/// One line; None when it is not a mountinfo line (too few fields, no " - " separator).
+pub fn parse_line(line: &str) -> Option<MountEntry> {
     let (left, right) = line.split_once(" - ")?;
     let mut l = left.split(' ');
     let root = unescape(l.nth(3)?);
@@ -127,6 +128,14 @@ mod tests {
 40 31 0:37 /docker /sys/fs/cgroup/systemd rw,relatime master:3 - cgroup cgroup rw,name=systemd
 50 27 0:40 / /tmp/a\\040b rw - tmpfs tmpfs rw
 ";
+
+    #[test]
+    fn unescapes_octal_only_where_complete() {
+        assert_eq!(unescape(r"/a\040b\134c"), Path::new(r"/a b\c"));
+        assert_eq!(unescape(r"/plain\"), Path::new(r"/plain\"));
+        assert_eq!(unescape(r"/x\08"), Path::new(r"/x\08"));
+        assert!(parse_line("1 2 3:4 / /m rw").is_none(), "no separator");
+    }
 
     #[test]
     fn parses_fields_and_escapes() {

@@ -51,10 +51,27 @@ pub fn namespace_flags(namespaces: &[Namespace]) -> u64 {
 /// Clones a child with `ns_flags`. Like fork, the child continues from here on a copy of our
 /// stack; that is sound only because the zygote has exactly one thread.
 pub fn clone_child(ns_flags: u64) -> Result<Forked, Errno> {
+    let flags = ns_flags | libc::CLONE_PARENT as u64 | libc::CLONE_PIDFD as u64;
+    match clone3(flags, 0)? {
+        (0, _) => Ok(Forked::Child),
+        (pid, Some(pidfd)) => Ok(Forked::Parent {
+            pid: Pid::from_raw(pid),
+            pidfd,
+        }),
+        (_, None) => unreachable!("CLONE_PIDFD was asked for"),
+    }
+}
+
+/// clone3 without a stack, the one raw clone of the workspace (the benchmark's floor uses it
+/// too): the child returns here with 0, on a private copy of the caller's memory, as from
+/// fork(); the parent gets the pid, and a pidfd when `flags` has CLONE_PIDFD. Sound only in a
+/// single-threaded process: no lock can then be held by a thread the child lacks.
+pub fn clone3(flags: u64, exit_signal: u64) -> Result<(i32, Option<OwnedFd>), Errno> {
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
-        flags: ns_flags | libc::CLONE_PARENT as u64 | libc::CLONE_PIDFD as u64,
+        flags,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal,
         ..Default::default()
     };
     // SAFETY: `args` is a valid clone_args of the size we pass; no CLONE_VM and no stack, so the
@@ -69,14 +86,14 @@ pub fn clone_child(ns_flags: u64) -> Result<Forked, Errno> {
     };
     match ret {
         -1 => Err(Errno::last()),
-        0 => Ok(Forked::Child),
+        0 => Ok((0, None)),
         pid => {
-            // SAFETY: with CLONE_PIDFD the kernel stored a new fd in `pidfd` that only we own.
-            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-            Ok(Forked::Parent {
-                pid: Pid::from_raw(pid as i32),
-                pidfd,
-            })
+            let pidfd = (flags & libc::CLONE_PIDFD as u64 != 0).then(|| {
+                // SAFETY: with CLONE_PIDFD the kernel stored a new fd in `pidfd` that only we
+                // own.
+                unsafe { OwnedFd::from_raw_fd(pidfd) }
+            });
+            Ok((pid as i32, pidfd))
         }
     }
 }

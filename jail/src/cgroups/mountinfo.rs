@@ -1,8 +1,8 @@
-//! Reading the cgroup layout out of a mountinfo file (proc(5), /proc/<pid>/mountinfo).
+//! Reading the cgroup layout out of a mountinfo file (proc(5), /proc/<pid>/mountinfo), through
+//! the jail's one mountinfo parser (`crate::mountinfo`).
 
 use super::{CgroupError, Hierarchy, Layout};
-use std::os::unix::ffi::OsStringExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Mount options of a v1 cgroup mount that are not controllers.
 const NOT_CONTROLLERS: [&str; 8] = [
@@ -28,15 +28,16 @@ pub(super) fn detect(mountinfo: &Path) -> Result<Layout, CgroupError> {
             mountinfo: mountinfo.to_owned(),
             line: i + 1,
         };
-        let Some((mount, fstype, super_options)) = parse_line(line) else {
+        let Some(entry) = crate::mountinfo::parse_line(line) else {
             if line.trim().is_empty() {
                 continue;
             }
             return Err(malformed());
         };
-        match fstype {
+        let mount = entry.mount_point;
+        match entry.fstype.as_str() {
             "cgroup" => {
-                let controllers = controllers(super_options);
+                let controllers = controllers(&entry.super_options);
                 // The same hierarchy mounted twice (bind mounts) is used once, where first seen.
                 if !controllers.is_empty()
                     && !hierarchies.iter().any(|h| h.controllers == controllers)
@@ -60,18 +61,6 @@ pub(super) fn detect(mountinfo: &Path) -> Result<Layout, CgroupError> {
     }
 }
 
-/// (mount point, fs type, super options) of one line, e.g.
-/// `32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu`.
-fn parse_line(line: &str) -> Option<(PathBuf, &str, &str)> {
-    let fields: Vec<&str> = line.split(' ').collect();
-    let mount = fields.get(4)?;
-    // Optional fields (shared:N, master:N, ...) come between field 6 and the "-".
-    let sep = fields.iter().skip(6).position(|f| *f == "-")? + 6;
-    let fstype = fields.get(sep + 1)?;
-    let super_options = fields.get(sep + 3)?;
-    Some((unescape(mount), fstype, super_options))
-}
-
 fn controllers(super_options: &str) -> Vec<String> {
     super_options
         .split(',')
@@ -81,39 +70,9 @@ fn controllers(super_options: &str) -> Vec<String> {
         .collect()
 }
 
-/// The kernel writes space, tab, newline and backslash in paths as \ooo octal escapes.
-fn unescape(field: &str) -> PathBuf {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match (bytes[i], octal) {
-            (b'\\', Some(d)) => {
-                let value = d.iter().fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
-                out.push(value as u8);
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unescapes_octal() {
-        assert_eq!(unescape(r"/a\040b\134c"), Path::new(r"/a b\c"));
-        assert_eq!(unescape(r"/plain\"), Path::new(r"/plain\"));
-    }
 
     #[test]
     fn keeps_named_hierarchies_and_drops_options() {

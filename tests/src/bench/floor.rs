@@ -142,40 +142,13 @@ fn one(p: &Prepared) -> Result<u64> {
     }
 }
 
-/// clone3 without a stack: like fork, the child returns here (0) on a copy of our memory,
+/// clone3 without a stack (zygote's, the zygote's own clone): the child returns here with 0,
 /// which is sound because this helper has one thread.
 fn clone_child() -> Result<i32> {
-    #[repr(C)]
-    #[derive(Default)]
-    struct CloneArgs {
-        flags: u64,
-        pidfd: u64,
-        child_tid: u64,
-        parent_tid: u64,
-        exit_signal: u64,
-        stack: u64,
-        stack_size: u64,
-        tls: u64,
-    }
-    let mut args = CloneArgs {
-        flags: CLONE_FLAGS as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
-    };
-    // SAFETY: `args` is a valid clone_args (version 0 layout) of the size we pass; no CLONE_VM
-    // and no stack, so the child gets a private copy of our address space and returns here
-    // like fork(); this process is single-threaded, so no lock can be held by a missing thread.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    match ret {
-        -1 => Err(std::io::Error::last_os_error()).context("clone3"),
-        pid => Ok(pid as i32),
-    }
+    let (pid, _) = zygote::fork::clone3(CLONE_FLAGS as u64, libc::SIGCHLD as u64)
+        .map_err(std::io::Error::from)
+        .context("clone3")?;
+    Ok(pid)
 }
 
 /// The child's path to exec; returns the index of the step that failed.
