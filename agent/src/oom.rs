@@ -345,9 +345,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("cgroup.controllers"), "memory").unwrap();
         std::fs::write(tmp.path().join("cgroup.subtree_control"), "").unwrap();
-        let layout = jail::cgroups::Layout::V2 {
-            root: tmp.path().to_owned(),
-        };
+        let layout = jail::cgroups::Layout::v2(tmp.path().to_owned());
         let cg = layout
             .create(std::path::Path::new("c1"), &Default::default())
             .unwrap();

@@ -11,7 +11,7 @@
 //! Entries that are not directories (the agent's own socket may live here), symlinks, and
 //! directories whose contents are not ours are left alone with a warning.
 
-use jail::cgroups::{Cgroup, CgroupError, Layout};
+use jail::cgroups::{Cgroup, CgroupError, Layout, Mounts};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -252,11 +252,11 @@ fn legacy_cgroup(dir: &Path, layout: &Layout) -> Option<PathBuf> {
     let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let file = Path::new(config.get("cgroup_procs")?.get(0)?.as_str()?);
     let leaf = file.parent()?;
-    let rel = match layout {
-        Layout::V1(hierarchies) => hierarchies
+    let rel = match layout.mounts() {
+        Mounts::V1(hierarchies) => hierarchies
             .iter()
             .find_map(|h| leaf.strip_prefix(&h.mount).ok()),
-        Layout::V2 { root } => leaf.strip_prefix(root).ok(),
+        Mounts::V2 { root } => leaf.strip_prefix(root).ok(),
     }?;
     Some(rel.to_owned())
 }
@@ -328,11 +328,11 @@ mod tests {
         fs::create_dir(&state).unwrap();
         let root = tmp.path().join("cgroup");
         fs::create_dir_all(root.join("zagent")).unwrap();
-        (tmp, state, Layout::V2 { root })
+        (tmp, state, Layout::v2(root))
     }
 
     fn fake_cgroup(layout: &Layout, rel: &str, procs: &str) -> PathBuf {
-        let Layout::V2 { root } = layout else {
+        let Mounts::V2 { root } = layout.mounts() else {
             unreachable!()
         };
         let dir = root.join(rel);
@@ -413,14 +413,12 @@ mod tests {
             legacy_cgroup(&dir, &layout),
             Some(PathBuf::from("kata/old"))
         );
-        let v1 = Layout::V1(vec![jail::cgroups::Hierarchy {
+        let v1 = Layout::v1(vec![jail::cgroups::Hierarchy {
             mount: cg.parent().unwrap().to_owned(),
             controllers: vec!["pids".into()],
         }]);
         assert_eq!(legacy_cgroup(&dir, &v1), Some(PathBuf::from("old")));
-        let elsewhere = Layout::V2 {
-            root: "/nowhere".into(),
-        };
+        let elsewhere = Layout::v2("/nowhere");
         assert_eq!(legacy_cgroup(&dir, &elsewhere), None);
         assert_eq!(recover(&state, &layout).unwrap(), 1);
         assert!(!dir.exists() && !cg.exists());

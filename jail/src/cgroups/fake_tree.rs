@@ -23,7 +23,7 @@ pub fn v1_layout(tmp: &tempfile::TempDir, controllers: &[&str]) -> Layout {
             }
         })
         .collect();
-    Layout::V1(hierarchies)
+    Layout::v1(hierarchies)
 }
 
 /// The cgroup `c1` created without limits in a fresh fake v1 tree over `controllers`.

@@ -90,9 +90,7 @@ fn a_frozen_or_busy_leaf_is_refused_before_anything_is_written() {
     fs::create_dir(&leaf).unwrap();
     fs::write(leaf.join("cgroup.procs"), "").unwrap();
     fs::write(leaf.join("cgroup.freeze"), "1\n").unwrap();
-    let v2 = Layout::V2 {
-        root: tmp2.path().to_owned(),
-    };
+    let v2 = Layout::v2(tmp2.path().to_owned());
     let e = v2
         .create(Path::new("c1"), &Resources::default())
         .unwrap_err();
@@ -141,9 +139,7 @@ fn realtime_cpu_and_block_io_go_to_v1_and_realtime_is_refused_on_v2() {
     let v2tmp = tempfile::tempdir().unwrap();
     fs::write(v2tmp.path().join("cgroup.controllers"), "cpu io").unwrap();
     fs::write(v2tmp.path().join("cgroup.subtree_control"), "").unwrap();
-    let v2 = Layout::V2 {
-        root: v2tmp.path().to_owned(),
-    };
+    let v2 = Layout::v2(v2tmp.path().to_owned());
     let e = v2.create(Path::new("c1"), &res).unwrap_err();
     assert!(matches!(e, CgroupError::Unsupported { .. }), "{e}");
     let io_only = Resources {

@@ -37,7 +37,7 @@ mod update_tests;
 use std::collections::BTreeSet;
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The limits a container's cgroup is created with. For every field `None` means "leave the
@@ -111,9 +111,26 @@ impl Hierarchy {
 
 /// Where the host's cgroups are mounted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Layout {
+pub enum Mounts {
     V1(Vec<Hierarchy>),
     V2 { root: PathBuf },
+}
+
+/// The host's cgroups as this process uses them: where they are mounted, and what the cgroups
+/// made through this layout (and its clones, which share it) have made and claimed in them
+/// (`Tree`). Two layouts over the same mounts know nothing of each other's dirs: an agent has
+/// one, each test its own.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    mounts: Mounts,
+    tree: SharedTree,
+}
+
+/// Two layouts are equal when they are over the same mounts.
+impl PartialEq for Layout {
+    fn eq(&self, other: &Layout) -> bool {
+        self.mounts == other.mounts
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +187,27 @@ pub enum CgroupError {
 }
 
 impl Layout {
+    pub fn new(mounts: Mounts) -> Layout {
+        Layout {
+            mounts,
+            tree: SharedTree::default(),
+        }
+    }
+
+    /// cgroup v1 hierarchies.
+    pub fn v1(hierarchies: Vec<Hierarchy>) -> Layout {
+        Layout::new(Mounts::V1(hierarchies))
+    }
+
+    /// A cgroup2 root (the unified hierarchy).
+    pub fn v2(root: impl Into<PathBuf>) -> Layout {
+        Layout::new(Mounts::V2 { root: root.into() })
+    }
+
+    pub fn mounts(&self) -> &Mounts {
+        &self.mounts
+    }
+
     /// Parses a mountinfo file (normally /proc/self/mountinfo). cgroup v1 mounts give `V1` (a
     /// cgroup2 mount alongside, as on hybrid hosts, is ignored when v1 controllers exist); a
     /// cgroup2 mount alone gives `V2`.
@@ -181,12 +219,12 @@ impl Layout {
     /// `Cgroup::join_files`); known before the cgroup exists, so a launch can start early.
     pub fn join_files(&self, rel: &Path) -> Result<Vec<PathBuf>, CgroupError> {
         check_rel(rel)?;
-        Ok(match self {
-            Layout::V1(hierarchies) => hierarchies
+        Ok(match &self.mounts {
+            Mounts::V1(hierarchies) => hierarchies
                 .iter()
                 .map(|h| h.mount.join(rel).join("tasks"))
                 .collect(),
-            Layout::V2 { root } => vec![root.join(rel).join("cgroup.procs")],
+            Mounts::V2 { root } => vec![root.join(rel).join("cgroup.procs")],
         })
     }
 
@@ -197,9 +235,9 @@ impl Layout {
     /// written into it).
     pub fn create(&self, rel: &Path, res: &Resources) -> Result<Cgroup, CgroupError> {
         check_rel(rel)?;
-        match self {
-            Layout::V1(hierarchies) => v1::create(hierarchies, rel, res),
-            Layout::V2 { root } => v2::create(root, rel, res),
+        match &self.mounts {
+            Mounts::V1(hierarchies) => v1::create(&self.tree, hierarchies, rel, res),
+            Mounts::V2 { root } => v2::create(&self.tree, root, rel, res),
         }
     }
 
@@ -209,22 +247,23 @@ impl Layout {
     pub fn open(&self, rel: &Path) -> Result<Option<Cgroup>, CgroupError> {
         check_rel(rel)?;
         let is_dir = |dir: &Path| std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
-        let cgroup = match self {
-            Layout::V1(hierarchies) => {
+        let cgroup = match &self.mounts {
+            Mounts::V1(hierarchies) => {
                 let present: Vec<Hierarchy> = hierarchies
                     .iter()
                     .filter(|h| is_dir(&h.mount.join(rel)))
                     .cloned()
                     .collect();
-                v1::open(&present, rel)
+                v1::open(&self.tree, &present, rel)
             }
-            Layout::V2 { root } if is_dir(&root.join(rel)) => Some(Cgroup {
+            Mounts::V2 { root } if is_dir(&root.join(rel)) => Some(Cgroup {
+                tree: self.tree.clone(),
                 dirs: vec![root.join(rel)],
                 parents: parents_within(root, rel),
                 flavor: Flavor::V2,
                 joined: false,
             }),
-            Layout::V2 { .. } => None,
+            Mounts::V2 { .. } => None,
         };
         Ok(cgroup)
     }
@@ -249,8 +288,10 @@ enum Flavor {
 }
 
 /// A cgroup made (or joined) by `Layout::create`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Cgroup {
+    /// The layout's record of what its cgroups made and claimed.
+    tree: SharedTree,
     /// The leaf in every hierarchy (v1) or the one unified dir (v2).
     dirs: Vec<PathBuf>,
     /// The parents between the base(s) and the leaf, deepest first: `remove` takes away the
@@ -360,7 +401,7 @@ impl Cgroup {
                 }
             }
         }
-        let mut tree = lock_tree();
+        let mut tree = lock_tree(&self.tree);
         for dir in gone {
             tree.claimed.remove(dir);
         }
@@ -428,12 +469,13 @@ impl Cgroup {
     }
 }
 
-/// What this process knows of the cgroup tree. Holding the lock also serialises creation and
+/// What a layout knows of the cgroup tree. Holding the lock also serialises creation and
 /// removal of shared parents: without it, one container's `remove` could take away a parent
 /// another's `create` just found, and a v1 cpuset parent could be seen before its values are
 /// copied in.
+#[derive(Debug, Default)]
 struct Tree {
-    /// The parent dirs `create` made in this process and no `remove` has taken away yet: only
+    /// The parent dirs `create` made through this layout and no `remove` has taken away yet: only
     /// those are ever removed, by whichever container leaves them empty.
     made: BTreeSet<PathBuf>,
     /// The leaves of this process's cgroups (made or joined) until their `remove`: a second
@@ -441,13 +483,30 @@ struct Tree {
     claimed: BTreeSet<PathBuf>,
 }
 
-static TREE: Mutex<Tree> = Mutex::new(Tree {
-    made: BTreeSet::new(),
-    claimed: BTreeSet::new(),
-});
+type SharedTree = Arc<Mutex<Tree>>;
 
-fn lock_tree() -> MutexGuard<'static, Tree> {
-    TREE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// A cgroup as `v1` or `v2` built it, before it is tied to its layout's tree.
+struct Parts {
+    dirs: Vec<PathBuf>,
+    parents: Vec<PathBuf>,
+    flavor: Flavor,
+    joined: bool,
+}
+
+impl Parts {
+    fn tied_to(self, tree: &SharedTree) -> Cgroup {
+        Cgroup {
+            tree: tree.clone(),
+            dirs: self.dirs,
+            parents: self.parents,
+            flavor: self.flavor,
+            joined: self.joined,
+        }
+    }
+}
+
+fn lock_tree(tree: &Mutex<Tree>) -> MutexGuard<'_, Tree> {
+    tree.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Ends a `create` holding the tree lock: a failed one takes back every dir it made (`made`

@@ -55,8 +55,8 @@ pub(super) fn detect(mountinfo: &Path) -> Result<Layout, CgroupError> {
         .flat_map(|h| &h.controllers)
         .any(|c| !c.starts_with("name="));
     match unified {
-        _ if has_controllers => Ok(Layout::V1(hierarchies)),
-        Some(root) => Ok(Layout::V2 { root }),
+        _ if has_controllers => Ok(Layout::v1(hierarchies)),
+        Some(root) => Ok(Layout::v2(root)),
         None => Err(CgroupError::NotMounted(mountinfo.to_owned())),
     }
 }

@@ -222,9 +222,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         fs::write(tmp.path().join("cgroup.controllers"), "memory pids").unwrap();
         fs::write(tmp.path().join("cgroup.subtree_control"), "").unwrap();
-        let layout = Layout::V2 {
-            root: tmp.path().to_owned(),
-        };
+        let layout = Layout::v2(tmp.path().to_owned());
         let cg = layout
             .create(Path::new("c1"), &Resources::default())
             .unwrap();

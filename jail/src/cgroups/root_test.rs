@@ -65,15 +65,15 @@ fn real_cgroup_lifecycle() {
             .find(|d| d.join(file).exists())
             .cloned()
     };
-    match &layout {
-        Layout::V1(_) => {
+    match layout.mounts() {
+        Mounts::V1(_) => {
             let memory = dir_with("memory.limit_in_bytes").expect("a memory hierarchy");
             assert_eq!(
                 read_trimmed(memory.join("memory.limit_in_bytes")),
                 "67108864"
             );
         }
-        Layout::V2 { .. } => assert_eq!(
+        Mounts::V2 { .. } => assert_eq!(
             read_trimmed(cgroup.dirs()[0].join("memory.max")),
             "67108864"
         ),

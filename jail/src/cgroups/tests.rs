@@ -55,9 +55,7 @@ fn fake_v2(controllers: &str) -> (TempDir, Layout) {
     let tmp = tempfile::tempdir().unwrap();
     fs::write(tmp.path().join("cgroup.controllers"), controllers).unwrap();
     fs::write(tmp.path().join("cgroup.subtree_control"), "").unwrap();
-    let layout = Layout::V2 {
-        root: tmp.path().to_owned(),
-    };
+    let layout = Layout::v2(tmp.path().to_owned());
     (tmp, layout)
 }
 
@@ -87,7 +85,7 @@ fn all_limits() -> Resources {
 #[test]
 fn detects_this_machines_hybrid_layout_as_v1() {
     let (tmp, layout) = fake_v1();
-    let Layout::V1(hierarchies) = layout else {
+    let Mounts::V1(hierarchies) = layout.mounts() else {
         panic!("expected v1, got {layout:?}")
     };
     let got: Vec<_> = hierarchies
@@ -115,9 +113,7 @@ fn detects_unified_only_as_v2() {
     fs::write(&mountinfo, lines).unwrap();
     assert_eq!(
         Layout::detect(&mountinfo).unwrap(),
-        Layout::V2 {
-            root: "/sys/fs/cgroup".into()
-        }
+        Layout::v2("/sys/fs/cgroup")
     );
     // systemd's hybrid mode without v1 controllers: only name=systemd on v1.
     let named =
@@ -125,9 +121,7 @@ fn detects_unified_only_as_v2() {
     fs::write(&mountinfo, named).unwrap();
     assert_eq!(
         Layout::detect(&mountinfo).unwrap(),
-        Layout::V2 {
-            root: "/sys/fs/cgroup".into()
-        }
+        Layout::v2("/sys/fs/cgroup")
     );
 }
 
@@ -162,7 +156,7 @@ fn detect_dedupes_and_unescapes() {
         mount: "/c g/cpu".into(),
         controllers: vec!["cpu".into(), "cpuacct".into()],
     };
-    assert_eq!(Layout::detect(&mountinfo).unwrap(), Layout::V1(vec![want]));
+    assert_eq!(Layout::detect(&mountinfo).unwrap(), Layout::v1(vec![want]));
 }
 
 #[test]
@@ -308,7 +302,7 @@ fn missing_controller_is_refused_before_anything_is_made() {
     let tmp = tempfile::tempdir().unwrap();
     let mount = tmp.path().join("memory");
     fs::create_dir(&mount).unwrap();
-    let layout = Layout::V1(vec![Hierarchy {
+    let layout = Layout::v1(vec![Hierarchy {
         mount: mount.clone(),
         controllers: vec!["memory".into()],
     }]);
@@ -368,6 +362,34 @@ fn remove_keeps_shared_and_preexisting_parents() {
     );
     assert!(!b.join("pids/pre/zagent").exists());
     c2.remove().unwrap();
+}
+
+#[test]
+fn a_layout_removes_only_the_parents_it_or_its_clones_made() {
+    let (tmp, layout) = fake_v1();
+    let b = base(&tmp);
+    let other = Layout::new(layout.mounts().clone());
+    let mine = layout
+        .create(Path::new("zagent/c1"), &Resources::default())
+        .unwrap();
+    let theirs = other
+        .create(Path::new("zagent/c2"), &Resources::default())
+        .unwrap();
+    mine.remove().unwrap();
+    theirs.remove().unwrap();
+    assert!(
+        b.join("pids/zagent").exists(),
+        "the other layout did not make the parent, and it was not empty when ours left"
+    );
+    let clone = layout
+        .clone()
+        .create(Path::new("zagent/c3"), &Resources::default())
+        .unwrap();
+    clone.remove().unwrap();
+    assert!(
+        !b.join("pids/zagent").exists(),
+        "a clone shares what its layout made"
+    );
 }
 
 #[test]

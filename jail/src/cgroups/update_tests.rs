@@ -70,9 +70,7 @@ fn v2_update_writes_the_unified_files() {
     let tmp = tempfile::tempdir().unwrap();
     fs::write(tmp.path().join("cgroup.controllers"), "memory pids cpu").unwrap();
     fs::write(tmp.path().join("cgroup.subtree_control"), "").unwrap();
-    let layout = Layout::V2 {
-        root: tmp.path().to_owned(),
-    };
+    let layout = Layout::v2(tmp.path().to_owned());
     let cg = layout
         .create(Path::new("c1"), &Resources::default())
         .unwrap();

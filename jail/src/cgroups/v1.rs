@@ -3,19 +3,20 @@
 
 use super::{
     finish, lock_tree, make_dirs, max_or, parents_within, read, required_controllers, write,
-    Cgroup, CgroupError, Flavor, Hierarchy, Resources, Tree, V1Index,
+    Cgroup, CgroupError, Flavor, Hierarchy, Parts, Resources, SharedTree, Tree, V1Index,
 };
 use std::path::{Path, PathBuf};
 
 pub(super) fn create(
+    shared: &SharedTree,
     hierarchies: &[Hierarchy],
     rel: &Path,
     res: &Resources,
 ) -> Result<Cgroup, CgroupError> {
     check_controllers(hierarchies, res)?;
-    let mut tree = lock_tree();
+    let mut tree = lock_tree(shared);
     let mut made = Vec::new();
-    let result = build(&tree, hierarchies, rel, res, &mut made);
+    let result = build(&tree, hierarchies, rel, res, &mut made).map(|parts| parts.tied_to(shared));
     finish(&mut tree, made, result)
 }
 
@@ -40,7 +41,7 @@ fn build(
     rel: &Path,
     res: &Resources,
     made: &mut Vec<PathBuf>,
-) -> Result<Cgroup, CgroupError> {
+) -> Result<Parts, CgroupError> {
     let mut leaves = Vec::with_capacity(hierarchies.len());
     for h in hierarchies {
         let start = made.len();
@@ -61,7 +62,7 @@ fn build(
         apply(h, leaf, res)?;
         parents.extend(parents_within(&h.mount, rel));
     }
-    Ok(Cgroup {
+    Ok(Parts {
         joined: leaves.iter().any(|l| l.1),
         dirs: leaves.into_iter().map(|l| l.0).collect(),
         parents,
@@ -104,11 +105,12 @@ fn flavor(hierarchies: &[Hierarchy]) -> Flavor {
 }
 
 /// The existing cgroup `rel` in `present`, the hierarchies that have it; `None` if none has.
-pub(super) fn open(present: &[Hierarchy], rel: &Path) -> Option<Cgroup> {
+pub(super) fn open(shared: &SharedTree, present: &[Hierarchy], rel: &Path) -> Option<Cgroup> {
     if present.is_empty() {
         return None;
     }
     Some(Cgroup {
+        tree: shared.clone(),
         joined: false,
         dirs: present.iter().map(|h| h.mount.join(rel)).collect(),
         parents: present

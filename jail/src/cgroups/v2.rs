@@ -3,7 +3,7 @@
 
 use super::{
     finish, lock_tree, make_dirs, max_or, parents_within, required_controllers, write, Cgroup,
-    CgroupError, Flavor, Resources, Tree,
+    CgroupError, Flavor, Parts, Resources, SharedTree, Tree,
 };
 use std::io;
 use std::path::{Path, PathBuf};
@@ -11,10 +11,15 @@ use std::path::{Path, PathBuf};
 /// v2's default `cpu.max` period (µs), used when only a quota is given.
 const DEFAULT_PERIOD: u64 = 100_000;
 
-pub(super) fn create(root: &Path, rel: &Path, res: &Resources) -> Result<Cgroup, CgroupError> {
-    let mut tree = lock_tree();
+pub(super) fn create(
+    shared: &SharedTree,
+    root: &Path,
+    rel: &Path,
+    res: &Resources,
+) -> Result<Cgroup, CgroupError> {
+    let mut tree = lock_tree(shared);
     let mut made = Vec::new();
-    let result = build(&tree, root, rel, res, &mut made);
+    let result = build(&tree, root, rel, res, &mut made).map(|parts| parts.tied_to(shared));
     finish(&mut tree, made, result)
 }
 
@@ -24,7 +29,7 @@ fn build(
     rel: &Path,
     res: &Resources,
     made: &mut Vec<PathBuf>,
-) -> Result<Cgroup, CgroupError> {
+) -> Result<Parts, CgroupError> {
     refuse_v1_only(res)?;
     let required: Vec<_> = required_controllers(res)
         .into_iter()
@@ -53,7 +58,7 @@ fn build(
     enable_controllers(root, rel, &enable)?;
     apply(&leaf, res)?;
     let parents = parents_within(root, rel);
-    Ok(Cgroup {
+    Ok(Parts {
         dirs: vec![leaf],
         parents,
         flavor: Flavor::V2,
