@@ -106,6 +106,8 @@ pub enum AgentError {
     Storage(#[from] crate::storage::StorageError),
     #[error("network: {0}")]
     Net(#[from] crate::net::NetError),
+    #[error("network stats: {0}")]
+    NetStats(#[from] crate::netstats::NetStatsError),
 }
 
 impl AgentError {
@@ -177,7 +179,8 @@ impl AgentError {
             | AgentError::Recovery(_)
             | AgentError::Cgroup(_)
             | AgentError::Io { .. }
-            | AgentError::Metrics(_) => Code::INTERNAL,
+            | AgentError::Metrics(_)
+            | AgentError::NetStats(_) => Code::INTERNAL,
         }
     }
 }

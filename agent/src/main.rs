@@ -24,6 +24,7 @@ mod lifecycle;
 mod listen;
 mod metrics;
 mod net;
+mod netstats;
 mod nsfile;
 mod oom;
 mod pause;
