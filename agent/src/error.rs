@@ -106,6 +106,8 @@ pub enum AgentError {
     Storage(#[from] crate::storage::StorageError),
     #[error("network: {0}")]
     Net(#[from] crate::net::NetError),
+    #[error("{0}")]
+    Iptables(#[from] crate::iptables::IptablesError),
     #[error("network stats: {0}")]
     NetStats(#[from] crate::netstats::NetStatsError),
 }
@@ -167,6 +169,7 @@ impl AgentError {
             | AgentError::NoTerminal => Code::FAILED_PRECONDITION,
             AgentError::StdinBusy => Code::RESOURCE_EXHAUSTED,
             AgentError::Net(e) => e.code(),
+            AgentError::Iptables(e) => e.code(),
             AgentError::Launch(e) if e.is_unavailable() => Code::UNAVAILABLE,
             AgentError::Timeout(_) => Code::DEADLINE_EXCEEDED,
             AgentError::Stopping => Code::UNAVAILABLE,

@@ -18,6 +18,7 @@ mod guest_init;
 mod guest_ops;
 mod hooks;
 mod io;
+mod iptables;
 mod launch;
 mod launcher;
 mod lifecycle;

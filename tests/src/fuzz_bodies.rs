@@ -362,6 +362,14 @@ pub const RPCS: &[Rpc] = &[
         path: "/grpc.AgentService/UpdateEphemeralMounts",
         body: plain::<agent::UpdateEphemeralMountsRequest>,
     },
+    Rpc {
+        path: "/grpc.AgentService/GetIPTables",
+        body: plain::<agent::GetIPTablesRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/SetIPTables",
+        body: plain::<agent::SetIPTablesRequest>,
+    },
 ];
 
 /// The first byte picks the RPC (index into `RPCS`); one value past the last means the rest is

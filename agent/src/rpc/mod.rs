@@ -55,6 +55,8 @@ pub const SERVED: &[&str] = &[
     "ListInterfaces",
     "ListRoutes",
     "AddARPNeighbors",
+    "GetIPTables",
+    "SetIPTables",
 ];
 
 pub struct AgentRpc {
@@ -483,6 +485,34 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     ) -> ttrpc::Result<Empty> {
         let r = network::add_arp_neighbors(&req).await;
         reply("AddARPNeighbors", "", r.map(|_| Empty::new()))
+    }
+
+    async fn get_ip_tables(
+        &self,
+        _: &TtrpcContext,
+        req: agent::GetIPTablesRequest,
+    ) -> ttrpc::Result<agent::GetIPTablesResponse> {
+        let dirs = crate::iptables::search_dirs(std::env::var_os("PATH").as_deref());
+        let r = crate::iptables::get(req.is_ipv6, dirs).await;
+        let r = r.map(|data| agent::GetIPTablesResponse {
+            data,
+            ..Default::default()
+        });
+        reply("GetIPTables", "", r.map_err(AgentError::from))
+    }
+
+    async fn set_ip_tables(
+        &self,
+        _: &TtrpcContext,
+        req: agent::SetIPTablesRequest,
+    ) -> ttrpc::Result<agent::SetIPTablesResponse> {
+        let dirs = crate::iptables::search_dirs(std::env::var_os("PATH").as_deref());
+        let r = crate::iptables::set(req.is_ipv6, &req.data, dirs).await;
+        let r = r.map(|data| agent::SetIPTablesResponse {
+            data,
+            ..Default::default()
+        });
+        reply("SetIPTables", "", r.map_err(AgentError::from))
     }
 
     async fn create_sandbox(
