@@ -108,6 +108,8 @@ pub enum AgentError {
     Net(#[from] crate::net::NetError),
     #[error("{0}")]
     Iptables(#[from] crate::iptables::IptablesError),
+    #[error("{0}")]
+    Swap(#[from] crate::swap::SwapError),
     #[error("network stats: {0}")]
     NetStats(#[from] crate::netstats::NetStatsError),
 }
@@ -170,6 +172,7 @@ impl AgentError {
             AgentError::StdinBusy => Code::RESOURCE_EXHAUSTED,
             AgentError::Net(e) => e.code(),
             AgentError::Iptables(e) => e.code(),
+            AgentError::Swap(e) => e.code(),
             AgentError::Launch(e) if e.is_unavailable() => Code::UNAVAILABLE,
             AgentError::Timeout(_) => Code::DEADLINE_EXCEEDED,
             AgentError::Stopping => Code::UNAVAILABLE,

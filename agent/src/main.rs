@@ -40,6 +40,7 @@ mod scrape;
 mod selfexe;
 mod server;
 mod storage;
+mod swap;
 mod teardown;
 
 // The launch sequence is in the library target, so the fuzz bodies (tests crate) drive it too.

@@ -370,6 +370,10 @@ pub const RPCS: &[Rpc] = &[
         path: "/grpc.AgentService/SetIPTables",
         body: plain::<agent::SetIPTablesRequest>,
     },
+    Rpc {
+        path: "/grpc.AgentService/AddSwap",
+        body: plain::<agent::AddSwapRequest>,
+    },
 ];
 
 /// The first byte picks the RPC (index into `RPCS`); one value past the last means the rest is

@@ -1,7 +1,8 @@
 //! Tier 2 (root): the guest-wide RPCs a Kata shim calls (issue 9), over ttrpc: CopyFile under
-//! the storage root, GetVolumeStats, ReseedRandomDev, and the refusals of SetGuestDateTime and
-//! OnlineCPUMem input that is out of range. (Setting the clock or onlining CPUs of the shared
-//! test host for real would change the machine; their sysfs and clock logic is unit-tested.)
+//! the storage root, GetVolumeStats, ReseedRandomDev, AddSwap's device lookup, and the refusals
+//! of SetGuestDateTime and OnlineCPUMem input that is out of range. (Setting the clock or
+//! onlining CPUs of the shared test host for real would change the machine; their sysfs and
+//! clock logic is unit-tested.)
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -70,4 +71,14 @@ async fn guest_rpcs_do_what_kata_s_agent_does(l: Launcher) {
         .online_cpu_mem(ctx(), &cpus)
         .await
         .expect("OnlineCPUMem with nothing to do");
+
+    // AddSwap looks the disk up in the machine's sysfs: no PCI device sits behind slot 1d of a
+    // device at slot 1e (its swapon on a real disk is the agent's root unit test).
+    let mut swap = wire::agent::AddSwapRequest::new();
+    swap.PCIPath = vec![0x1e, 0x1d];
+    let r = a.client.add_swap(ctx(), &swap).await;
+    assert_eq!(code(&r), Code::NOT_FOUND, "{r:?}");
+    swap.PCIPath = vec![];
+    let r = a.client.add_swap(ctx(), &swap).await;
+    assert_eq!(code(&r), Code::INVALID_ARGUMENT, "{r:?}");
 }

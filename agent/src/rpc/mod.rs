@@ -57,6 +57,7 @@ pub const SERVED: &[&str] = &[
     "AddARPNeighbors",
     "GetIPTables",
     "SetIPTables",
+    "AddSwap",
 ];
 
 pub struct AgentRpc {
@@ -485,6 +486,12 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     ) -> ttrpc::Result<Empty> {
         let r = network::add_arp_neighbors(&req).await;
         reply("AddARPNeighbors", "", r.map(|_| Empty::new()))
+    }
+
+    async fn add_swap(&self, _: &TtrpcContext, req: agent::AddSwapRequest) -> ttrpc::Result<Empty> {
+        let sysfs = std::path::Path::new(crate::guest::SYSFS);
+        let r = blocking(move || Ok(crate::swap::add_swap(sysfs, &req.PCIPath)?)).await;
+        reply("AddSwap", "", r.map(|_| Empty::new()))
     }
 
     async fn get_ip_tables(

@@ -658,6 +658,13 @@ fn rpc_payloads() -> Vec<(&'static str, Vec<u8>)> {
                 ..Default::default()
             }),
         ),
+        (
+            "/grpc.AgentService/AddSwap",
+            bytes(&agent::AddSwapRequest {
+                PCIPath: vec![2, 5],
+                ..Default::default()
+            }),
+        ),
     ]
 }
 
