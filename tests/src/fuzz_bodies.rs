@@ -374,6 +374,10 @@ pub const RPCS: &[Rpc] = &[
         path: "/grpc.AgentService/AddSwap",
         body: plain::<agent::AddSwapRequest>,
     },
+    Rpc {
+        path: "/grpc.AgentService/RemoveStaleVirtiofsShareMounts",
+        body: plain::<agent::RemoveStaleVirtiofsShareMountsRequest>,
+    },
 ];
 
 /// The first byte picks the RPC (index into `RPCS`); one value past the last means the rest is

@@ -58,6 +58,7 @@ pub const SERVED: &[&str] = &[
     "GetIPTables",
     "SetIPTables",
     "AddSwap",
+    "RemoveStaleVirtiofsShareMounts",
 ];
 
 pub struct AgentRpc {
@@ -486,6 +487,21 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     ) -> ttrpc::Result<Empty> {
         let r = network::add_arp_neighbors(&req).await;
         reply("AddARPNeighbors", "", r.map(|_| Empty::new()))
+    }
+
+    async fn remove_stale_virtiofs_share_mounts(
+        &self,
+        _: &TtrpcContext,
+        _: agent::RemoveStaleVirtiofsShareMountsRequest,
+    ) -> ttrpc::Result<Empty> {
+        let share = self.agent.storages.root().join("shared/containers");
+        let info = std::path::Path::new("/proc/self/mountinfo");
+        let r = blocking(move || crate::guest_ops::refresh_share_mounts(info, &share)).await;
+        reply(
+            "RemoveStaleVirtiofsShareMounts",
+            "",
+            r.map(|_| Empty::new()),
+        )
     }
 
     async fn add_swap(&self, _: &TtrpcContext, req: agent::AddSwapRequest) -> ttrpc::Result<Empty> {

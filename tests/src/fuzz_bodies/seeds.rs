@@ -665,6 +665,10 @@ fn rpc_payloads() -> Vec<(&'static str, Vec<u8>)> {
                 ..Default::default()
             }),
         ),
+        (
+            "/grpc.AgentService/RemoveStaleVirtiofsShareMounts",
+            bytes(&agent::RemoveStaleVirtiofsShareMountsRequest::default()),
+        ),
     ]
 }
 
