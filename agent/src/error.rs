@@ -106,6 +106,12 @@ pub enum AgentError {
     Storage(#[from] crate::storage::StorageError),
     #[error("network: {0}")]
     Net(#[from] crate::net::NetError),
+    #[error("{0}")]
+    Iptables(#[from] crate::iptables::IptablesError),
+    #[error("{0}")]
+    Swap(#[from] crate::swap::SwapError),
+    #[error("network stats: {0}")]
+    NetStats(#[from] crate::netstats::NetStatsError),
 }
 
 impl AgentError {
@@ -165,6 +171,8 @@ impl AgentError {
             | AgentError::NoTerminal => Code::FAILED_PRECONDITION,
             AgentError::StdinBusy => Code::RESOURCE_EXHAUSTED,
             AgentError::Net(e) => e.code(),
+            AgentError::Iptables(e) => e.code(),
+            AgentError::Swap(e) => e.code(),
             AgentError::Launch(e) if e.is_unavailable() => Code::UNAVAILABLE,
             AgentError::Timeout(_) => Code::DEADLINE_EXCEEDED,
             AgentError::Stopping => Code::UNAVAILABLE,
@@ -177,7 +185,8 @@ impl AgentError {
             | AgentError::Recovery(_)
             | AgentError::Cgroup(_)
             | AgentError::Io { .. }
-            | AgentError::Metrics(_) => Code::INTERNAL,
+            | AgentError::Metrics(_)
+            | AgentError::NetStats(_) => Code::INTERNAL,
         }
     }
 }

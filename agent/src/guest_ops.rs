@@ -2,7 +2,8 @@
 //! functions of the roots they work under (sysfs, /dev/random, the copy base), so that tests
 //! run them against temp dirs: OnlineCPUMem and MemHotplugByProbe (sysfs writes), CopyFile
 //! (files the shim copies in when there is no shared filesystem), GetVolumeStats (statfs),
-//! SetGuestDateTime (the guest's clock) and ReseedRandomDev (entropy from the host).
+//! SetGuestDateTime (the guest's clock), ReseedRandomDev (entropy from the host) and
+//! RemoveStaleVirtiofsShareMounts (the share's mount points stat'ed, from a mount table given).
 
 use crate::error::AgentError;
 use nix::sys::stat::SFlag;
@@ -246,6 +247,39 @@ pub fn copy_file(base: &Path, req: &CopyFileRequest) -> Result<(), AgentError> {
         .map_err(|e| AgentError::io(format!("rename to {}", path.display()), e))
 }
 
+/// The most of the mount table RemoveStaleVirtiofsShareMounts reads.
+const MAX_MOUNTINFO_BYTES: u64 = 16 << 20;
+
+/// RemoveStaleVirtiofsShareMounts, as Kata's agent does it: every mount point under
+/// `share_dir` in the mount table at `mountinfo` is stat'ed, which makes virtiofsd drop what it
+/// still holds (cache entries, fds) of one the host removed (Kata's issue 6455); nothing is
+/// unmounted. Returns each mount point and whether it still stat'ed (a stale one does not,
+/// which is no error: that stat was the point).
+pub fn refresh_share_mounts(
+    mountinfo: &Path,
+    share_dir: &Path,
+) -> Result<Vec<(PathBuf, bool)>, AgentError> {
+    use std::io::Read;
+    let read_err = |e| AgentError::io(format!("read {}", mountinfo.display()), e);
+    let mut text = String::new();
+    std::fs::File::open(mountinfo)
+        .map_err(read_err)?
+        .take(MAX_MOUNTINFO_BYTES)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    let points = jail::mountinfo::parse(&text)
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|p| p.starts_with(share_dir) && p != share_dir);
+    Ok(points
+        .map(|p| {
+            let live = std::fs::metadata(&p).is_ok();
+            tracing::debug!(mount_point = %p.display(), live, "share mount refreshed");
+            (p, live)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,5 +415,33 @@ mod tests {
         );
         let e = reseed_random_dev(Path::new("/dev/null"), &[0u8; 5000]).unwrap_err();
         assert_eq!(e.code(), ttrpc::Code::INVALID_ARGUMENT);
+    }
+
+    #[test]
+    fn share_mounts_under_the_dir_are_stat_ed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = dir.path().join("shared/containers");
+        std::fs::create_dir_all(share.join("live dir")).unwrap();
+        let s = share.display();
+        let line = |id: u32, point: &str| {
+            format!("{id} 1 0:5{id} / {point} rw,relatime shared:{id} - virtiofs kataShared rw\n")
+        };
+        let table = [
+            line(30, "/"),
+            line(31, &s.to_string()),
+            line(32, &format!("{s}/live\\040dir")),
+            line(33, &format!("{s}/gone")),
+            line(34, &format!("{}/elsewhere", dir.path().display())),
+        ]
+        .concat();
+        let info = dir.path().join("mountinfo");
+        std::fs::write(&info, table).unwrap();
+        let seen = refresh_share_mounts(&info, &share).unwrap();
+        assert_eq!(
+            seen,
+            [(share.join("live dir"), true), (share.join("gone"), false)]
+        );
+        let e = refresh_share_mounts(&dir.path().join("none"), &share).unwrap_err();
+        assert_eq!(e.code(), ttrpc::Code::INTERNAL);
     }
 }

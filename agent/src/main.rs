@@ -18,12 +18,14 @@ mod guest_init;
 mod guest_ops;
 mod hooks;
 mod io;
+mod iptables;
 mod launch;
 mod launcher;
 mod lifecycle;
 mod listen;
 mod metrics;
 mod net;
+mod netstats;
 mod nsfile;
 mod oom;
 mod pause;
@@ -38,6 +40,7 @@ mod scrape;
 mod selfexe;
 mod server;
 mod storage;
+mod swap;
 mod teardown;
 
 // The launch sequence is in the library target, so the fuzz bodies (tests crate) drive it too.

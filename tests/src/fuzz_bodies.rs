@@ -362,6 +362,22 @@ pub const RPCS: &[Rpc] = &[
         path: "/grpc.AgentService/UpdateEphemeralMounts",
         body: plain::<agent::UpdateEphemeralMountsRequest>,
     },
+    Rpc {
+        path: "/grpc.AgentService/GetIPTables",
+        body: plain::<agent::GetIPTablesRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/SetIPTables",
+        body: plain::<agent::SetIPTablesRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/AddSwap",
+        body: plain::<agent::AddSwapRequest>,
+    },
+    Rpc {
+        path: "/grpc.AgentService/RemoveStaleVirtiofsShareMounts",
+        body: plain::<agent::RemoveStaleVirtiofsShareMountsRequest>,
+    },
 ];
 
 /// The first byte picks the RPC (index into `RPCS`); one value past the last means the rest is

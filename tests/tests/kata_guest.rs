@@ -1,7 +1,9 @@
 //! Tier 2 (root): the guest-wide RPCs a Kata shim calls (issue 9), over ttrpc: CopyFile under
-//! the storage root, GetVolumeStats, ReseedRandomDev, and the refusals of SetGuestDateTime and
-//! OnlineCPUMem input that is out of range. (Setting the clock or onlining CPUs of the shared
-//! test host for real would change the machine; their sysfs and clock logic is unit-tested.)
+//! the storage root, GetVolumeStats, ReseedRandomDev, AddSwap's device lookup,
+//! RemoveStaleVirtiofsShareMounts, and the refusals
+//! of SetGuestDateTime and OnlineCPUMem input that is out of range. (Setting the clock or
+//! onlining CPUs of the shared test host for real would change the machine; their sysfs and
+//! clock logic is unit-tested.)
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -70,4 +72,42 @@ async fn guest_rpcs_do_what_kata_s_agent_does(l: Launcher) {
         .online_cpu_mem(ctx(), &cpus)
         .await
         .expect("OnlineCPUMem with nothing to do");
+
+    // AddSwap looks the disk up in the machine's sysfs: no PCI device sits behind slot 1d of a
+    // device at slot 1e (its swapon on a real disk is the agent's root unit test).
+    let mut swap = wire::agent::AddSwapRequest::new();
+    swap.PCIPath = vec![0x1e, 0x1d];
+    let r = a.client.add_swap(ctx(), &swap).await;
+    assert_eq!(code(&r), Code::NOT_FOUND, "{r:?}");
+    swap.PCIPath = vec![];
+    let r = a.client.add_swap(ctx(), &swap).await;
+    assert_eq!(code(&r), Code::INVALID_ARGUMENT, "{r:?}");
+
+    // RemoveStaleVirtiofsShareMounts stats the share's mounts, as Kata's agent: none goes away.
+    let share = Unmount(root.path().join("shared/containers/vfs"));
+    std::fs::create_dir_all(&share.0).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &share.0,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .expect("mount a tmpfs as a share");
+    let req = wire::agent::RemoveStaleVirtiofsShareMountsRequest::new();
+    a.client
+        .remove_stale_virtiofs_share_mounts(ctx(), &req)
+        .await
+        .expect("RemoveStaleVirtiofsShareMounts");
+    let mounts = tests::leftovers::host_mount_points();
+    assert!(mounts.contains(&share.0), "the share is still mounted");
+}
+
+/// A mount point unmounted on drop, on every path out of the test.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
 }

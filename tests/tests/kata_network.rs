@@ -2,11 +2,13 @@
 //! of the test's own with veth links of known MACs; every RPC's effect is read back with
 //! `ip -n NS -j`, and bad input gets its code and changes nothing. The machine's own
 //! interfaces are never touched; the namespace goes away on every path (`NetNs`'s drop).
+//! GetIPTables/SetIPTables change the namespace's packet filter only (iptables from
+//! `scripts/deps.sh`; without it the test fails).
 
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tests::agent::{code, Launcher, TestAgent};
+use tests::agent::{code, message, Launcher, TestAgent};
 use ttrpc::Code;
 use wire::agent as pb;
 use wire::types::{ARPNeighbor, IPAddress, IPFamily, Interface, Route};
@@ -364,4 +366,96 @@ async fn bad_input_is_refused_and_changes_nothing(a: &TestAgent, ns: &NetNs) {
     assert_eq!(code(&r), Code::NOT_FOUND);
     let n = ns.json(&["neigh", "show", "dev", "eth0"]);
     assert!(!n.iter().any(|e| e["dst"] == "10.20.0.8"), "added: {n:?}");
+}
+
+/// The `*-save` tool run in the test's namespace, for reading back what the agent set.
+fn saved_in(ns: &NetNs, tool: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, tool])
+        .output()
+        .expect("run ip netns exec");
+    assert!(
+        out.status.success(),
+        "{tool}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iptables_rules_are_set_and_read_back_in_the_agent_s_namespace() {
+    for tool in [
+        "iptables-save",
+        "iptables-restore",
+        "ip6tables-save",
+        "ip6tables-restore",
+    ] {
+        let found = ["/usr/sbin", "/sbin"]
+            .iter()
+            .any(|d| std::path::Path::new(d).join(tool).exists());
+        assert!(found, "{tool} is not installed: run scripts/deps.sh");
+    }
+    let ns = NetNs::new();
+    let a = TestAgent::start_in_netns(Launcher::Zygote, &ns.0).await;
+    let cases = [
+        (false, "iptables-save", "-A INPUT -s 10.9.8.7/32 -j DROP"),
+        (
+            true,
+            "ip6tables-save",
+            "-A INPUT -s 2001:db8::7/128 -j DROP",
+        ),
+    ];
+    for (ipv6, save, rule) in cases {
+        let rules = format!(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n{rule}\nCOMMIT\n"
+        );
+        let set = pb::SetIPTablesRequest {
+            is_ipv6: ipv6,
+            data: rules.into_bytes(),
+            ..Default::default()
+        };
+        a.client
+            .set_ip_tables(ctx(), &set)
+            .await
+            .expect("SetIPTables");
+        assert!(
+            saved_in(&ns, save).contains(rule),
+            "{save} in the namespace"
+        );
+        let get = pb::GetIPTablesRequest {
+            is_ipv6: ipv6,
+            ..Default::default()
+        };
+        let got = a
+            .client
+            .get_ip_tables(ctx(), &get)
+            .await
+            .expect("GetIPTables");
+        let got = String::from_utf8(got.data).unwrap();
+        assert!(got.contains("*filter") && got.contains(rule), "{got}");
+        // Rules the tool cannot parse change nothing.
+        let bad = pb::SetIPTablesRequest {
+            is_ipv6: ipv6,
+            data: b"*filter\n-A INPUT -j NO-SUCH-TARGET\nCOMMIT\n".to_vec(),
+            ..Default::default()
+        };
+        let r = a.client.set_ip_tables(ctx(), &bad).await;
+        assert_eq!(code(&r), Code::INVALID_ARGUMENT, "{r:?}");
+        assert!(saved_in(&ns, save).contains(rule), "kept after a refusal");
+    }
+    let host = Command::new("iptables-save")
+        .output()
+        .expect("iptables-save");
+    let host = String::from_utf8_lossy(&host.stdout);
+    assert!(
+        !host.contains("10.9.8.7"),
+        "the machine's own tables were changed"
+    );
+    let big = pb::SetIPTablesRequest {
+        data: vec![b'#'; 3 << 20],
+        ..Default::default()
+    };
+    let r = a.client.set_ip_tables(ctx(), &big).await;
+    assert_eq!(code(&r), Code::INVALID_ARGUMENT, "{}", message(&r));
+    assert!(message(&r).contains("more than"), "{}", message(&r));
 }

@@ -1,5 +1,6 @@
 //! Tier 2 (root): what a stock Kata shim relies on beyond create/start/wait (issue 9): an
-//! empty WriteStdin as EOF, GetGuestDetails, Pause/Resume, StatsContainer, UpdateContainer.
+//! empty WriteStdin as EOF, GetGuestDetails, Pause/Resume, StatsContainer (cgroup figures and
+//! the interfaces of the container's network namespace), UpdateContainer.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -307,5 +308,84 @@ async fn update_changes_a_running_containers_limits(l: Launcher) {
     a.wait(&id).await.unwrap();
     let r = update(&a, &id, limits(32 << 20, 5, None)).await;
     assert_eq!(code(&r), Code::FAILED_PRECONDITION, "{}", message(&r));
+    a.remove(&id).await.unwrap();
+}
+
+/// The `lo` counters of a container, from StatsContainer's network list.
+async fn lo_counters(a: &TestAgent, id: &str) -> wire::agent::NetworkStats {
+    let req = wire::agent::StatsContainerRequest {
+        container_id: id.into(),
+        ..Default::default()
+    };
+    let ctx = ttrpc::context::with_timeout(Duration::from_secs(30).as_nanos() as i64);
+    let r = a.client.stats_container(ctx, &req).await.unwrap();
+    let names: Vec<&str> = r.network_stats.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["lo"], "a new network namespace has lo only");
+    r.network_stats[0].clone()
+}
+
+tests::both_launchers!(stats_list_the_interfaces_of_the_containers_netns);
+async fn stats_list_the_interfaces_of_the_containers_netns(l: Launcher) {
+    use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder};
+    let a = TestAgent::start_with(l).await;
+    let id = unique_id("netstats");
+    let mut spec = bundle::spec(&["sh", "-c", "ip link set lo up && exec sleep 100"]);
+    let caps: std::collections::HashSet<_> = [Capability::NetAdmin, Capability::NetRaw].into();
+    let mut process = spec.process().clone().unwrap();
+    process.set_capabilities(Some(
+        LinuxCapabilitiesBuilder::default()
+            .bounding(caps.clone())
+            .permitted(caps.clone())
+            .effective(caps)
+            .inheritable(std::collections::HashSet::new())
+            .ambient(std::collections::HashSet::new())
+            .build()
+            .unwrap(),
+    ));
+    spec.set_process(Some(process.clone()));
+    a.create(&id, &spec).await.unwrap();
+    let before = lo_counters(&a, &id).await;
+    a.start_container(&id).await.unwrap();
+    // Until the container has brought lo up, ping fails: a few tries.
+    process.set_args(Some(
+        ["ping", "-c", "2", "127.0.0.1"].map(String::from).into(),
+    ));
+    let mut pinged = false;
+    for n in 0..20 {
+        let exec_id = format!("ping{n}");
+        a.exec(&id, &exec_id, &process).await.unwrap();
+        if a.wait_exec(&id, &exec_id).await.unwrap() == 0 {
+            pinged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(pinged, "ping 127.0.0.1 in the container never succeeded");
+    let after = lo_counters(&a, &id).await;
+    // Two echo requests and two replies went over lo, each sent and received there.
+    assert!(
+        after.rx_packets >= before.rx_packets + 4,
+        "{before:?} {after:?}"
+    );
+    assert!(
+        after.tx_packets >= before.tx_packets + 4,
+        "{before:?} {after:?}"
+    );
+    assert!(after.rx_bytes > before.rx_bytes, "{before:?} {after:?}");
+    assert!(after.tx_bytes > before.tx_bytes, "{before:?} {after:?}");
+    // The host's own interfaces are not the container's.
+    assert!(after.rx_packets < 1_000, "{after:?}");
+    a.signal(&id, libc::SIGKILL as u32).await.unwrap();
+    a.wait(&id).await.unwrap();
+    let req = wire::agent::StatsContainerRequest {
+        container_id: id.clone(),
+        ..Default::default()
+    };
+    let ctx = ttrpc::context::with_timeout(Duration::from_secs(30).as_nanos() as i64);
+    let r = a.client.stats_container(ctx, &req).await.unwrap();
+    assert!(
+        r.network_stats.is_empty(),
+        "a stopped container has no netns"
+    );
     a.remove(&id).await.unwrap();
 }

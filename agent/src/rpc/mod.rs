@@ -55,6 +55,10 @@ pub const SERVED: &[&str] = &[
     "ListInterfaces",
     "ListRoutes",
     "AddARPNeighbors",
+    "GetIPTables",
+    "SetIPTables",
+    "AddSwap",
+    "RemoveStaleVirtiofsShareMounts",
 ];
 
 pub struct AgentRpc {
@@ -483,6 +487,55 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
     ) -> ttrpc::Result<Empty> {
         let r = network::add_arp_neighbors(&req).await;
         reply("AddARPNeighbors", "", r.map(|_| Empty::new()))
+    }
+
+    async fn remove_stale_virtiofs_share_mounts(
+        &self,
+        _: &TtrpcContext,
+        _: agent::RemoveStaleVirtiofsShareMountsRequest,
+    ) -> ttrpc::Result<Empty> {
+        let share = self.agent.storages.root().join("shared/containers");
+        let info = std::path::Path::new("/proc/self/mountinfo");
+        let r = blocking(move || crate::guest_ops::refresh_share_mounts(info, &share)).await;
+        reply(
+            "RemoveStaleVirtiofsShareMounts",
+            "",
+            r.map(|_| Empty::new()),
+        )
+    }
+
+    async fn add_swap(&self, _: &TtrpcContext, req: agent::AddSwapRequest) -> ttrpc::Result<Empty> {
+        let sysfs = std::path::Path::new(crate::guest::SYSFS);
+        let r = blocking(move || Ok(crate::swap::add_swap(sysfs, &req.PCIPath)?)).await;
+        reply("AddSwap", "", r.map(|_| Empty::new()))
+    }
+
+    async fn get_ip_tables(
+        &self,
+        _: &TtrpcContext,
+        req: agent::GetIPTablesRequest,
+    ) -> ttrpc::Result<agent::GetIPTablesResponse> {
+        let dirs = crate::iptables::search_dirs(std::env::var_os("PATH").as_deref());
+        let r = crate::iptables::get(req.is_ipv6, dirs).await;
+        let r = r.map(|data| agent::GetIPTablesResponse {
+            data,
+            ..Default::default()
+        });
+        reply("GetIPTables", "", r.map_err(AgentError::from))
+    }
+
+    async fn set_ip_tables(
+        &self,
+        _: &TtrpcContext,
+        req: agent::SetIPTablesRequest,
+    ) -> ttrpc::Result<agent::SetIPTablesResponse> {
+        let dirs = crate::iptables::search_dirs(std::env::var_os("PATH").as_deref());
+        let r = crate::iptables::set(req.is_ipv6, &req.data, dirs).await;
+        let r = r.map(|data| agent::SetIPTablesResponse {
+            data,
+            ..Default::default()
+        });
+        reply("SetIPTables", "", r.map_err(AgentError::from))
     }
 
     async fn create_sandbox(

@@ -1,12 +1,14 @@
 //! StatsContainer's reply: `jail::cgroups::CgroupStats` in Kata's `CgroupStats` message shape
 //! (cgroup v1's, which Kata's shims read for both cgroup versions). A figure the kernel does
 //! not provide is 0, as in Kata's agent; an unlimited pids limit is 0 too (Kata's reading of
-//! "max"). No network stats yet: the list is empty.
+//! "max"). The network list: every interface of the container's network namespace
+//! (`netstats`).
 
+use crate::netstats::NetDev;
 use jail::cgroups::{BlkioEntry, CgroupStats};
 use wire::agent;
 
-pub fn response(s: CgroupStats) -> agent::StatsContainerResponse {
+pub fn response((s, network): (CgroupStats, Vec<NetDev>)) -> agent::StatsContainerResponse {
     let cpu = agent::CpuStats {
         cpu_usage: Some(agent::CpuUsage {
             total_usage: s.cpu.total_ns.unwrap_or(0),
@@ -65,6 +67,22 @@ pub fn response(s: CgroupStats) -> agent::StatsContainerResponse {
     };
     agent::StatsContainerResponse {
         cgroup_stats: Some(cgroup).into(),
+        network_stats: network.into_iter().map(interface).collect(),
+        ..Default::default()
+    }
+}
+
+fn interface(d: NetDev) -> agent::NetworkStats {
+    agent::NetworkStats {
+        name: d.name,
+        rx_bytes: d.rx_bytes,
+        rx_packets: d.rx_packets,
+        rx_errors: d.rx_errors,
+        rx_dropped: d.rx_dropped,
+        tx_bytes: d.tx_bytes,
+        tx_packets: d.tx_packets,
+        tx_errors: d.tx_errors,
+        tx_dropped: d.tx_dropped,
         ..Default::default()
     }
 }

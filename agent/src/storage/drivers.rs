@@ -131,18 +131,12 @@ pub fn find_device(spec: &StorageSpec, sysfs: &Path) -> Result<PathBuf, StorageE
                 .ok_or_else(|| not_found(spec, "an nvdimm source is /dev/pmemN"))
         }
         "blk" => {
-            let mut dir = sysfs.join("devices/pci0000:00");
-            for slot in src.split('/') {
-                let slot = u8::from_str_radix(slot, 16)
-                    .map_err(|_| not_found(spec, "a PCI path is hex slots joined by '/'"))?;
-                let suffix = format!(":{slot:02x}.0");
-                dir = child_matching(&dir, |name| {
-                    name.starts_with("0000:") && name.ends_with(&suffix)
-                })
-                .ok_or_else(|| not_found(spec, &format!("no PCI device at slot {slot:02x}")))?;
-            }
-            block_under(&dir, 3)
-                .ok_or_else(|| not_found(spec, "no block device on that PCI device"))
+            let slots = src
+                .split('/')
+                .map(|slot| u8::from_str_radix(slot, 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|_| not_found(spec, "a PCI path is hex slots joined by '/'"))?;
+            pci_block_device(sysfs, &slots).map_err(|what| not_found(spec, &what))
         }
         "scsi" => {
             let (id, lun) = src
@@ -156,6 +150,21 @@ pub fn find_device(spec: &StorageSpec, sysfs: &Path) -> Result<PathBuf, StorageE
         }
         _ => Err(not_found(spec, "not a block device path")),
     }
+}
+
+/// The /dev path of the block device on the PCI device at `slots` (the slot on the root bus,
+/// then on each bridge below, function 0 each), as Kata's agent finds a virtio-blk disk; why
+/// not, in words.
+pub fn pci_block_device(sysfs: &Path, slots: &[u8]) -> Result<PathBuf, String> {
+    let mut dir = sysfs.join("devices/pci0000:00");
+    for slot in slots {
+        let suffix = format!(":{slot:02x}.0");
+        dir = child_matching(&dir, |name| {
+            name.starts_with("0000:") && name.ends_with(&suffix)
+        })
+        .ok_or_else(|| format!("no PCI device at slot {slot:02x}"))?;
+    }
+    block_under(&dir, 3).ok_or_else(|| "no block device on that PCI device".to_string())
 }
 
 fn child_matching(dir: &Path, want: impl Fn(&str) -> bool) -> Option<PathBuf> {

@@ -11,6 +11,8 @@
 mod drivers;
 mod options;
 
+pub use drivers::pci_block_device;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};

@@ -642,6 +642,33 @@ fn rpc_payloads() -> Vec<(&'static str, Vec<u8>)> {
                 ..Default::default()
             }),
         ),
+        (
+            "/grpc.AgentService/GetIPTables",
+            bytes(&agent::GetIPTablesRequest {
+                is_ipv6: true,
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/SetIPTables",
+            bytes(&agent::SetIPTablesRequest {
+                is_ipv6: false,
+                data: b"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 10.9.8.7/32 -j DROP\nCOMMIT\n"
+                    .to_vec(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/AddSwap",
+            bytes(&agent::AddSwapRequest {
+                PCIPath: vec![2, 5],
+                ..Default::default()
+            }),
+        ),
+        (
+            "/grpc.AgentService/RemoveStaleVirtiofsShareMounts",
+            bytes(&agent::RemoveStaleVirtiofsShareMountsRequest::default()),
+        ),
     ]
 }
 
