@@ -30,4 +30,7 @@ pub struct Agent {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The Kata storages mounted for containers and the sandbox.
     pub storages: crate::storage::Storages,
+    /// Our sealed binary, for the helpers the agent spawns besides the launcher's
+    /// (`pidns_init`).
+    pub exe: Arc<std::os::fd::OwnedFd>,
 }

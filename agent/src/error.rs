@@ -112,6 +112,8 @@ pub enum AgentError {
     Swap(#[from] crate::swap::SwapError),
     #[error("network stats: {0}")]
     NetStats(#[from] crate::netstats::NetStatsError),
+    #[error("the sandbox's pid namespace init {0}")]
+    PidnsInit(String),
 }
 
 impl AgentError {
@@ -186,7 +188,8 @@ impl AgentError {
             | AgentError::Cgroup(_)
             | AgentError::Io { .. }
             | AgentError::Metrics(_)
-            | AgentError::NetStats(_) => Code::INTERNAL,
+            | AgentError::NetStats(_)
+            | AgentError::PidnsInit(_) => Code::INTERNAL,
         }
     }
 }

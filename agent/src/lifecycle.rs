@@ -127,11 +127,6 @@ impl Agent {
         self.remove_all().await
     }
 
-    /// The host pid of the container's init process.
-    pub async fn init_pid(&self, id: &str) -> Result<i32, AgentError> {
-        Ok(self.registry.get(id)?.lock().await.init.pid)
-    }
-
     /// Removes every container, going on past failures; returns the first one.
     pub async fn remove_all(&self) -> Result<(), AgentError> {
         let mut first = None;

@@ -1,5 +1,6 @@
-//! `zagent`: the agent daemon. `zagent zygote` (exec'd by the agent itself) is dispatched
-//! first, before any thread or runtime exists, so the zygote stays single-threaded. Started as
+//! `zagent`: the agent daemon. `zagent zygote` (exec'd by the agent itself), and likewise
+//! `zagent init` and `zagent pidns-init`, are dispatched first, before any thread or runtime
+//! exists, so these helpers stay single-threaded. Started as
 //! PID 1 (a guest's init), it becomes the guest's init (`guest_init`), which runs the agent.
 
 mod agent;
@@ -29,6 +30,7 @@ mod netstats;
 mod nsfile;
 mod oom;
 mod pause;
+mod pidns_init;
 mod ratelimit;
 mod reaper;
 mod recovery;
@@ -57,6 +59,10 @@ fn main() -> ExitCode {
             Some(zygote::Options::parse(&rest).and_then(|opts| zygote::serve(0, opts)))
         }
         Some("init") => Some(zygote::serve_one(0)),
+        Some("pidns-init") => {
+            let rest: Vec<String> = std::env::args().skip(2).collect();
+            Some(zygote::pidns_init::run(&rest).map_err(zygote::ZygoteError::from))
+        }
         None if std::process::id() == 1 => guest_init::run(),
         _ => None,
     };

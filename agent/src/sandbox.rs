@@ -6,9 +6,9 @@
 //!   CreateSandbox, the UTS one carrying the sandbox's hostname), in place of whatever the
 //!   spec's `ipc` and `uts` entries say: pods share both;
 //! - gives a container without a pid namespace a new one, or, when CreateSandbox or
-//!   CreateContainer asked for `sandbox_pidns`, the pid namespace of the sandbox's first
-//!   container (its infra container; a later container that asks for it before there is one
-//!   is FAILED_PRECONDITION, as in Kata).
+//!   CreateContainer asked for `sandbox_pidns`, the sandbox's shared one, whose pid 1 is
+//!   zagent's own (`pidns_init`, started by the first call that asks for it), as the Go
+//!   kata-agent's pause process was: no container's exit takes the others' pid 1 away.
 //!
 //! Outside a sandbox (zagent-ctl, runc-style use) specs run as they are.
 //! The shared namespaces are made by a short-lived thread of their own, which unshares them,
@@ -16,6 +16,7 @@
 //! left in another namespace, and the fds keep the namespaces alive until DestroySandbox.
 
 use crate::error::AgentError;
+use crate::pidns_init::PidnsInit;
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Spec};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -24,13 +25,10 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub struct Sandbox {
     pub id: String,
-    /// Containers of the sandbox share the first container's pid namespace.
+    /// CreateSandbox asked that all its containers share one pid namespace.
     pub shared_pidns: bool,
-    /// The pid namespace of the first container's init, held open once there is one (a path
-    /// through its pid could name another process once that one is gone).
-    pidns: Option<OwnedFd>,
-    /// How many containers were created in the sandbox.
-    containers: usize,
+    /// The shared pid namespace and its init, once something asked for it.
+    pidns: Option<PidnsInit>,
     shared: Option<SharedNs>,
     /// CreateSandbox's storages, held for the sandbox's life.
     pub storages: Vec<std::sync::Arc<crate::storage::Mounted>>,
@@ -81,22 +79,32 @@ impl Sandbox {
             id,
             shared_pidns,
             pidns: None,
-            containers: 0,
             shared,
             storages: Vec::new(),
         }
     }
 
+    /// Whether a container that does (or does not) ask for `sandbox_pidns` needs the shared
+    /// pid namespace, and it is not there yet: the caller then starts one (`set_pidns`).
+    pub fn lacks_pidns(&self, sandbox_pidns: bool) -> bool {
+        (sandbox_pidns || self.shared_pidns) && self.pidns.is_none()
+    }
+
+    /// The shared pid namespace; a second one (two creates raced to start it) is dropped,
+    /// which ends it.
+    pub fn set_pidns(&mut self, init: PidnsInit) {
+        self.pidns.get_or_insert(init);
+    }
+
     /// Kata's changes to the namespaces of a container created in this sandbox (module doc).
     pub fn adjust(&self, spec: &mut Spec, sandbox_pidns: bool) -> Result<(), AgentError> {
         let pid_path = if sandbox_pidns || self.shared_pidns {
-            match (&self.pidns, self.containers) {
-                (Some(fd), _) => Some(SharedNs::path(fd)),
-                (None, 0) => None, // this one is the first: its pid namespace becomes the sandbox's
-                (None, _) => {
+            match &self.pidns {
+                Some(init) => Some(SharedNs::path(init.ns())),
+                None => {
                     return Err(AgentError::State {
                         id: self.id.clone(),
-                        state: "without a sandbox pid namespace",
+                        state: "without its shared pid namespace",
                         op: "share it (sandbox_pidns)",
                     })
                 }
@@ -135,21 +143,6 @@ impl Sandbox {
             // joins it does not rename the pod (Kata's agent sets a hostname only in a new one).
             spec.set_hostname(None);
         }
-        Ok(())
-    }
-
-    /// Records a container created in the sandbox: the first one (its infra container) gives
-    /// the sandbox its pid namespace, whether or not it asked to share it, as in Kata, so that
-    /// a later container that asks finds one.
-    /// `init_pid` must still be the container's init (the caller holds its pidfd and has not
-    /// reaped it), so that the namespace opened is that container's.
-    pub fn created(&mut self, init_pid: i32) -> Result<(), AgentError> {
-        if self.containers == 0 {
-            let path = format!("/proc/{init_pid}/ns/pid");
-            let fd = std::fs::File::open(&path).map_err(|e| AgentError::io(path, e))?;
-            self.pidns = Some(fd.into());
-        }
-        self.containers += 1;
         Ok(())
     }
 }
@@ -194,36 +187,23 @@ mod tests {
     }
 
     #[test]
-    fn sandbox_pidns_shares_the_first_container_s_and_needs_one() {
-        let mut sb = Sandbox::new("s".into(), true, None);
-        let mut first = spec(json!([{ "type": "mount" }]));
-        sb.adjust(&mut first, false).unwrap();
-        assert_eq!(kinds(&first)[1], ("pid".into(), None));
-        let me = std::process::id() as i32;
-        sb.created(me).unwrap();
-        let mut second = spec(json!([{ "type": "mount" }, { "type": "pid" }]));
-        sb.adjust(&mut second, false).unwrap();
-        let path = kinds(&second)[1].1.clone().expect("a pid namespace path");
-        let ns = |p: &str| std::fs::read_link(p).unwrap();
-        assert_eq!(ns(&path), ns("/proc/self/ns/pid"));
-
-        let mut late = Sandbox::new("s".into(), false, None);
-        late.created(me).unwrap();
-        let mut s = spec(json!([{ "type": "mount" }]));
-        late.adjust(&mut s, true).unwrap();
-        assert!(
-            kinds(&s)[1].1.is_some(),
-            "a later container that asks shares it"
-        );
+    fn the_shared_pid_namespace_is_needed_when_either_call_asks_and_until_it_is_there() {
+        let sb = Sandbox::new("s".into(), false, None);
+        assert!(!sb.lacks_pidns(false));
+        assert!(sb.lacks_pidns(true), "CreateContainer asks");
+        let sb = Sandbox::new("s".into(), true, None);
+        assert!(sb.lacks_pidns(false), "CreateSandbox asked");
     }
 
     #[test]
-    fn asking_for_a_sandbox_pidns_that_does_not_exist_is_refused() {
-        let mut sb = Sandbox::new("s".into(), false, None);
-        sb.containers = 1;
+    fn adjusting_for_a_shared_pid_namespace_that_is_not_there_is_refused() {
+        let sb = Sandbox::new("s".into(), false, None);
         let e = sb
             .adjust(&mut spec(json!([{ "type": "mount" }])), true)
             .unwrap_err();
         assert_eq!(e.code(), ttrpc::Code::FAILED_PRECONDITION);
+        let mut own = spec(json!([{ "type": "mount" }]));
+        sb.adjust(&mut own, false).unwrap();
+        assert_eq!(kinds(&own)[1], ("pid".into(), None), "a new one of its own");
     }
 }

@@ -31,6 +31,7 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         .await
         .context("recovering what an earlier agent left")?;
     let exe = Arc::new(crate::selfexe::sealed_copy().context("sealing a copy of our binary")?);
+    let helpers_exe = exe.clone();
     let launcher: Arc<dyn Launcher> = match cfg.launcher {
         LauncherKind::Zygote => {
             let mut args = vec!["--warm-pool".to_string(), cfg.warm_pool.to_string()];
@@ -60,6 +61,7 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         metrics: Arc::new(crate::metrics::Metrics::new(launcher.name())),
         launcher,
         storages: crate::storage::Storages::new(cfg.storage_root.clone(), "/sys".into()),
+        exe: helpers_exe,
     });
     let mut services =
         wire::agent_ttrpc::create_agent_service(Arc::new(AgentRpc::new(agent.clone())));

@@ -27,8 +27,10 @@ async fn two_hundred_cycles_leave_nothing_behind(l: Launcher) {
         "zombies: {:?}",
         procs::zombies_of(a.pid())
     );
+    // Not more than after the warm-up: a leak grows the table. (It can be one less: an fd of
+    // the warm-up's helper that was still closing when `fds` was counted.)
     let after = procs::fd_count(a.pid());
-    assert_eq!(after, fds, "agent fds before {fds}, after {after}");
+    assert!(after <= fds, "agent fds before {fds}, after {after}");
     let children = procs::children(a.pid());
     if l == Launcher::Zygote {
         let zygote = procs::zygote_of(a.pid()).expect("zygote");

@@ -294,15 +294,18 @@ async fn a_stock_shim_s_call_sequence(l: Launcher) {
         "THAWED"
     );
 
-    // Exec: sees the sandbox's pid namespace (pid 1 is the infra's sleep) and hostname.
-    let p = bundle::spec(&["sh", "-c", "cat /proc/1/comm; hostname; touch /tmp/vol/x"])
+    // Exec: sees the sandbox's pid namespace (pid 1 is zagent's init, the infra's sleep is
+    // there too) and hostname.
+    let script = "cat /proc/1/comm; cat /proc/[0-9]*/comm | grep -c '^sleep$'; hostname; \
+                  touch /tmp/vol/x";
+    let p = bundle::spec(&["sh", "-c", script])
         .process()
         .clone()
         .unwrap();
     a.exec(&app, "e1", &p).await.expect("ExecProcess");
     assert_eq!(a.wait_exec(&app, "e1").await.unwrap(), 0);
     let out = a.read_all_exec(&app, "e1", false).await.unwrap();
-    assert_eq!(String::from_utf8_lossy(&out), "sleep\npod-seq\n");
+    assert_eq!(String::from_utf8_lossy(&out), "zagent-init\n1\npod-seq\n");
     assert!(
         vol.join("x").exists(),
         "the exec wrote into the container's storage"

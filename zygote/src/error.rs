@@ -22,6 +22,8 @@ pub enum ZygoteError {
     Usage(String),
     #[error("{0} is not supported by this zygote")]
     Unsupported(&'static str),
+    #[error("{0}")]
+    PidnsInit(#[from] crate::pidns_init::PidnsInitError),
 }
 
 impl ZygoteError {

@@ -8,6 +8,7 @@ pub mod child;
 pub mod error;
 pub mod exec;
 pub mod fork;
+pub mod pidns_init;
 pub mod pool;
 pub mod sanitize;
 pub mod server;

@@ -15,6 +15,7 @@ pub use health::HealthService;
 
 use crate::agent::Agent;
 use crate::error::AgentError;
+use crate::pidns_init::PidnsInit;
 use protobuf::well_known_types::empty::Empty;
 use std::sync::{Arc, Mutex};
 use ttrpc::r#async::TtrpcContext;
@@ -543,10 +544,17 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
         _: &TtrpcContext,
         req: agent::CreateSandboxRequest,
     ) -> ttrpc::Result<Empty> {
+        let r = async {
+            let pidns = match req.sandbox_pidns {
+                true => Some(PidnsInit::start(&self.agent.exe).await?),
+                false => None,
+            };
+            self.record_sandbox(&req, pidns)
+        };
         reply(
             "CreateSandbox",
             &req.sandbox_id,
-            self.record_sandbox(&req).map(|_| Empty::new()),
+            r.await.map(|_| Empty::new()),
         )
     }
 
@@ -566,10 +574,15 @@ impl wire::agent_ttrpc::AgentService for AgentRpc {
 
 impl AgentRpc {
     /// CreateSandbox makes the sandbox's shared IPC and UTS namespaces (the UTS one with its
-    /// hostname) and records whether its containers share a pid namespace. It refuses what it
-    /// cannot honour (storages, kernel modules) instead of pretending; it does not change the
-    /// machine's own hostname or DNS, which on a shared test host would be wrong.
-    fn record_sandbox(&self, req: &agent::CreateSandboxRequest) -> Result<(), AgentError> {
+    /// hostname) and records whether its containers share a pid namespace (`pidns`, started by
+    /// the caller when asked). It refuses what it cannot honour (kernel modules) instead of
+    /// pretending; it does not change the machine's own hostname or DNS, which on a shared
+    /// test host would be wrong.
+    fn record_sandbox(
+        &self,
+        req: &agent::CreateSandboxRequest,
+        pidns: Option<PidnsInit>,
+    ) -> Result<(), AgentError> {
         if !req.kernel_modules.is_empty() {
             return Err(AgentError::Unsupported("sandbox kernel modules".into()));
         }
@@ -589,12 +602,15 @@ impl AgentRpc {
         let mut made =
             crate::sandbox::Sandbox::new(req.sandbox_id.clone(), req.sandbox_pidns, Some(shared));
         made.storages = storages;
+        if let Some(init) = pidns {
+            made.set_pidns(init);
+        }
         *sandbox = Some(made);
         Ok(())
     }
 
     /// CreateContainer: inside a sandbox, the spec's namespaces are adjusted as Kata's agent
-    /// does (`sandbox`), and the first container gives the sandbox its pid namespace.
+    /// does (`sandbox`); the first container to ask for the shared pid namespace starts it.
     async fn create_in_sandbox(
         &self,
         req: &agent::CreateContainerRequest,
@@ -602,28 +618,30 @@ impl AgentRpc {
         let received = std::time::Instant::now();
         refuse_unserved_fields(req)?;
         let mut spec = spec_of(req)?;
-        let in_sandbox = {
+        let lacks_pidns = {
             let sandbox = self.sandbox.lock().unwrap_or_else(|p| p.into_inner());
-            match sandbox.as_ref() {
-                Some(sb) => {
-                    sb.adjust(&mut spec, req.sandbox_pidns)?;
-                    true
-                }
-                None => false,
-            }
+            sandbox
+                .as_ref()
+                .is_some_and(|sb| sb.lacks_pidns(req.sandbox_pidns))
         };
-        let id = req.container_id.clone();
-        let storages = req.storages.iter().map(storage_spec).collect();
-        self.agent
-            .create(id.clone(), req.exec_id.clone(), spec, storages, received)
-            .await?;
-        if in_sandbox {
-            let pid = self.agent.init_pid(&id).await?;
+        if lacks_pidns {
+            // Started without the lock (it is awaited); a racing create's is dropped.
+            let init = PidnsInit::start(&self.agent.exe).await?;
             let mut sandbox = self.sandbox.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(sb) = sandbox.as_mut() {
-                sb.created(pid)?;
+                sb.set_pidns(init);
             }
         }
-        Ok(())
+        {
+            let sandbox = self.sandbox.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(sb) = sandbox.as_ref() {
+                sb.adjust(&mut spec, req.sandbox_pidns)?;
+            }
+        }
+        let storages = req.storages.iter().map(storage_spec).collect();
+        let id = req.container_id.clone();
+        self.agent
+            .create(id, req.exec_id.clone(), spec, storages, received)
+            .await
     }
 }
