@@ -15,8 +15,6 @@ pub struct Agent {
     pub launcher: Arc<dyn Launcher>,
     pub layout: Layout,
     pub state_dir: PathBuf,
-    /// Whether processes may ask for a terminal.
-    pub terminals: bool,
     /// Test hook (hidden agent flag): exec'd processes sleep this long before execve.
     pub test_exec_pause_ms: u32,
     /// Held (shared) by every launch task; shutdown takes it exclusively, so it waits for

@@ -30,11 +30,11 @@ impl SyncSocket {
     pub async fn next(&self) -> Result<Option<(ChildEvent, Option<OwnedFd>)>, ChannelError> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let mut guard = self.0.readable().await.map_err(|e| {
-                ChannelError::Io(nix::errno::Errno::from_raw(
-                    e.raw_os_error().unwrap_or(libc::EIO),
-                ))
-            })?;
+            let mut guard = self
+                .0
+                .readable()
+                .await
+                .map_err(|e| ChannelError::Io(jail::error::errno_of(&e)))?;
             match channel::recv::<ChildEvent>(self.0.get_ref().as_fd(), &mut buf, None) {
                 Err(e) if e.is_would_block() => guard.clear_ready(),
                 Err(ChannelError::Closed)

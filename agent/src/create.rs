@@ -34,9 +34,6 @@ impl Agent {
         let validated = jail::validate::validate_with(&id, &spec, &self.seccomp_filters)?;
         let m = &self.metrics;
         m.observe(Kind::Container, Stage::Conversion, received.elapsed());
-        if validated.config.process.terminal && !self.terminals {
-            return Err(AgentError::Unsupported("process.terminal".into()));
-        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let agent = self.clone();
         let inflight = self.inflight.clone().read_owned().await;

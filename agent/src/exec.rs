@@ -59,9 +59,6 @@ impl Agent {
         };
         let pc = jail::validate::process_config(process)?;
         let oom_score_adj = jail::validate::oom_score_adj(process)?;
-        if pc.terminal && !self.terminals {
-            return Err(AgentError::Unsupported("process.terminal".into()));
-        }
         let entry = self.registry.get(id)?;
         let req = {
             let mut c = entry.lock().await;

@@ -79,7 +79,7 @@ pub fn watch(pidfd: PidFd) -> std::io::Result<watch::Receiver<Option<Exit>>> {
             let mut guard = match afd.readable().await {
                 Ok(g) => g,
                 Err(e) => {
-                    let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+                    let errno = jail::error::errno_of(&e);
                     break Err(ReapError::Poll(errno));
                 }
             };

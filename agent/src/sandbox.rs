@@ -55,7 +55,7 @@ impl SharedNs {
                 let path = format!("/proc/thread-self/ns/{kind}");
                 std::fs::File::open(path)
                     .map(OwnedFd::from)
-                    .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+                    .map_err(|e| jail::error::errno_of(&e))
             };
             Ok(SharedNs {
                 ipc: open("ipc")?,

@@ -53,7 +53,6 @@ pub async fn run(cfg: &AgentConfig) -> anyhow::Result<()> {
         registry: Default::default(),
         layout,
         state_dir: cfg.state_dir.clone(),
-        terminals: true,
         test_exec_pause_ms: cfg.test_exec_pause_ms,
         inflight: Default::default(),
         seccomp_filters: Default::default(),

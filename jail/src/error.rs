@@ -4,6 +4,12 @@
 
 use nix::errno::Errno;
 
+/// The errno an `io::Error` carries (EIO for one made without an errno), for the places that
+/// report a std I/O failure by its errno: the jail's steps, the zygote and the agent.
+pub fn errno_of(e: &std::io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
+}
+
 /// The jail's steps, in the order `init` documents; `name` is the stable string that travels to
 /// the agent and on to the user's error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

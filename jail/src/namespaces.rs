@@ -6,8 +6,8 @@
 //! For an exec, every namespace of the running container is joined at once through its init's
 //! pidfd (`join_container`).
 
+use crate::error::errno_of;
 use crate::error::{JailError, Step};
-use crate::mounts::io_errno;
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use std::io::Write;
@@ -28,7 +28,7 @@ pub fn join_cgroups(procs: &[PathBuf]) -> Result<(), JailError> {
             JailError::new(
                 Step::Cgroup,
                 format!("write \"0\" to {}", path.display()),
-                io_errno(&e),
+                errno_of(&e),
             )
         })?;
     }

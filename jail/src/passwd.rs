@@ -37,7 +37,7 @@ pub fn read_in(root: BorrowedFd<'_>, rel: &Path) -> Result<Option<String>, Errno
     std::fs::File::from(fd)
         .take(MAX_BYTES)
         .read_to_end(&mut bytes)
-        .map_err(|e| crate::mounts::io_errno(&e))?;
+        .map_err(|e| crate::error::errno_of(&e))?;
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 

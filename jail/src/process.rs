@@ -167,7 +167,7 @@ pub fn cloexec_all_but_stdio() -> Result<(), Errno> {
         Err(Errno::ENOSYS | Errno::EINVAL) => {}
         other => return other,
     }
-    let entries = std::fs::read_dir("/proc/self/fd").map_err(|e| crate::mounts::io_errno(&e))?;
+    let entries = std::fs::read_dir("/proc/self/fd").map_err(|e| crate::error::errno_of(&e))?;
     for entry in entries.flatten() {
         let fd = entry
             .file_name()

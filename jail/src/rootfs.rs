@@ -35,14 +35,14 @@ pub fn set_propagation(propagation: u64, rootfs: &Path) -> Result<(), JailError>
         JailError::new(
             Step::Propagation,
             format!("make / shared: resolve rootfs {}", rootfs.display()),
-            mounts::io_errno(&e),
+            crate::error::errno_of(&e),
         )
     })?;
     let table = mountinfo::read().map_err(|e| {
         JailError::new(
             Step::Propagation,
             "make / shared: read /proc/self/mountinfo",
-            mounts::io_errno(&e),
+            crate::error::errno_of(&e),
         )
     })?;
     let Some(parent) = mountinfo::containing(&table, &real).filter(|m| m.is_shared()) else {
@@ -131,7 +131,7 @@ pub fn mask(paths: &[PathBuf]) -> Result<(), JailError> {
         let meta = match std::fs::metadata(p) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(err(mounts::io_errno(&e))),
+            Err(e) => return Err(err(crate::error::errno_of(&e))),
         };
         let done = if meta.is_dir() {
             nix::mount::mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, NONE)

@@ -67,7 +67,7 @@ fn write_under(dir: &OwnedFd, rel: &Path, value: &str) -> Result<(), Errno> {
     )?;
     std::fs::File::from(fd)
         .write_all(value.as_bytes())
-        .map_err(|e| crate::mounts::io_errno(&e))
+        .map_err(|e| crate::error::errno_of(&e))
 }
 
 /// "net.ipv4.ip_forward" -> "net/ipv4/ip_forward". Dots become slashes, so no ".." survives.

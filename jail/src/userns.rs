@@ -7,7 +7,6 @@
 //! writer must deny it before writing a gid map.
 
 use crate::error::{JailError, Step};
-use nix::errno::Errno;
 use std::io::Write;
 use std::path::Path;
 use wire::zygote::{ContainerConfig, IdMapping, NamespaceKind};
@@ -48,7 +47,7 @@ pub fn write_maps(proc: &Path, pid: i32, cfg: &ContainerConfig) -> Result<(), Ja
             JailError::new(
                 Step::UserNamespace,
                 format!("write {}", path.display()),
-                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                crate::error::errno_of(&e),
             )
         })?;
     }

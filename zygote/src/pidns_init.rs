@@ -105,12 +105,7 @@ fn init(holder: &OwnedFd, ready: &OwnedFd) -> Result<(), (&'static str, Errno)> 
         .read(true)
         .write(true)
         .open("/dev/null")
-        .map_err(|e| {
-            (
-                "open /dev/null",
-                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            )
-        })?;
+        .map_err(|e| ("open /dev/null", jail::error::errno_of(&e)))?;
     for fd in 0..3 {
         dup2(null.as_raw_fd(), fd).map_err(at("stdio on /dev/null"))?;
     }

@@ -15,7 +15,7 @@ pub fn thread_count(proc_root: &Path) -> Result<usize, ZygoteError> {
     let status = std::fs::read_to_string(proc_root.join("self/status")).map_err(|e| {
         ZygoteError::Sanitize {
             what: "read status",
-            errno: io_errno(&e),
+            errno: jail::error::errno_of(&e),
         }
     })?;
     status
@@ -26,10 +26,6 @@ pub fn thread_count(proc_root: &Path) -> Result<usize, ZygoteError> {
             what: "parse status",
             errno: Errno::EINVAL,
         })
-}
-
-fn io_errno(e: &std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// Makes the process fit to fork containers from and returns the channel, which arrived as

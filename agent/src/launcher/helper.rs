@@ -119,7 +119,5 @@ fn launched((reply, mut got): (Reply, Vec<OwnedFd>)) -> Result<Launched, LaunchE
 
 fn io_err(e: impl Into<std::io::Error>) -> LaunchError {
     let e: std::io::Error = e.into();
-    LaunchError::Channel(ChannelError::Io(nix::errno::Errno::from_raw(
-        e.raw_os_error().unwrap_or(libc::EIO),
-    )))
+    LaunchError::Channel(ChannelError::Io(jail::error::errno_of(&e)))
 }

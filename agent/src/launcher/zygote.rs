@@ -17,7 +17,11 @@ struct Conn {
     generation: u64,
 }
 
-pub struct ZygoteLauncher {
+/// The launcher the agent holds; its state is shared with the watcher of each zygote, which
+/// needs it to start the successor.
+pub struct ZygoteLauncher(Arc<Shared>);
+
+struct Shared {
     exe: Arc<OwnedFd>,
     /// Extra arguments for `zagent zygote` (test hooks only).
     args: Vec<String>,
@@ -32,8 +36,8 @@ impl ZygoteLauncher {
     pub async fn start(
         exe: Arc<OwnedFd>,
         args: Vec<String>,
-    ) -> Result<Arc<ZygoteLauncher>, LaunchError> {
-        let launcher = Arc::new(ZygoteLauncher {
+    ) -> Result<ZygoteLauncher, LaunchError> {
+        let launcher = Arc::new(Shared {
             exe,
             args,
             conn: Mutex::new(None),
@@ -43,10 +47,12 @@ impl ZygoteLauncher {
         let mut conn = launcher.conn.lock().await;
         *conn = Some(launcher.spawn().await?);
         drop(conn);
-        Ok(launcher)
+        Ok(ZygoteLauncher(launcher))
     }
+}
 
-    async fn spawn(self: &Arc<ZygoteLauncher>) -> Result<Conn, LaunchError> {
+impl Shared {
+    async fn spawn(self: &Arc<Shared>) -> Result<Conn, LaunchError> {
         let (child, channel) = helper::spawn(&self.exe, "zygote", &self.args)?;
         let pid = child.id();
         let generation = self
@@ -77,7 +83,7 @@ impl ZygoteLauncher {
 /// Reaps a zygote when it exits and, if it was the current one, execs its successor at once.
 /// Boxed because it is spawned from `spawn`, which it calls.
 fn watch(
-    launcher: std::sync::Weak<ZygoteLauncher>,
+    launcher: std::sync::Weak<Shared>,
     mut child: tokio::process::Child,
     generation: u64,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
@@ -113,10 +119,10 @@ fn watch(
 }
 
 #[async_trait::async_trait]
-impl Launcher for Arc<ZygoteLauncher> {
+impl Launcher for ZygoteLauncher {
     async fn launch(&self, req: LaunchRequest) -> Result<Launched, LaunchError> {
-        let mut slot = self.conn.lock().await;
-        let conn = self.ready(&mut slot).await?;
+        let mut slot = self.0.conn.lock().await;
+        let conn = self.0.ready(&mut slot).await?;
         let result = conn.channel.launch(req).await;
         if matches!(result, Err(LaunchError::ZygoteDied)) {
             *slot = None; // the watcher reaps it and starts the next one
@@ -129,16 +135,19 @@ impl Launcher for Arc<ZygoteLauncher> {
     }
 
     fn restarts(&self) -> u64 {
-        let started = self.generations.load(std::sync::atomic::Ordering::Relaxed);
+        let started = self
+            .0
+            .generations
+            .load(std::sync::atomic::Ordering::Relaxed);
         started.saturating_sub(1)
     }
 
     fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
+        self.0.closed.store(true, Ordering::SeqCst);
     }
 }
 
-impl ZygoteLauncher {
+impl Shared {
     /// The live zygote. One that died while idle is replaced before the request is sent:
     /// nothing reached it, so this is the one case that is safe to retry.
     async fn ready<'a>(

@@ -61,7 +61,7 @@ pub fn mount(spec: &StorageSpec, sysfs: &Path) -> Result<bool, StorageError> {
     std::fs::create_dir_all(mp).map_err(|e| StorageError::Mount {
         mount_point: mp.clone(),
         what: "create the mount point".into(),
-        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        errno: jail::error::errno_of(&e),
     })?;
     let fstype = (!fstype.is_empty()).then_some(fstype.as_str());
     let data = (!data.is_empty()).then_some(data.as_str());
@@ -82,7 +82,7 @@ fn local(spec: &StorageSpec) -> Result<(), StorageError> {
     let io = |e: std::io::Error| StorageError::Mount {
         mount_point: mp.clone(),
         what: "create the directory".into(),
-        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        errno: jail::error::errno_of(&e),
     };
     std::fs::create_dir_all(mp).map_err(io)?;
     let mode = spec.options.iter().find_map(|o| o.strip_prefix("mode="));

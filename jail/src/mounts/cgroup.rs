@@ -24,7 +24,7 @@ pub(super) fn mount(root: &Root, rel: &Path, m: &Mount, cgroupns: bool) -> StepR
     }
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     super::tmpfs(fd, rel, "tmpfs", tmpfs_flags, "mode=755")?;
-    let io = |e: std::io::Error| ("read the cgroup layout for", super::io_errno(&e));
+    let io = |e: std::io::Error| ("read the cgroup layout for", crate::error::errno_of(&e));
     let mounts = mountinfo::read().map_err(io)?;
     let own = mountinfo::read_cgroups().map_err(io)?;
     for (h, member) in hierarchies(&mounts, &own, &root.real) {

@@ -199,7 +199,8 @@ pub fn tmpfs(
 /// A bind mount: MS_BIND (|MS_REC), then the remaining flags in a bind remount.
 fn bind(root: BorrowedFd<'_>, rel: &Path, m: &Mount) -> StepResult {
     let source = m.source.as_deref().ok_or(("bind", Errno::EINVAL))?;
-    let meta = std::fs::metadata(source).map_err(|e| ("stat source of", io_errno(&e)))?;
+    let meta =
+        std::fs::metadata(source).map_err(|e| ("stat source of", crate::error::errno_of(&e)))?;
     let leaf = if meta.is_dir() {
         paths::Leaf::Dir
     } else {
@@ -217,10 +218,6 @@ fn bind(root: BorrowedFd<'_>, rel: &Path, m: &Mount) -> StepResult {
     // lookup.
     let mounted = paths::open_target(root, rel, true).map_err(|e| ("reopen", e))?;
     remount_bind_fd(mounted.as_fd(), rest).map_err(|e| ("remount", e))
-}
-
-pub fn io_errno(e: &std::io::Error) -> Errno {
-    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
 
 /// MS_BIND|MS_REMOUNT with `requested` on the mount whose root is `target`. If the kernel
